@@ -1,0 +1,368 @@
+// The C API: the runtime's life cycle (init, shutdown, fork) and the calls
+// programs make.
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <mutex>
+
+#include "classify.h"
+#include "raw_syscall.h"
+#include "runtime.h"
+
+using namespace flexsc::detail;
+
+namespace {
+
+enum class State {
+  Never,      // no flexsc_init yet: the first call initializes with defaults
+  Running,
+  Shut,       // after flexsc_shutdown: -ESHUTDOWN until the next init
+  ForkChild,  // forked child: the first call starts a runtime like the parent's
+  ForkSync,   // forked child that may not start threads: synchronous calls
+};
+
+// Plain globals, constant-initialized: usable from atexit and fork handlers.
+std::mutex g_life;  // init, shutdown, fork
+std::atomic<Runtime*> g_rt{nullptr};
+std::atomic<State> g_state{State::Never};
+uint64_t g_next_gen = 1;
+Config g_fork_config;  // the parent's, for a child's runtime
+int g_forking_tid = 0;
+std::once_flag g_hooks_once;
+
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kChildMayStartThreads = false;  // TSan kills a forked child that does
+#else
+constexpr bool kChildMayStartThreads = true;
+#endif
+
+void before_fork() {
+  g_life.lock();
+  registry_mutex().lock();
+  g_forking_tid = gettid();
+}
+
+void after_fork_parent() {
+  registry_mutex().unlock();
+  g_life.unlock();
+}
+
+// Only the forking thread exists here.  Entries in flight belonged to the
+// parent's syscall threads: they are cancelled; contexts of threads that
+// do not exist here are dropped.
+void after_fork_child() {
+  for (Context* c = registry_head(); c;) {
+    Context* next = c->next;
+    if (c->thread_owned && c->owner_tid != g_forking_tid) {
+      registry_unlink_locked(c);
+      c->refs.store(1);  // queue references died with the parent's runtime
+      c->release();
+    } else {
+      if (c->thread_owned) c->owner_tid = gettid();
+      for (unsigned i = 0; i < c->capacity; ++i) {
+        const uint16_t s = status_of(&c->entries[i]).load();
+        if (s == FLEXSC_SUBMITTED || s == FLEXSC_BUSY) {
+          c->entries[i].ret = -ECANCELED;
+          status_of(&c->entries[i]).store(FLEXSC_DONE);
+        }
+      }
+      c->sq_head.store(c->sq_tail.load());
+      c->queued.store(0);
+      c->refs.store(1);
+      c->waiting.store(0);
+      c->in_api.store(0);
+      c->gen = 0;
+    }
+    c = next;
+  }
+  registry_mutex().unlock();
+  if (Runtime* rt = g_rt.exchange(nullptr)) {
+    g_fork_config = rt->config();
+    rt->discard_after_fork();
+    delete rt;
+    g_state = kChildMayStartThreads ? State::ForkChild : State::ForkSync;
+  }
+  g_life.unlock();
+}
+
+void shutdown_at_exit() { flexsc_shutdown(); }
+
+int start_locked(const Config& cfg) {
+  std::unique_ptr<Runtime> rt;
+  std::string error;
+  const int rc = Runtime::start(cfg, g_next_gen++, &rt, &error);
+  if (rc < 0) {
+    std::fprintf(stderr, "flexsc: cannot start: %s\n", error.c_str());
+    return rc;
+  }
+  std::call_once(g_hooks_once, [] {
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    std::atexit(shutdown_at_exit);
+  });
+  g_rt.store(rt.release(), std::memory_order_seq_cst);
+  g_state = State::Running;
+  return 0;
+}
+
+// The hidden per-thread context of flexsc_syscall.
+struct ThreadContext {
+  Context* ctx = nullptr;
+  int depth = 0;  // > 0 while inside flexsc_syscall (a signal handler may re-enter)
+  ~ThreadContext() {
+    if (!ctx) return;
+    {
+      std::lock_guard lock(registry_mutex());
+      retire_stats(ctx);
+    }
+    registry_remove(ctx);
+    ctx->release();
+  }
+};
+thread_local ThreadContext t_ctx;
+
+Context* thread_context() {
+  if (!t_ctx.ctx) {
+    t_ctx.ctx = Context::create(1, true);
+    if (t_ctx.ctx) t_ctx.ctx->owner_tid = gettid();
+  }
+  return t_ctx.ctx;
+}
+
+constexpr long kRunSynchronously = 1;  // not an errno: the caller runs the call itself
+
+// enter(), starting the runtime on first use.  Returns nullptr with *why
+// set to -errno, or kRunSynchronously in a child that may not start threads.
+Runtime* enter_or_start(Context* ctx, long* why) {
+  for (;;) {
+    if (Runtime* rt = enter(ctx)) return rt;
+    const State s = g_state.load();
+    if (s == State::Never || s == State::ForkChild) {
+      std::lock_guard lock(g_life);
+      if (g_state == State::Never || g_state == State::ForkChild) {
+        Config cfg;
+        std::string error;
+        int rc = g_state == State::ForkChild ? 0 : Config::load(nullptr, &cfg, &error);
+        if (g_state == State::ForkChild) cfg = g_fork_config;
+        if (rc == 0) rc = start_locked(cfg);
+        else std::fprintf(stderr, "flexsc: %s\n", error.c_str());
+        if (rc < 0) {
+          *why = rc;
+          return nullptr;
+        }
+      }
+      continue;
+    }
+    *why = s == State::ForkSync ? kRunSynchronously : -ESHUTDOWN;
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+namespace flexsc::detail {
+
+Runtime* enter(Context* ctx) {
+  ctx->in_api.store(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  Runtime* rt = g_rt.load(std::memory_order_acquire);
+  if (!rt) {
+    leave(ctx);
+    return nullptr;
+  }
+  if (ctx->gen != rt->gen()) rt->bind(ctx);
+  return rt;
+}
+
+}  // namespace flexsc::detail
+
+extern "C" {
+
+int flexsc_init(const struct flexsc_options* opts) {
+  Config cfg;
+  std::string error;
+  if (int rc = Config::load(opts, &cfg, &error); rc < 0) {
+    std::fprintf(stderr, "flexsc: %s\n", error.c_str());
+    return rc;
+  }
+  std::lock_guard lock(g_life);
+  if (g_rt.load()) return -EALREADY;
+  return start_locked(cfg);
+}
+
+void flexsc_shutdown(void) {
+  std::lock_guard lock(g_life);
+  Runtime* rt = g_rt.exchange(nullptr, std::memory_order_seq_cst);
+  if (rt) {
+    rt->stop();
+    delete rt;
+  }
+  if (g_state != State::Never || rt) g_state = State::Shut;
+}
+
+const char* flexsc_backend(void) {
+  std::lock_guard lock(g_life);
+  if (Runtime* rt = g_rt.load()) return rt->backend_name();
+  return g_state == State::ForkSync ? "sync" : "none";
+}
+
+long flexsc_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
+  const long args[6] = {a1, a2, a3, a4, a5, a6};
+  Context* ctx = thread_context();
+  if (!ctx || t_ctx.depth > 0) {
+    // No memory for a context, or re-entered from a signal handler that
+    // interrupted this thread's own call: the kernel answers directly.
+    return raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+  }
+  long why = 0;
+  Runtime* rt = enter_or_start(ctx, &why);
+  if (!rt) return why == kRunSynchronously ? raw_syscall6(nr, a1, a2, a3, a4, a5, a6) : why;
+  const SyscallClass cls = classify(nr, args);
+  if (runs_on_caller(cls)) {
+    // Not inside the runtime while it runs: a local call may block for long.
+    leave(ctx);
+    if (cls == SyscallClass::Local) {
+      ctx->stats.local.add();
+      ctx->stats.calls[nr].add();
+    } else {
+      ctx->stats.unknown.add();
+    }
+    return raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+  }
+  ++t_ctx.depth;
+  flexsc_entry* e = ctx->get_entry();
+  flexsc_prep(e, nr, a1, a2, a3, a4, a5, a6);
+  rt->submit(ctx);
+  const long ret = rt->wait_entry(ctx, e);
+  ctx->seen(e);
+  --t_ctx.depth;
+  leave(ctx);
+  return ret;
+}
+
+int flexsc_bind_user_thread(void) {
+  std::vector<int> cpus;
+  {
+    std::lock_guard lock(g_life);
+    Runtime* rt = g_rt.load();
+    if (!rt) return -ESHUTDOWN;
+    cpus = rt->backend().placement().user_cpus;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus) CPU_SET(c, &set);
+  return static_cast<int>(raw_syscall6(SYS_sched_setaffinity, 0, sizeof set, reinterpret_cast<long>(&set), 0, 0, 0));
+}
+
+int flexsc_ctx_create(unsigned pages, struct flexsc_ctx** out) {
+  if (!out || pages == 0 || pages > 1024) return -EINVAL;
+  Context* ctx = Context::create(pages, false);
+  if (!ctx) return -ENOMEM;
+  *out = reinterpret_cast<flexsc_ctx*>(ctx);
+  return 0;
+}
+
+int flexsc_ctx_destroy(struct flexsc_ctx* handle) {
+  auto* ctx = reinterpret_cast<Context*>(handle);
+  if (!ctx) return -EINVAL;
+  if (ctx->in_flight()) return -EBUSY;
+  {
+    std::lock_guard lock(registry_mutex());
+    retire_stats(ctx);
+  }
+  registry_remove(ctx);
+  ctx->release();
+  return 0;
+}
+
+unsigned flexsc_ctx_capacity(const struct flexsc_ctx* handle) {
+  return handle ? reinterpret_cast<const Context*>(handle)->capacity : 0;
+}
+
+struct flexsc_entry* flexsc_get_entry(struct flexsc_ctx* handle) {
+  return handle ? reinterpret_cast<Context*>(handle)->get_entry() : nullptr;
+}
+
+int flexsc_submit(struct flexsc_ctx* handle) {
+  auto* ctx = reinterpret_cast<Context*>(handle);
+  if (!ctx) return -EINVAL;
+  if (ctx->prepared_count == 0) return 0;
+  long why = 0;
+  Runtime* rt = enter_or_start(ctx, &why);
+  if (!rt && why == kRunSynchronously) {
+    // Forked child without threads: run every prepared entry here.
+    const unsigned n = ctx->prepared_count;
+    for (unsigned i = 0; i < n; ++i) {
+      flexsc_entry* e = &ctx->entries[ctx->prepared[i]];
+      ctx->record_order(ctx->prepared[i]);
+      e->ret = (e->flags & FLEXSC_ENTRY_NOP)
+                   ? 0
+                   : raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
+      status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+    }
+    ctx->prepared_count = 0;
+    return static_cast<int>(n);
+  }
+  if (!rt) return static_cast<int>(why);
+  const int n = rt->submit(ctx);
+  leave(ctx);
+  return n;
+}
+
+int flexsc_peek(struct flexsc_ctx* handle, struct flexsc_entry** out) {
+  auto* ctx = reinterpret_cast<Context*>(handle);
+  if (!ctx || !out) return -EINVAL;
+  *out = ctx->oldest_done();
+  return *out ? 0 : -EAGAIN;
+}
+
+int flexsc_wait(struct flexsc_ctx* handle, struct flexsc_entry** out) {
+  auto* ctx = reinterpret_cast<Context*>(handle);
+  if (!ctx || !out) return -EINVAL;
+  if ((*out = ctx->oldest_done())) return 0;
+  if (!ctx->any_unseen()) return -EAGAIN;
+  Runtime* rt = enter(ctx);
+  if (!rt) return -ESHUTDOWN;  // shutdown completed every entry: peek finds them
+  const int rc = rt->wait_any(ctx, out);
+  leave(ctx);
+  return rc;
+}
+
+long flexsc_wait_entry(struct flexsc_ctx* handle, struct flexsc_entry* e) {
+  auto* ctx = reinterpret_cast<Context*>(handle);
+  if (!ctx || !e || e < ctx->entries || e >= ctx->entries + ctx->capacity) return -EINVAL;
+  const uint16_t s = status_of(e).load(std::memory_order_acquire);
+  if (s == FLEXSC_DONE) return e->ret;
+  if (s == FLEXSC_FREE) return -EINVAL;  // never submitted
+  Runtime* rt = enter(ctx);
+  if (!rt) return -ESHUTDOWN;
+  const long ret = rt->wait_entry(ctx, e);
+  leave(ctx);
+  return ret;
+}
+
+void flexsc_seen(struct flexsc_ctx* handle, struct flexsc_entry* e) {
+  auto* ctx = reinterpret_cast<Context*>(handle);
+  if (ctx && e >= ctx->entries && e < ctx->entries + ctx->capacity &&
+      status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE)
+    ctx->seen(e);
+}
+
+unsigned flexsc_entry_index(const struct flexsc_ctx* handle, const struct flexsc_entry* e) {
+  return reinterpret_cast<const Context*>(handle)->index_of(e);
+}
+
+int flexsc_get_stats(struct flexsc_stats* out) {
+  if (!out) return -EINVAL;
+  std::lock_guard lock(g_life);
+  Runtime* rt = g_rt.load();
+  if (!rt) return -ESHUTDOWN;
+  const StatsTotals t = rt->totals();
+  *out = flexsc_stats{t.remote, t.local,  t.unknown,   t.blocking,        t.nops,     t.drains,
+                      t.sleeps, t.wait_parks, t.takeovers, t.syscall_threads, t.cancelled};
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,132 @@
+#include "context.h"
+
+#include <sys/mman.h>
+
+#include <new>
+
+namespace flexsc::detail {
+
+namespace {
+// Plain globals, constant-initialized: usable from atexit and fork handlers.
+std::mutex g_registry_mutex;
+Context* g_registry_head = nullptr;
+}  // namespace
+
+std::mutex& registry_mutex() { return g_registry_mutex; }
+
+Context* registry_head() { return g_registry_head; }
+
+void registry_add(Context* ctx) {
+  std::lock_guard lock(registry_mutex());
+  ctx->next = g_registry_head;
+  if (g_registry_head) g_registry_head->prev = ctx;
+  g_registry_head = ctx;
+}
+
+void registry_remove(Context* ctx) {
+  std::lock_guard lock(registry_mutex());
+  registry_unlink_locked(ctx);
+}
+
+void registry_unlink_locked(Context* ctx) {
+  if (ctx->prev) ctx->prev->next = ctx->next;
+  else g_registry_head = ctx->next;
+  if (ctx->next) ctx->next->prev = ctx->prev;
+  ctx->prev = ctx->next = nullptr;
+}
+
+Context* Context::create(unsigned pages, bool thread_owned) {
+  auto* ctx = new (std::nothrow) Context();
+  if (!ctx) return nullptr;
+  const size_t bytes = size_t{pages} * FLEXSC_PAGE_SIZE;
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    delete ctx;
+    return nullptr;
+  }
+  ctx->entries = static_cast<flexsc_entry*>(mem);
+  ctx->capacity = pages * FLEXSC_ENTRIES_PER_PAGE;
+  const unsigned n = ctx->capacity;
+  ctx->free_slots = new (std::nothrow) uint32_t[n];
+  ctx->prepared = new (std::nothrow) uint32_t[n];
+  ctx->order_next = new (std::nothrow) uint32_t[n];
+  ctx->order_prev = new (std::nothrow) uint32_t[n];
+  ctx->sq = new (std::nothrow) uint32_t[n];
+  if (!ctx->free_slots || !ctx->prepared || !ctx->order_next || !ctx->order_prev || !ctx->sq) {
+    delete ctx;
+    return nullptr;
+  }
+  // Hand slots out lowest first, so a small batch stays in few cache lines.
+  for (unsigned i = 0; i < n; ++i) ctx->free_slots[i] = n - 1 - i;
+  ctx->free_count = n;
+  ctx->thread_owned = thread_owned;
+  registry_add(ctx);
+  return ctx;
+}
+
+Context::~Context() {
+  if (entries) munmap(entries, size_t{capacity} * sizeof(flexsc_entry));
+  delete[] free_slots;
+  delete[] prepared;
+  delete[] order_next;
+  delete[] order_prev;
+  delete[] sq;
+}
+
+void Context::release() {
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+flexsc_entry* Context::get_entry() {
+  if (free_count == 0) return nullptr;
+  const uint32_t slot = free_slots[--free_count];
+  prepared[prepared_count++] = slot;
+  return &entries[slot];
+}
+
+void Context::record_order(uint32_t slot) {
+  order_next[slot] = kNoSlot;
+  order_prev[slot] = order_tail;
+  if (order_tail == kNoSlot) order_head = slot;
+  else order_next[order_tail] = slot;
+  order_tail = slot;
+}
+
+void Context::forget_order(uint32_t slot) {
+  const uint32_t prev = order_prev[slot], next = order_next[slot];
+  if (prev == kNoSlot) order_head = next;
+  else order_next[prev] = next;
+  if (next == kNoSlot) order_tail = prev;
+  else order_prev[next] = prev;
+}
+
+void Context::publish(const uint32_t* slots, unsigned count) {
+  uint64_t tail = sq_tail.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < count; ++i) sq[(tail + i) % capacity] = slots[i];
+  sq_tail.store(tail + count, std::memory_order_seq_cst);
+}
+
+void Context::seen(flexsc_entry* e) {
+  const uint32_t slot = index_of(e);
+  forget_order(slot);
+  status_of(e).store(FLEXSC_FREE, std::memory_order_relaxed);
+  free_slots[free_count++] = slot;
+}
+
+flexsc_entry* Context::oldest_done() {
+  for (uint32_t slot = order_head; slot != kNoSlot; slot = order_next[slot]) {
+    flexsc_entry* e = &entries[slot];
+    if (status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE) return e;
+  }
+  return nullptr;
+}
+
+bool Context::in_flight() const {
+  for (unsigned i = 0; i < capacity; ++i) {
+    const uint16_t s = status_of(&entries[i]).load(std::memory_order_acquire);
+    if (s == FLEXSC_SUBMITTED || s == FLEXSC_BUSY) return true;
+  }
+  return false;
+}
+
+}  // namespace flexsc::detail

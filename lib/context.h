@@ -1,0 +1,98 @@
+// A posting context: a ring of syscall pages owned by one thread at a time
+// (a user thread, or later an M:N scheduler), plus the submission queue its
+// syscall threads drain.
+//
+// The owner takes FREE entries, prepares them and submits them: each
+// submitted slot index goes into `sq` and sq_tail is published (release).
+// Syscall threads claim positions of sq one at a time with a CAS on
+// sq_head, so several of them can serve one context (a spare thread takes
+// over when one blocks).  Results are read in any order: the owner keeps,
+// privately, the order it submitted in, for flexsc_peek.
+#pragma once
+
+#include <flexsc/flexsc.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "stats.h"
+
+namespace flexsc::detail {
+
+class Runtime;
+struct SyscallCore;
+
+// Library-internal entry flag: the entry is in the blocking class.
+inline constexpr uint16_t kEntryBlocking = 1u << 15;
+
+inline std::atomic_ref<uint16_t> status_of(flexsc_entry* e) { return std::atomic_ref<uint16_t>(e->status); }
+
+struct Context {
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+
+  // ---- owner side: touched only by the thread using the context
+  flexsc_entry* entries = nullptr;  // pages * 64, page-aligned mmap
+  unsigned capacity = 0;
+  uint32_t* free_slots = nullptr;   // stack of FREE slots
+  unsigned free_count = 0;
+  uint32_t* prepared = nullptr;     // slots handed out since the last submit, in order
+  unsigned prepared_count = 0;
+  // Submitted, unseen entries in submission order: a list through slots.
+  uint32_t* order_next = nullptr;
+  uint32_t* order_prev = nullptr;
+  uint32_t order_head = kNoSlot, order_tail = kNoSlot;
+  uint64_t gen = 0;                 // generation of the runtime it is bound to
+  Runtime* rt = nullptr;
+  SyscallCore* core = nullptr;
+  bool thread_owned = false;        // the hidden context of flexsc_syscall
+  int owner_tid = 0;                // of a thread-owned context
+  CallerStats stats;
+
+  // ---- shared with syscall threads
+  uint32_t* sq = nullptr;  // slot indices, written before sq_tail is published
+  alignas(64) std::atomic<uint64_t> sq_tail{0};
+  alignas(64) std::atomic<uint64_t> sq_head{0};
+  alignas(64) std::atomic<uint32_t> waiting{0};  // futex word: the owner is parked
+  std::atomic<uint32_t> queued{0};               // a ready-queue reference is pending
+  std::atomic<uint32_t> refs{1};                 // the owner's, plus one per queue reference
+  std::atomic<uint32_t> in_api{0};               // the owner is inside a call that uses the runtime
+
+  // ---- global registry (under the registry lock)
+  Context* prev = nullptr;
+  Context* next = nullptr;
+
+  static Context* create(unsigned pages, bool thread_owned);  // nullptr on ENOMEM
+  void add_ref() { refs.fetch_add(1, std::memory_order_relaxed); }
+  void release();  // frees on the last reference
+
+  flexsc_entry* get_entry();
+  void seen(flexsc_entry* e);
+  unsigned index_of(const flexsc_entry* e) const { return static_cast<unsigned>(e - entries); }
+  bool in_flight() const;        // any entry SUBMITTED or BUSY
+  bool has_unclaimed() const {
+    return sq_head.load(std::memory_order_acquire) < sq_tail.load(std::memory_order_acquire);
+  }
+  flexsc_entry* oldest_done();   // flexsc_peek's answer, or nullptr
+  bool any_unseen() const { return order_head != kNoSlot; }
+
+  // Appends a prepared slot to the submission order (owner-private).
+  void record_order(uint32_t slot);
+  void forget_order(uint32_t slot);
+  // Publishes `count` slot indices to the syscall threads.
+  void publish(const uint32_t* slots, unsigned count);
+
+ private:
+  Context() = default;
+  ~Context();
+};
+
+// Registry of live contexts, for shutdown (cancellation), statistics and
+// fork.  Walk it from registry_head() with registry_mutex() held.
+std::mutex& registry_mutex();
+Context* registry_head();
+void registry_add(Context* ctx);
+void registry_remove(Context* ctx);
+void registry_unlink_locked(Context* ctx);
+
+}  // namespace flexsc::detail

@@ -1,0 +1,41 @@
+// Private futexes on 32-bit words, through raw syscalls (errno untouched).
+#pragma once
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdint>
+
+#include "raw_syscall.h"
+
+namespace flexsc::detail {
+
+// Sleeps while *word == expected, at most timeout_ns (0: no limit).
+inline void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns = 0) {
+  struct timespec ts{};
+  struct timespec* tp = nullptr;
+  if (timeout_ns) {
+    ts.tv_sec = static_cast<time_t>(timeout_ns / 1000000000ull);
+    ts.tv_nsec = static_cast<long>(timeout_ns % 1000000000ull);
+    tp = &ts;
+  }
+  raw_syscall6(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAIT_PRIVATE, expected,
+               reinterpret_cast<long>(tp), 0, 0);
+}
+
+inline void futex_wake(std::atomic<uint32_t>* word, int count = INT_MAX) {
+  raw_syscall6(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAKE_PRIVATE, count, 0, 0, 0);
+}
+
+inline void cpu_relax() { __builtin_ia32_pause(); }
+
+inline uint64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace flexsc::detail

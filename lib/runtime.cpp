@@ -1,0 +1,209 @@
+#include "runtime.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+
+#include "classify.h"
+#include "futex.h"
+#include "raw_syscall.h"
+#include "thread_backend.h"
+
+namespace flexsc::detail {
+namespace {
+
+// Statistics of contexts that went away while the current runtime ran.
+StatsTotals g_retired;       // under registry_mutex()
+uint64_t g_retired_gen = 0;  // the generation g_retired belongs to
+
+constexpr uint64_t kFirstParkNs = 1'000'000;  // parked waiters re-check for stuck
+constexpr uint64_t kMaxParkNs = 64'000'000;   // syscall threads this often at least
+constexpr uint64_t kGraceNs = 100'000'000;    // shutdown lets calls finish this long
+
+}  // namespace
+
+void retire_stats(Context* ctx) {
+  if (ctx->gen != 0 && ctx->gen == g_retired_gen) g_retired.add(ctx->stats);
+}
+
+int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* out, std::string* error) {
+  std::unique_ptr<Runtime> rt(new Runtime());
+  rt->cfg_ = cfg;
+  rt->gen_ = gen;
+  const std::string& b = cfg.backend;
+  int rc;
+  if (b == "auto" || b == "thread" || b == "test-perturb") {
+    rc = ThreadBackend::create(cfg, b == "test-perturb", &rt->backend_, error);
+  } else {
+    *error = "backend '" + b + "' is not available in this build (available: thread)";
+    rc = -ENOSYS;
+  }
+  if (rc < 0) return rc;
+  {
+    std::lock_guard lock(registry_mutex());
+    g_retired = StatsTotals{};
+    g_retired_gen = gen;
+  }
+  *out = std::move(rt);
+  return 0;
+}
+
+void Runtime::bind(Context* ctx) {
+  ctx->stats.reset();
+  backend_->bind(ctx);
+  ctx->rt = this;
+  ctx->gen = gen_;
+}
+
+int Runtime::submit(Context* ctx) {
+  const unsigned n = ctx->prepared_count;
+  unsigned remote = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    const uint32_t slot = ctx->prepared[i];
+    flexsc_entry* e = &ctx->entries[slot];
+    ctx->record_order(slot);
+    if (e->flags & FLEXSC_ENTRY_NOP) {
+      e->flags = FLEXSC_ENTRY_NOP;
+    } else {
+      const long args[6] = {e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]};
+      const SyscallClass cls = classify(e->nr, args);
+      if (runs_on_caller(cls)) {
+        (cls == SyscallClass::Local ? ctx->stats.local : ctx->stats.unknown).add();
+        if (cls == SyscallClass::Local) ctx->stats.calls[e->nr].add();
+        e->ret = raw_syscall6(e->nr, args[0], args[1], args[2], args[3], args[4], args[5]);
+        status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+        continue;
+      }
+      e->flags = cls == SyscallClass::Blocking ? kEntryBlocking : 0;
+    }
+    status_of(e).store(FLEXSC_SUBMITTED, std::memory_order_relaxed);
+    ctx->prepared[remote++] = slot;
+  }
+  ctx->prepared_count = 0;
+  if (remote) {
+    ctx->publish(ctx->prepared, remote);
+    backend_->submitted(ctx);
+  }
+  return static_cast<int>(n);
+}
+
+// Spin for the configured time, then park on the context's futex until
+// done().  Parking has a timeout so a waiter keeps checking that the
+// syscall threads serving it are not all stuck in blocking calls.
+template <class Done>
+void Runtime::wait_until(Context* ctx, Done done) {
+  if (done()) return;
+  ctx->stats.waits.add();
+  backend_->wait_begin(ctx);
+  uint64_t mark = backend_->progress_mark(ctx);
+  const uint64_t deadline = now_ns() + cfg_.wait_spin_ns;
+  for (unsigned i = 1; !done(); ++i) {
+    cpu_relax();
+    if ((i & 63) == 0 && now_ns() > deadline) break;
+  }
+  uint64_t park_ns = kFirstParkNs;
+  while (!done()) {
+    backend_->before_park(ctx, mark);
+    mark = backend_->progress_mark(ctx);
+    ctx->waiting.store(1, std::memory_order_seq_cst);
+    if (done()) {
+      ctx->waiting.store(0, std::memory_order_relaxed);
+      break;
+    }
+    ctx->stats.wait_parks.add();
+    futex_wait(&ctx->waiting, 1, park_ns);
+    park_ns = std::min(park_ns * 2, kMaxParkNs);
+  }
+}
+
+long Runtime::wait_entry(Context* ctx, flexsc_entry* e) {
+  wait_until(ctx, [e] { return status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE; });
+  return e->ret;
+}
+
+int Runtime::wait_any(Context* ctx, flexsc_entry** out) {
+  if (!ctx->any_unseen()) return -EAGAIN;
+  wait_until(ctx, [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; });
+  return 0;
+}
+
+namespace {
+
+// Completes every unclaimed entry of ctx with -ECANCELED.
+uint64_t cancel_unclaimed(Context* ctx) {
+  uint64_t n = 0;
+  uint64_t head = ctx->sq_head.load(std::memory_order_acquire);
+  while (head < ctx->sq_tail.load(std::memory_order_acquire)) {
+    if (!ctx->sq_head.compare_exchange_weak(head, head + 1)) continue;
+    flexsc_entry* e = &ctx->entries[ctx->sq[head % ctx->capacity]];
+    ++head;
+    e->ret = -ECANCELED;
+    status_of(e).store(FLEXSC_DONE, std::memory_order_seq_cst);
+    ++n;
+  }
+  if (n && ctx->waiting.exchange(0)) futex_wake(&ctx->waiting);
+  return n;
+}
+
+}  // namespace
+
+void Runtime::stop() {
+  // 1. Calls in progress finish normally for a while (g_rt is null already,
+  //    so no new ones start).
+  auto any_inside = [this] {
+    std::lock_guard lock(registry_mutex());
+    for (Context* c = registry_head(); c; c = c->next)
+      if (c->gen == gen_ && c->in_api.load(std::memory_order_acquire)) return true;
+    return false;
+  };
+  const uint64_t grace_end = now_ns() + kGraceNs;
+  while (any_inside() && now_ns() < grace_end) usleep(200);
+  // 2. Syscall threads stop; calls blocked in the kernel are interrupted.
+  backend_->stop();
+  // 3. What nobody claimed is cancelled, until every caller has left.
+  uint64_t cancelled = 0;
+  for (;;) {
+    bool inside = false;
+    {
+      std::lock_guard lock(registry_mutex());
+      for (Context* c = registry_head(); c; c = c->next) {
+        if (c->gen != gen_) continue;
+        cancelled += cancel_unclaimed(c);
+        inside |= c->in_api.load(std::memory_order_acquire) != 0;
+      }
+    }
+    if (!inside) break;
+    usleep(200);
+  }
+  if (!cfg_.stats.empty()) {
+    StatsTotals t = totals();
+    t.cancelled += cancelled;
+    const std::string text = t.report(backend_name());
+    const bool to_stderr = cfg_.stats == "1";
+    const int fd = to_stderr ? 2 : open(cfg_.stats.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      if (write(fd, text.data(), text.size()) < 0) {
+      }
+      if (!to_stderr) close(fd);
+    } else {
+      std::fprintf(stderr, "flexsc: cannot write statistics to %s\n", cfg_.stats.c_str());
+    }
+  }
+}
+
+void Runtime::discard_after_fork() { backend_->forget_threads(); }
+
+StatsTotals Runtime::totals() const {
+  StatsTotals t;
+  backend_->collect(&t);
+  std::lock_guard lock(registry_mutex());
+  for (Context* c = registry_head(); c; c = c->next)
+    if (c->gen == gen_) t.add(c->stats);
+  if (g_retired_gen == gen_) t += g_retired;
+  return t;
+}
+
+}  // namespace flexsc::detail

@@ -1,0 +1,59 @@
+// The runtime: one per process at a time, between flexsc_init() and
+// flexsc_shutdown().  It owns the backend and tracks which posting
+// contexts are bound to it.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "backend.h"
+#include "config.h"
+#include "context.h"
+
+namespace flexsc::detail {
+
+class Runtime {
+ public:
+  static int start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* out, std::string* error);
+
+  const char* backend_name() const { return backend_->name(); }
+  Backend& backend() { return *backend_; }
+  const Config& config() const { return cfg_; }
+  uint64_t gen() const { return gen_; }
+
+  void bind(Context* ctx);
+  // Runs local and unknown entries on the caller, publishes the rest.
+  int submit(Context* ctx);
+  long wait_entry(Context* ctx, flexsc_entry* e);
+  int wait_any(Context* ctx, flexsc_entry** out);
+
+  // Lets API calls in progress finish, stops the syscall threads, cancels
+  // what is left and prints the statistics.
+  void stop();
+  // In a forked child: drop everything without touching the parent's threads.
+  void discard_after_fork();
+
+  StatsTotals totals() const;
+
+ private:
+  Runtime() = default;
+  template <class Done>
+  void wait_until(Context* ctx, Done done);
+  void print_stats() const;
+
+  Config cfg_;
+  uint64_t gen_ = 0;
+  std::unique_ptr<Backend> backend_;
+};
+
+// The hazard protocol between API calls and shutdown: enter() marks ctx as
+// inside the API, then returns the running runtime (binding ctx to it), or
+// nullptr.  Shutdown waits for every bound context to leave().
+Runtime* enter(Context* ctx);
+inline void leave(Context* ctx) { ctx->in_api.store(0, std::memory_order_release); }
+
+// Statistics of contexts destroyed while runtime `gen` ran (registry lock held).
+void retire_stats(Context* ctx);
+
+}  // namespace flexsc::detail

@@ -1,0 +1,96 @@
+#include "stats.h"
+
+#include <cstdio>
+#include <utility>
+
+namespace flexsc::detail {
+
+void DrainStats::reset() {
+  for (auto& c : calls) c.reset();
+  for (auto& c : batches) c.reset();
+  for (Counter* c : {&blocking, &nops, &drains, &idle_spins_with_work, &sleeps, &cancelled}) c->reset();
+}
+
+void CallerStats::reset() {
+  for (auto& c : calls) c.reset();
+  for (Counter* c : {&local, &unknown, &inline_calls, &waits, &wait_parks, &takeovers}) c->reset();
+}
+
+void StatsTotals::add(const DrainStats& d) {
+  for (unsigned i = 0; i < kSyscallTableSize; ++i) {
+    remote_calls[i] += d.calls[i].get();
+    remote += d.calls[i].get();
+  }
+  for (unsigned i = 0; i < kBatchBuckets; ++i) batches[i] += d.batches[i].get();
+  blocking += d.blocking.get();
+  nops += d.nops.get();
+  drains += d.drains.get();
+  idle_spins_with_work += d.idle_spins_with_work.get();
+  sleeps += d.sleeps.get();
+  cancelled += d.cancelled.get();
+}
+
+void StatsTotals::add(const CallerStats& c) {
+  for (unsigned i = 0; i < kSyscallTableSize; ++i) local_calls[i] += c.calls[i].get();
+  local += c.local.get();
+  unknown += c.unknown.get();
+  inline_calls += c.inline_calls.get();
+  waits += c.waits.get();
+  wait_parks += c.wait_parks.get();
+  takeovers += c.takeovers.get();
+}
+
+StatsTotals& StatsTotals::operator+=(const StatsTotals& o) {
+  for (unsigned i = 0; i < kSyscallTableSize; ++i) {
+    remote_calls[i] += o.remote_calls[i];
+    local_calls[i] += o.local_calls[i];
+  }
+  for (unsigned i = 0; i < kBatchBuckets; ++i) batches[i] += o.batches[i];
+  for (auto [mine, theirs] : {std::pair{&remote, &o.remote}, {&blocking, &o.blocking}, {&local, &o.local},
+                              {&unknown, &o.unknown}, {&inline_calls, &o.inline_calls}, {&nops, &o.nops},
+                              {&drains, &o.drains}, {&idle_spins_with_work, &o.idle_spins_with_work},
+                              {&sleeps, &o.sleeps}, {&waits, &o.waits}, {&wait_parks, &o.wait_parks},
+                              {&takeovers, &o.takeovers}, {&syscall_threads, &o.syscall_threads},
+                              {&cancelled, &o.cancelled}})
+    *mine += *theirs;
+  return *this;
+}
+
+std::string StatsTotals::report(const char* backend) const {
+  std::string out;
+  char line[256];
+  auto emit = [&](const char* fmt, auto... args) {
+    std::snprintf(line, sizeof line, fmt, args...);
+    out += "flexsc: ";
+    out += line;
+    out += '\n';
+  };
+  const uint64_t entries = remote + nops;
+  emit("backend %s, %llu syscall threads", backend, (unsigned long long)syscall_threads);
+  emit("calls: %llu remote (%llu blocking class), %llu local, %llu unknown, %llu nop, %llu inline",
+       (unsigned long long)remote, (unsigned long long)blocking, (unsigned long long)local,
+       (unsigned long long)unknown, (unsigned long long)nops, (unsigned long long)inline_calls);
+  emit("drains: %llu visits, %.1f entries per visit", (unsigned long long)drains,
+       drains ? double(entries) / double(drains) : 0.0);
+  std::string hist;
+  for (unsigned i = 0; i < kBatchBuckets; ++i) {
+    std::snprintf(line, sizeof line, "%s%u%s:%llu", i ? " " : "", 1u << i,
+                  i + 1 == kBatchBuckets ? "+" : "", (unsigned long long)batches[i]);
+    hist += line;
+  }
+  emit("batch sizes (entries per visit, log2 buckets): %s", hist.c_str());
+  emit("syscall threads idle: %llu spins ended by work, %llu sleeps",
+       (unsigned long long)idle_spins_with_work, (unsigned long long)sleeps);
+  emit("waiters: %llu waits, %llu parked after spinning, %llu takeovers of stuck syscall threads",
+       (unsigned long long)waits, (unsigned long long)wait_parks, (unsigned long long)takeovers);
+  emit("cancelled at shutdown: %llu", (unsigned long long)cancelled);
+  for (unsigned i = 0; i < kSyscallTableSize; ++i) {
+    if (!remote_calls[i] && !local_calls[i]) continue;
+    emit("  %-24s %-8s remote %llu local %llu", kSyscallTable[i].name ? kSyscallTable[i].name : "?",
+         class_name(kSyscallTable[i].cls), (unsigned long long)remote_calls[i],
+         (unsigned long long)local_calls[i]);
+  }
+  return out;
+}
+
+}  // namespace flexsc::detail

@@ -1,0 +1,93 @@
+// The `thread` backend: userspace syscall threads pinned to syscall cores.
+//
+// Each syscall core has a ready queue of contexts with submitted entries
+// (Boost.Lockfree), a futex its idle threads sleep on, and a few threads:
+// one normally awake, spares woken (or started) when every awake one is
+// stuck in a blocking call.  An idle thread spins for a bounded time, then
+// announces that it sleeps (the awake count) so posters wake it only then.
+#pragma once
+
+#include <hwloc.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <boost/lockfree/queue.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "config.h"
+#include "stats.h"
+#include "topology.h"
+
+namespace flexsc::detail {
+
+struct SyscallCore;
+
+struct alignas(64) SyscallThread {
+  // Progress word read by waiters to tell a stuck thread from a busy one:
+  // calls started << 2 | sleeping << 1 | inside a call.
+  std::atomic<uint64_t> state{0};
+  std::atomic<bool> exited{false};
+  SyscallCore* core = nullptr;
+  pthread_t handle{};
+  DrainStats stats;
+
+  static constexpr uint64_t kInCall = 1, kSleeping = 2, kOneCall = 4;
+};
+
+struct SyscallCore {
+  unsigned index = 0;
+  std::vector<int> cpus;
+  hwloc_bitmap_t cpuset = nullptr;
+  bool single_core = false;
+  uint64_t spin_ns = 0;
+  boost::lockfree::queue<Context*> ready{64};
+
+  alignas(64) std::atomic<uint32_t> awake{0};  // threads not asleep on sleep_word
+  std::atomic<uint32_t> sleep_word{0};
+  std::atomic<uint32_t> spinner{0};            // one idle thread spins, the others sleep
+  std::atomic<bool> stop{false};
+
+  alignas(64) std::mutex spawn_mutex;
+  SyscallThread* threads[kMaxSyscallThreadsPerCore] = {};
+  std::atomic<unsigned> nthreads{0};
+};
+
+class ThreadBackend final : public Backend {
+ public:
+  // perturb: the test-only variant whose results are deliberately wrong.
+  static int create(const Config& cfg, bool perturb, std::unique_ptr<Backend>* out, std::string* error);
+  ~ThreadBackend() override;
+
+  const char* name() const override { return perturb_ ? "test-perturb" : "thread"; }
+  void bind(Context* ctx) override;
+  void submitted(Context* ctx) override;
+  uint64_t progress_mark(Context* ctx) const override;
+  void before_park(Context* ctx, uint64_t since) override;
+  void stop() override;
+  void collect(StatsTotals* totals) const override;
+
+  const Placement& placement() const override { return placement_; }
+  void wait_begin(Context* ctx) override;
+  void forget_threads() override;
+
+ private:
+  ThreadBackend() = default;
+  int spawn(SyscallCore* core);
+  void enqueue(Context* ctx);
+  void run_inline(Context* ctx);
+
+  Config cfg_;
+  bool perturb_ = false;
+  hwloc_topology_t topo_ = nullptr;
+  Placement placement_;
+  std::vector<std::unique_ptr<SyscallCore>> cores_;
+  int cancel_signal_ = 0;
+  struct sigaction old_action_{};
+};
+
+}  // namespace flexsc::detail
