@@ -27,39 +27,46 @@ struct SyscallCore;
 inline constexpr uint16_t kEntryBlocking = 1u << 15;
 
 inline std::atomic_ref<uint16_t> status_of(flexsc_entry* e) { return std::atomic_ref<uint16_t>(e->status); }
+inline bool is_done(flexsc_entry* e) { return status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE; }
 
 struct Context {
   static constexpr uint32_t kNoSlot = UINT32_MAX;
 
-  // ---- owner side: touched only by the thread using the context
+  // Cache lines are laid out by who writes them, so a syscall thread
+  // reading the context never fights the owner writing its own fields.
+
+  // ---- read-mostly: set at creation and when bound to a runtime
   flexsc_entry* entries = nullptr;  // pages * 64, page-aligned mmap
+  uint32_t* sq = nullptr;           // submitted slot indices, written before sq_tail
   unsigned capacity = 0;
-  uint32_t* free_slots = nullptr;   // stack of FREE slots
+  bool thread_owned = false;        // the hidden context of flexsc_syscall
+  int owner_tid = 0;                // of a thread-owned context
+  uint64_t gen = 0;                 // generation of the runtime it is bound to
+  Runtime* rt = nullptr;
+  SyscallCore* core = nullptr;
+  uint64_t wait_spin_ns = 0;
+
+  // ---- owner side: touched only by the thread using the context
+  alignas(64) uint32_t* free_slots = nullptr;  // stack of FREE slots
   unsigned free_count = 0;
-  uint32_t* prepared = nullptr;     // slots handed out since the last submit, in order
+  uint32_t* prepared = nullptr;  // slots handed out since the last submit, in order
   unsigned prepared_count = 0;
   // Submitted, unseen entries in submission order: a list through slots.
   uint32_t* order_next = nullptr;
   uint32_t* order_prev = nullptr;
   uint32_t order_head = kNoSlot, order_tail = kNoSlot;
-  uint64_t gen = 0;                 // generation of the runtime it is bound to
-  Runtime* rt = nullptr;
-  SyscallCore* core = nullptr;
-  bool thread_owned = false;        // the hidden context of flexsc_syscall
-  int owner_tid = 0;                // of a thread-owned context
+  std::atomic<uint32_t> in_api{0};  // the owner is inside a call that uses the runtime
   CallerStats stats;
 
   // ---- shared with syscall threads
-  uint32_t* sq = nullptr;  // slot indices, written before sq_tail is published
-  alignas(64) std::atomic<uint64_t> sq_tail{0};
-  alignas(64) std::atomic<uint64_t> sq_head{0};
+  alignas(64) std::atomic<uint64_t> sq_tail{0};  // owner writes
+  alignas(64) std::atomic<uint64_t> sq_head{0};  // syscall threads claim
   alignas(64) std::atomic<uint32_t> waiting{0};  // futex word: the owner is parked
   std::atomic<uint32_t> queued{0};               // a ready-queue reference is pending
   std::atomic<uint32_t> refs{1};                 // the owner's, plus one per queue reference
-  std::atomic<uint32_t> in_api{0};               // the owner is inside a call that uses the runtime
 
   // ---- global registry (under the registry lock)
-  Context* prev = nullptr;
+  alignas(64) Context* prev = nullptr;
   Context* next = nullptr;
 
   static Context* create(unsigned pages, bool thread_owned);  // nullptr on ENOMEM

@@ -38,4 +38,18 @@ inline uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// Polls done() for up to spin_ns.  Backs off between polls, so a waiter
+// does not keep pulling the cache line a syscall thread is about to write.
+template <class Done>
+bool spin_until(Done&& done, uint64_t spin_ns) {
+  const uint64_t deadline = now_ns() + spin_ns;
+  unsigned backoff = 1;
+  for (unsigned i = 1;; ++i) {
+    if (done()) return true;
+    for (unsigned j = 0; j < backoff; ++j) cpu_relax();
+    if (backoff < 8) backoff <<= 1;
+    if ((i & 31) == 0 && now_ns() > deadline) return false;
+  }
+}
+
 }  // namespace flexsc::detail

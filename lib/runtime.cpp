@@ -19,7 +19,7 @@ namespace {
 StatsTotals g_retired;       // under registry_mutex()
 uint64_t g_retired_gen = 0;  // the generation g_retired belongs to
 
-constexpr uint64_t kFirstParkNs = 1'000'000;  // parked waiters re-check for stuck
+constexpr uint64_t kFirstParkNs = 200'000;   // parked waiters re-check for stuck
 constexpr uint64_t kMaxParkNs = 64'000'000;   // syscall threads this often at least
 constexpr uint64_t kGraceNs = 100'000'000;    // shutdown lets calls finish this long
 
@@ -54,6 +54,7 @@ int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* ou
 void Runtime::bind(Context* ctx) {
   ctx->stats.reset();
   backend_->bind(ctx);
+  ctx->wait_spin_ns = backend_->placement().single_core ? 0 : cfg_.wait_spin_ns;
   ctx->rt = this;
   ctx->gen = gen_;
 }
@@ -91,42 +92,39 @@ int Runtime::submit(Context* ctx) {
 }
 
 // Spin for the configured time, then park on the context's futex until
-// done().  Parking has a timeout so a waiter keeps checking that the
-// syscall threads serving it are not all stuck in blocking calls.
+// done().  Parking has a timeout: each time it runs out, the waiter checks
+// that the syscall threads serving it are not all stuck in blocking calls.
 template <class Done>
-void Runtime::wait_until(Context* ctx, Done done) {
+void Runtime::wait_until(Context* ctx, Done done, bool spun) {
   if (done()) return;
   ctx->stats.waits.add();
   backend_->wait_begin(ctx);
+  if (!spun && spin_until(done, ctx->wait_spin_ns)) return;
   uint64_t mark = backend_->progress_mark(ctx);
-  const uint64_t deadline = now_ns() + cfg_.wait_spin_ns;
-  for (unsigned i = 1; !done(); ++i) {
-    cpu_relax();
-    if ((i & 63) == 0 && now_ns() > deadline) break;
-  }
   uint64_t park_ns = kFirstParkNs;
-  while (!done()) {
-    backend_->before_park(ctx, mark);
-    mark = backend_->progress_mark(ctx);
+  for (;;) {
     ctx->waiting.store(1, std::memory_order_seq_cst);
     if (done()) {
       ctx->waiting.store(0, std::memory_order_relaxed);
-      break;
+      return;
     }
     ctx->stats.wait_parks.add();
     futex_wait(&ctx->waiting, 1, park_ns);
+    if (done()) return;
+    backend_->before_park(ctx, mark);
+    mark = backend_->progress_mark(ctx);
     park_ns = std::min(park_ns * 2, kMaxParkNs);
   }
 }
 
-long Runtime::wait_entry(Context* ctx, flexsc_entry* e) {
-  wait_until(ctx, [e] { return status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE; });
+long Runtime::wait_entry(Context* ctx, flexsc_entry* e, bool spun) {
+  wait_until(ctx, [e] { return is_done(e); }, spun);
   return e->ret;
 }
 
-int Runtime::wait_any(Context* ctx, flexsc_entry** out) {
+int Runtime::wait_any(Context* ctx, flexsc_entry** out, bool spun) {
   if (!ctx->any_unseen()) return -EAGAIN;
-  wait_until(ctx, [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; });
+  wait_until(ctx, [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; }, spun);
   return 0;
 }
 

@@ -25,8 +25,10 @@ class Runtime {
   void bind(Context* ctx);
   // Runs local and unknown entries on the caller, publishes the rest.
   int submit(Context* ctx);
-  long wait_entry(Context* ctx, flexsc_entry* e);
-  int wait_any(Context* ctx, flexsc_entry** out);
+  // Wait for one entry, or for any unseen entry to be DONE.  spun: the
+  // caller has spun for ctx->wait_spin_ns already, so park at once.
+  long wait_entry(Context* ctx, flexsc_entry* e, bool spun = false);
+  int wait_any(Context* ctx, flexsc_entry** out, bool spun = false);
 
   // Lets API calls in progress finish, stops the syscall threads, cancels
   // what is left and prints the statistics.
@@ -39,7 +41,7 @@ class Runtime {
  private:
   Runtime() = default;
   template <class Done>
-  void wait_until(Context* ctx, Done done);
+  void wait_until(Context* ctx, Done done, bool spun);
   void print_stats() const;
 
   Config cfg_;
