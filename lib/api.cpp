@@ -1,6 +1,9 @@
 // The C API: the runtime's life cycle (init, shutdown, fork) and the calls
 // programs make.
+#include <linux/sched.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -91,6 +94,26 @@ void after_fork_child() {
 
 void shutdown_at_exit() { flexsc_shutdown(); }
 
+// A raw fork (fork, or clone/clone3 without CLONE_VM) through flexsc
+// skips glibc's fork handlers: run ours around it.  vfork and CLONE_VM
+// children share our memory and must not touch the runtime: they pass
+// straight through, as with syscall(2).
+bool is_fork_like(long nr, const long a[6]) {
+  if (nr == SYS_fork) return true;
+  if (nr == SYS_clone) return !(a[0] & CLONE_VM);
+  if (nr == SYS_clone3) {
+    // clone_args.flags is its first field.  Copied with process_vm_readv,
+    // so a bad pointer gives an error, not a crash: the kernel then answers.
+    uint64_t flags = 0;
+    struct iovec to{&flags, sizeof flags}, from{reinterpret_cast<void*>(a[0]), sizeof flags};
+    if (raw_syscall6(SYS_process_vm_readv, getpid(), reinterpret_cast<long>(&to), 1,
+                     reinterpret_cast<long>(&from), 1, 0) != sizeof flags)
+      return false;
+    return !(flags & CLONE_VM);
+  }
+  return false;
+}
+
 int start_locked(const Config& cfg) {
   std::unique_ptr<Runtime> rt;
   std::string error;
@@ -165,6 +188,15 @@ Runtime* enter_or_start(Context* ctx, long* why) {
 
 namespace flexsc::detail {
 
+long run_on_caller(long nr, const long a[6]) {
+  if (!is_fork_like(nr, a)) return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  before_fork();
+  const long ret = raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  if (ret == 0) after_fork_child();
+  else after_fork_parent();
+  return ret;
+}
+
 Runtime* enter(Context* ctx) {
   ctx->in_api.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -224,13 +256,8 @@ long flexsc_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a
   if (runs_on_caller(cls)) {
     // Not inside the runtime while it runs: a local call may block for long.
     leave(ctx);
-    if (cls == SyscallClass::Local) {
-      ctx->stats.local.add();
-      ctx->stats.calls[nr].add();
-    } else {
-      ctx->stats.unknown.add();
-    }
-    return raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+    count_on_caller(ctx, nr, cls);
+    return run_on_caller(nr, args);
   }
   ++t_ctx.depth;
   flexsc_entry* e = ctx->get_entry();
@@ -293,22 +320,20 @@ int flexsc_submit(struct flexsc_ctx* handle) {
   long why = 0;
   Runtime* rt = enter_or_start(ctx, &why);
   if (!rt && why == kRunSynchronously) {
-    // Forked child without threads: run every prepared entry here.
+    // Forked child without threads: every prepared entry runs here.
     const unsigned n = ctx->prepared_count;
     for (unsigned i = 0; i < n; ++i) {
-      flexsc_entry* e = &ctx->entries[ctx->prepared[i]];
       ctx->record_order(ctx->prepared[i]);
-      e->ret = (e->flags & FLEXSC_ENTRY_NOP)
-                   ? 0
-                   : raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
-      status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+      ctx->local_slots[ctx->local_count++] = ctx->prepared[i];
     }
     ctx->prepared_count = 0;
+    run_local_entries(ctx);
     return static_cast<int>(n);
   }
   if (!rt) return static_cast<int>(why);
   const int n = rt->submit(ctx);
   leave(ctx);
+  run_local_entries(ctx);
   return n;
 }
 

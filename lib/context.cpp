@@ -49,10 +49,11 @@ Context* Context::create(unsigned pages, bool thread_owned) {
   const unsigned n = ctx->capacity;
   ctx->free_slots = new (std::nothrow) uint32_t[n];
   ctx->prepared = new (std::nothrow) uint32_t[n];
+  ctx->local_slots = new (std::nothrow) uint32_t[n];
   ctx->order_next = new (std::nothrow) uint32_t[n];
   ctx->order_prev = new (std::nothrow) uint32_t[n];
   ctx->sq = new (std::nothrow) uint32_t[n];
-  if (!ctx->free_slots || !ctx->prepared || !ctx->order_next || !ctx->order_prev || !ctx->sq) {
+  if (!ctx->free_slots || !ctx->prepared || !ctx->local_slots || !ctx->order_next || !ctx->order_prev || !ctx->sq) {
     delete ctx;
     return nullptr;
   }
@@ -68,6 +69,7 @@ Context::~Context() {
   if (entries) munmap(entries, size_t{capacity} * sizeof(flexsc_entry));
   delete[] free_slots;
   delete[] prepared;
+  delete[] local_slots;
   delete[] order_next;
   delete[] order_prev;
   delete[] sq;

@@ -51,6 +51,8 @@ struct Context {
   unsigned free_count = 0;
   uint32_t* prepared = nullptr;  // slots handed out since the last submit, in order
   unsigned prepared_count = 0;
+  uint32_t* local_slots = nullptr;  // submitted entries the caller must run itself
+  unsigned local_count = 0;
   // Submitted, unseen entries in submission order: a list through slots.
   uint32_t* order_next = nullptr;
   uint32_t* order_prev = nullptr;

@@ -72,10 +72,7 @@ int Runtime::submit(Context* ctx) {
       const long args[6] = {e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]};
       const SyscallClass cls = classify(e->nr, args);
       if (runs_on_caller(cls)) {
-        (cls == SyscallClass::Local ? ctx->stats.local : ctx->stats.unknown).add();
-        if (cls == SyscallClass::Local) ctx->stats.calls[e->nr].add();
-        e->ret = raw_syscall6(e->nr, args[0], args[1], args[2], args[3], args[4], args[5]);
-        status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+        ctx->local_slots[ctx->local_count++] = slot;
         continue;
       }
       e->flags = cls == SyscallClass::Blocking ? kEntryBlocking : 0;
@@ -89,6 +86,30 @@ int Runtime::submit(Context* ctx) {
     backend_->submitted(ctx);
   }
   return static_cast<int>(n);
+}
+
+void run_local_entries(Context* ctx) {
+  for (unsigned i = 0; i < ctx->local_count; ++i) {
+    flexsc_entry* e = &ctx->entries[ctx->local_slots[i]];
+    const long args[6] = {e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]};
+    if (e->flags & FLEXSC_ENTRY_NOP) {
+      e->ret = 0;
+    } else {
+      count_on_caller(ctx, e->nr, classify(e->nr, args));
+      e->ret = run_on_caller(e->nr, args);
+    }
+    status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+  }
+  ctx->local_count = 0;
+}
+
+void count_on_caller(Context* ctx, long nr, SyscallClass cls) {
+  if (cls == SyscallClass::Local) {
+    ctx->stats.local.add();
+    ctx->stats.calls[nr].add();
+  } else {
+    ctx->stats.unknown.add();
+  }
 }
 
 // Spin for the configured time, then park on the context's futex until

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backend.h"
+#include "classify.h"
 #include "config.h"
 #include "context.h"
 
@@ -23,7 +24,9 @@ class Runtime {
   uint64_t gen() const { return gen_; }
 
   void bind(Context* ctx);
-  // Runs local and unknown entries on the caller, publishes the rest.
+  // Publishes the prepared entries that syscall threads may run; local and
+  // unknown ones go to ctx->local_slots, for run_local_entries() once the
+  // caller has left the runtime (they may block, or fork).
   int submit(Context* ctx);
   // Wait for one entry, or for any unseen entry to be DONE.  spun: the
   // caller has spun for ctx->wait_spin_ns already, so park at once.
@@ -54,6 +57,13 @@ class Runtime {
 // nullptr.  Shutdown waits for every bound context to leave().
 Runtime* enter(Context* ctx);
 inline void leave(Context* ctx) { ctx->in_api.store(0, std::memory_order_release); }
+
+// Runs a syscall on the calling thread (local and unknown classes), with
+// the fork handlers around a raw fork.
+long run_on_caller(long nr, const long args[6]);
+
+void run_local_entries(Context* ctx);
+void count_on_caller(Context* ctx, long nr, SyscallClass cls);
 
 // Statistics of contexts destroyed while runtime `gen` ran (registry lock held).
 void retire_stats(Context* ctx);

@@ -87,57 +87,69 @@ class Drainer {
   }
 
  private:
+  // Claims the next submitted entry of ctx, or returns nullptr.
+  flexsc_entry* claim(Context* ctx, uint64_t& head, uint64_t& tail) {
+    for (;;) {
+      if (head >= tail) {
+        tail = ctx->sq_tail.load(std::memory_order_acquire);
+        if (head >= tail) return nullptr;
+      }
+      if (ctx->sq_head.compare_exchange_weak(head, head + 1, std::memory_order_acquire,
+                                             std::memory_order_relaxed))
+        break;
+    }
+    flexsc_entry* e = &ctx->entries[ctx->sq[head % ctx->capacity]];
+    ++head;
+    // The next entry's line travels while this one's syscall runs.
+    if (head < tail) prefetch_for_write(&ctx->entries[ctx->sq[head % ctx->capacity]]);
+    // About to sleep maybe: let a spare thread find the entries behind it.
+    if ((e->flags & kEntryBlocking) && head < tail && !ctx->queued.load(std::memory_order_relaxed) &&
+        !ctx->queued.exchange(1, std::memory_order_seq_cst)) {
+      ctx->add_ref();
+      core_->ready.push(ctx);
+    }
+    return e;
+  }
+
+  // Runs the context's submitted entries.  Each result is published after
+  // the next entry is claimed: the claim's locked instruction then waits
+  // only for stores made before the previous syscall, never for the line
+  // of an entry its owner is polling right now.
   template <bool Perturb>
   unsigned drain(Context* ctx) {
     uint64_t head = ctx->sq_head.load(std::memory_order_relaxed);
     uint64_t tail = ctx->sq_tail.load(std::memory_order_seq_cst);
     unsigned n = 0;
-    for (;;) {
-      if (head >= tail) {
-        tail = ctx->sq_tail.load(std::memory_order_acquire);
-        if (head >= tail) break;
-      }
-      if (!ctx->sq_head.compare_exchange_weak(head, head + 1, std::memory_order_acquire,
-                                              std::memory_order_relaxed))
-        continue;
-      flexsc_entry* e = &ctx->entries[ctx->sq[head % ctx->capacity]];
-      ++head;
-      // The next entry's line travels while this syscall runs.
-      if (head < tail) prefetch_for_write(&ctx->entries[ctx->sq[head % ctx->capacity]]);
-      // About to sleep maybe: let a spare thread find the entries behind it.
-      if ((e->flags & kEntryBlocking) && head < tail && !ctx->queued.load(std::memory_order_relaxed) &&
-          !ctx->queued.exchange(1, std::memory_order_seq_cst)) {
-        ctx->add_ref();
-        core_->ready.push(ctx);
-      }
-      execute<Perturb>(ctx, e);
-      ++n;
+    for (flexsc_entry* e = claim(ctx, head, tail); e; ++n) {
+      const long ret = execute<Perturb>(e);
+      flexsc_entry* next = claim(ctx, head, tail);
+      complete(ctx, e, ret);
+      e = next;
     }
     end_visit(ctx);
     return n;
   }
 
   template <bool Perturb>
-  [[gnu::always_inline]] inline void execute(Context* ctx, flexsc_entry* e) {
+  [[gnu::always_inline]] inline long execute(flexsc_entry* e) {
     // Claimed through sq_head, the entry needs no BUSY store: one write
     // less to a line the owner may be polling.
-    long ret = 0;
     if (e->flags & FLEXSC_ENTRY_NOP) {
       self_->stats.nops.add();
-    } else {
-      const uint64_t s = self_->state.load(std::memory_order_relaxed);
-      self_->state.store(s + SyscallThread::kOneCall + SyscallThread::kInCall, std::memory_order_relaxed);
-      ret = raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
-      self_->state.store(s + SyscallThread::kOneCall, std::memory_order_release);
-      self_->stats.calls[e->nr].add();
-      if (e->flags & kEntryBlocking) self_->stats.blocking.add();
-      if (ret == -EINTR && core_->stop.load(std::memory_order_relaxed)) {
-        ret = -ECANCELED;
-        self_->stats.cancelled.add();
-      }
-      if constexpr (Perturb) ret = perturb(ret);
+      return 0;
     }
-    complete(ctx, e, ret);
+    const uint64_t s = self_->state.load(std::memory_order_relaxed);
+    self_->state.store(s + SyscallThread::kOneCall + SyscallThread::kInCall, std::memory_order_relaxed);
+    long ret = raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
+    self_->state.store(s + SyscallThread::kOneCall, std::memory_order_release);
+    self_->stats.calls[e->nr].add();
+    if (e->flags & kEntryBlocking) self_->stats.blocking.add();
+    if (ret == -EINTR && core_->stop.load(std::memory_order_relaxed)) {
+      ret = -ECANCELED;
+      self_->stats.cancelled.add();
+    }
+    if constexpr (Perturb) ret = perturb(ret);
+    return ret;
   }
 
   void idle() {
