@@ -63,6 +63,11 @@ struct Context {
   // ---- shared with syscall threads
   alignas(64) std::atomic<uint64_t> sq_tail{0};  // owner writes
   alignas(64) std::atomic<uint64_t> sq_head{0};  // syscall threads claim
+  // Bumped by syscall threads every few completions and at the end of each
+  // visit.  Waiters poll this instead of the entries themselves: an entry
+  // line the owner keeps reading is a line the syscall thread must win back
+  // (a stall at its next locked instruction or kernel exit) to publish.
+  alignas(64) std::atomic<uint64_t> completed{0};
   alignas(64) std::atomic<uint32_t> waiting{0};  // futex word: the owner is parked
   std::atomic<uint32_t> queued{0};               // a ready-queue reference is pending
   std::atomic<uint32_t> refs{1};                 // the owner's, plus one per queue reference

@@ -38,17 +38,21 @@ inline uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// Polls done() for up to spin_ns.  Backs off between polls, so a waiter
-// does not keep pulling the cache line a syscall thread is about to write.
+// Spins for up to spin_ns until done(), re-checking it only when *progress
+// changes: the waiter reads one line that its producers write rarely.
 template <class Done>
-bool spin_until(Done&& done, uint64_t spin_ns) {
+bool spin_until(Done&& done, const std::atomic<uint64_t>& progress, uint64_t spin_ns) {
+  uint64_t seen = progress.load(std::memory_order_acquire);
+  if (done()) return true;
   const uint64_t deadline = now_ns() + spin_ns;
-  unsigned backoff = 1;
   for (unsigned i = 1;; ++i) {
-    if (done()) return true;
-    for (unsigned j = 0; j < backoff; ++j) cpu_relax();
-    if (backoff < 8) backoff <<= 1;
-    if ((i & 31) == 0 && now_ns() > deadline) return false;
+    cpu_relax();
+    const uint64_t now = progress.load(std::memory_order_acquire);
+    if (now != seen) {
+      seen = now;
+      if (done()) return true;
+    }
+    if ((i & 63) == 0 && now_ns() > deadline) return done();
   }
 }
 

@@ -120,7 +120,7 @@ void Runtime::wait_until(Context* ctx, Done done, bool spun) {
   if (done()) return;
   ctx->stats.waits.add();
   backend_->wait_begin(ctx);
-  if (!spun && spin_until(done, ctx->wait_spin_ns)) return;
+  if (!spun && spin_until(done, ctx->completed, ctx->wait_spin_ns)) return;
   uint64_t mark = backend_->progress_mark(ctx);
   uint64_t park_ns = kFirstParkNs;
   for (;;) {
@@ -163,7 +163,10 @@ uint64_t cancel_unclaimed(Context* ctx) {
     status_of(e).store(FLEXSC_DONE, std::memory_order_seq_cst);
     ++n;
   }
-  if (n && ctx->waiting.exchange(0)) futex_wake(&ctx->waiting);
+  if (n) {
+    ctx->completed.fetch_add(n);
+    if (ctx->waiting.exchange(0)) futex_wake(&ctx->waiting);
+  }
   return n;
 }
 

@@ -48,7 +48,12 @@ void wake_owner(Context* ctx) {
   if (ctx->waiting.load(std::memory_order_relaxed)) wake_owner(ctx);
 }
 
-void end_visit(Context* ctx) {
+constexpr unsigned kCompletionsPerBump = 16;
+
+void bump_completed(Context* ctx, unsigned n) { ctx->completed.fetch_add(n, std::memory_order_release); }
+
+void end_visit(Context* ctx, unsigned unbumped) {
+  if (unbumped) bump_completed(ctx, unbumped);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (ctx->waiting.load(std::memory_order_relaxed)) wake_owner(ctx);
 }
@@ -124,9 +129,10 @@ class Drainer {
       const long ret = execute<Perturb>(e);
       flexsc_entry* next = claim(ctx, head, tail);
       complete(ctx, e, ret);
+      if ((n + 1) % kCompletionsPerBump == 0) bump_completed(ctx, kCompletionsPerBump);
       e = next;
     }
-    end_visit(ctx);
+    end_visit(ctx, n % kCompletionsPerBump);
     return n;
   }
 
@@ -341,6 +347,7 @@ void ThreadBackend::run_inline(Context* ctx) {
     if (perturb_) ret = perturb(ret);
     ctx->stats.inline_calls.add();
     complete(ctx, e, ret);
+    bump_completed(ctx, 1);
   }
 }
 
