@@ -94,12 +94,11 @@ void after_fork_child() {
 
 void shutdown_at_exit() { flexsc_shutdown(); }
 
-// A raw fork (fork, or clone/clone3 without CLONE_VM) through flexsc
-// skips glibc's fork handlers: run ours around it.  vfork and CLONE_VM
+// A raw fork (clone/clone3 without CLONE_VM) through flexsc skips glibc's
+// fork handlers: run ours around it.  vfork and CLONE_VM
 // children share our memory and must not touch the runtime: they pass
 // straight through, as with syscall(2).
 bool is_fork_like(long nr, const long a[6]) {
-  if (nr == SYS_fork) return true;
   if (nr == SYS_clone) return !(a[0] & CLONE_VM);
   if (nr == SYS_clone3) {
     // clone_args.flags is its first field.  Copied with process_vm_readv,
@@ -189,6 +188,14 @@ Runtime* enter_or_start(Context* ctx, long* why) {
 namespace flexsc::detail {
 
 long run_on_caller(long nr, const long a[6]) {
+  // glibc's fork runs every fork handler (ours, malloc's, the sanitizers').
+  if (nr == SYS_fork) {
+    const int saved = errno;
+    const pid_t pid = fork();
+    const long ret = pid < 0 ? -errno : pid;
+    errno = saved;
+    return ret;
+  }
   if (!is_fork_like(nr, a)) return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   before_fork();
   const long ret = raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);

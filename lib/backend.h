@@ -24,9 +24,9 @@ class Backend {
   // The owner of ctx has spun without seeing its entries complete and is
   // about to park: make sure they progress (run them inline in single-core
   // mode, or wake a spare syscall thread when the serving ones are stuck in
-  // blocking calls).  `since` is what progress_mark() returned when the
-  // owner started waiting.
-  virtual void before_park(Context* ctx, uint64_t since) = 0;
+  // blocking calls).  `since` is what progress_mark() returned at the
+  // owner's previous check, waited_ns how long it has waited in all.
+  virtual void before_park(Context* ctx, uint64_t since, uint64_t waited_ns) = 0;
   virtual uint64_t progress_mark(Context* ctx) const = 0;
 
   // Finishes or cancels every claimed entry (-ECANCELED) and joins the

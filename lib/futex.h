@@ -38,8 +38,10 @@ inline uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// Spins for up to spin_ns until done(), re-checking it only when *progress
-// changes: the waiter reads one line that its producers write rarely.
+// Spins for up to spin_ns until done(), re-checking it when *progress
+// changes (a line its producers write rarely) and otherwise only every 64
+// rounds (producers publish progress in steps, and not before a call that
+// blocks).
 template <class Done>
 bool spin_until(Done&& done, const std::atomic<uint64_t>& progress, uint64_t spin_ns) {
   uint64_t seen = progress.load(std::memory_order_acquire);
@@ -48,11 +50,11 @@ bool spin_until(Done&& done, const std::atomic<uint64_t>& progress, uint64_t spi
   for (unsigned i = 1;; ++i) {
     cpu_relax();
     const uint64_t now = progress.load(std::memory_order_acquire);
-    if (now != seen) {
+    if (now != seen || (i & 63) == 0) {
       seen = now;
       if (done()) return true;
+      if ((i & 63) == 0 && now_ns() > deadline) return false;
     }
-    if ((i & 63) == 0 && now_ns() > deadline) return done();
   }
 }
 

@@ -53,8 +53,8 @@ int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* ou
 
 void Runtime::bind(Context* ctx) {
   ctx->stats.reset();
+  ctx->queued.store(0, std::memory_order_relaxed);  // no syscall thread of an older runtime holds it
   backend_->bind(ctx);
-  ctx->wait_spin_ns = backend_->placement().single_core ? 0 : cfg_.wait_spin_ns;
   ctx->rt = this;
   ctx->gen = gen_;
 }
@@ -120,6 +120,7 @@ void Runtime::wait_until(Context* ctx, Done done, bool spun) {
   if (done()) return;
   ctx->stats.waits.add();
   backend_->wait_begin(ctx);
+  const uint64_t start = now_ns();
   if (!spun && spin_until(done, ctx->completed, ctx->wait_spin_ns)) return;
   uint64_t mark = backend_->progress_mark(ctx);
   uint64_t park_ns = kFirstParkNs;
@@ -132,7 +133,7 @@ void Runtime::wait_until(Context* ctx, Done done, bool spun) {
     ctx->stats.wait_parks.add();
     futex_wait(&ctx->waiting, 1, park_ns);
     if (done()) return;
-    backend_->before_park(ctx, mark);
+    backend_->before_park(ctx, mark, now_ns() - start);
     mark = backend_->progress_mark(ctx);
     park_ns = std::min(park_ns * 2, kMaxParkNs);
   }

@@ -84,6 +84,7 @@ std::string StatsTotals::report(const char* backend) const {
   emit("waiters: %llu waits, %llu parked after spinning, %llu takeovers of stuck syscall threads",
        (unsigned long long)waits, (unsigned long long)wait_parks, (unsigned long long)takeovers);
   emit("cancelled at shutdown: %llu", (unsigned long long)cancelled);
+  emit("per syscall: name, class, run by syscall threads (remote), run on the caller (local)");
   for (unsigned i = 0; i < kSyscallTableSize; ++i) {
     if (!remote_calls[i] && !local_calls[i]) continue;
     emit("  %-24s %-8s remote %llu local %llu", kSyscallTable[i].name ? kSyscallTable[i].name : "?",

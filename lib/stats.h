@@ -46,7 +46,7 @@ struct DrainStats {
 
 // Counted by the owner of a posting context.
 struct CallerStats {
-  Counter calls[kSyscallTableSize];  // local calls by number
+  Counter calls[kSyscallTableSize];  // calls run on the caller, by number
   Counter local;
   Counter unknown;
   Counter inline_calls;              // run by the waiter itself (single-core mode)

@@ -4,8 +4,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
+#include <utility>
 
 #include "context.h"
 #include "futex.h"
@@ -15,6 +18,8 @@ namespace flexsc::detail {
 namespace {
 
 constexpr size_t kSyscallThreadStack = 256 * 1024;
+// A call of any class that makes no progress this long counts as stuck.
+constexpr uint64_t kLongWaitNs = 10'000'000;
 
 void ignore_signal(int) {}
 
@@ -70,69 +75,101 @@ struct StartArg {
   bool perturb;
 };
 
+// Fetches the i-th submitted entry of ctx.
+inline flexsc_entry* entry_at(Context* ctx, uint64_t pos) {
+  return &ctx->entries[ctx->sq[pos % ctx->capacity]];
+}
+
 class Drainer {
  public:
   Drainer(SyscallThread* self, bool perturb) : self_(self), core_(self->core), perturb_(perturb) {}
 
+  // A drainer holds a context (one reference, ctx->queued set) from the
+  // pop until it releases it.  Between visits it keeps watching the last
+  // one while it spins, so an owner that submits again finds queued set and
+  // needs no queue push and no wake-up.
   void run() {
+    Context* held = nullptr;
     while (!core_->stop.load(std::memory_order_acquire)) {
-      Context* ctx;
-      if (core_->ready.pop(ctx)) {
-        ctx->queued.store(0, std::memory_order_seq_cst);
-        const unsigned n = perturb_ ? drain<true>(ctx) : drain<false>(ctx);
-        if (n) {
-          self_->stats.drains.add();
-          self_->stats.batches[batch_bucket(n)].add();
-        }
-        ctx->release();
+      if (!held && !core_->ready.pop(held)) {
+        idle(held);
         continue;
       }
-      idle();
+      const unsigned n = perturb_ ? drain<true>(held) : drain<false>(held);
+      if (n) {
+        self_->stats.drains.add();
+        self_->stats.batches[batch_bucket(n)].add();
+      }
+      if (!core_->ready.empty()) {
+        if (release(held)) held = nullptr;
+        continue;
+      }
+      idle(held);
+    }
+    if (held) {
+      held->queued.store(0, std::memory_order_relaxed);
+      held->release();
     }
   }
 
  private:
-  // Claims the next submitted entry of ctx, or returns nullptr.
-  flexsc_entry* claim(Context* ctx, uint64_t& head, uint64_t& tail) {
-    for (;;) {
-      if (head >= tail) {
-        tail = ctx->sq_tail.load(std::memory_order_acquire);
-        if (head >= tail) return nullptr;
-      }
-      if (ctx->sq_head.compare_exchange_weak(head, head + 1, std::memory_order_acquire,
-                                             std::memory_order_relaxed))
-        break;
-    }
-    flexsc_entry* e = &ctx->entries[ctx->sq[head % ctx->capacity]];
-    ++head;
-    // The next entry's line travels while this one's syscall runs.
-    if (head < tail) prefetch_for_write(&ctx->entries[ctx->sq[head % ctx->capacity]]);
-    // About to sleep maybe: let a spare thread find the entries behind it.
-    if ((e->flags & kEntryBlocking) && head < tail && !ctx->queued.load(std::memory_order_relaxed) &&
-        !ctx->queued.exchange(1, std::memory_order_seq_cst)) {
-      ctx->add_ref();
-      core_->ready.push(ctx);
-    }
-    return e;
+  // Gives ctx up, unless its owner submitted meanwhile.  True if released.
+  static bool release(Context* ctx) {
+    ctx->queued.store(0, std::memory_order_seq_cst);
+    if (ctx->sq_tail.load(std::memory_order_seq_cst) > ctx->sq_head.load(std::memory_order_relaxed) &&
+        !ctx->queued.exchange(1, std::memory_order_seq_cst))
+      return false;
+    ctx->release();
+    return true;
   }
 
-  // Runs the context's submitted entries.  Each result is published after
-  // the next entry is claimed: the claim's locked instruction then waits
-  // only for stores made before the previous syscall, never for the line
-  // of an entry its owner is polling right now.
+  // Claims a run of submitted entries [pos, end) with one compare-and-swap:
+  // up to kMaxRun entries that cannot block, or one that can (so a thread
+  // stuck in it holds nothing else).  False when nothing is submitted.
+  static constexpr uint64_t kMaxRun = 16;
+  bool claim_run(Context* ctx, uint64_t& pos, uint64_t& end) {
+    // A stopping runtime cancels what is left, rather than run it here.
+    if (core_->stop.load(std::memory_order_relaxed)) return false;
+    uint64_t head = ctx->sq_head.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t tail = ctx->sq_tail.load(std::memory_order_acquire);
+      if (head >= tail) return false;
+      const uint64_t limit = std::min(tail, head + kMaxRun);
+      for (uint64_t p = head; p < limit; ++p) prefetch_for_write(entry_at(ctx, p));
+      uint64_t stop = head;
+      while (stop < limit) {
+        const bool blocking = entry_at(ctx, stop)->flags & kEntryBlocking;
+        if (blocking && stop > head) break;
+        ++stop;
+        if (blocking) break;
+      }
+      if (ctx->sq_head.compare_exchange_weak(head, stop, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+        pos = head;
+        end = stop;
+        return true;
+      }
+    }
+  }
+
+  // Runs the context's submitted entries.  A run's last result is published
+  // after the next run is claimed: the claim's locked instruction then
+  // waits only for stores made before the previous syscall, never for the
+  // line of an entry its owner may be reading right now.
   template <bool Perturb>
   unsigned drain(Context* ctx) {
-    uint64_t head = ctx->sq_head.load(std::memory_order_relaxed);
-    uint64_t tail = ctx->sq_tail.load(std::memory_order_seq_cst);
-    unsigned n = 0;
-    for (flexsc_entry* e = claim(ctx, head, tail); e; ++n) {
+    uint64_t pos, end;
+    if (!claim_run(ctx, pos, end)) return 0;
+    unsigned n = 0, unbumped = 0;
+    for (bool more = true; more;) {
+      flexsc_entry* e = entry_at(ctx, pos);
       const long ret = execute<Perturb>(e);
-      flexsc_entry* next = claim(ctx, head, tail);
+      if (++pos == end) more = claim_run(ctx, pos, end);
       complete(ctx, e, ret);
-      if ((n + 1) % kCompletionsPerBump == 0) bump_completed(ctx, kCompletionsPerBump);
-      e = next;
+      ++n;
+      if (++unbumped == kCompletionsPerBump) bump_completed(ctx, std::exchange(unbumped, 0));
     }
-    end_visit(ctx, n % kCompletionsPerBump);
+    end_visit(ctx, unbumped);
     return n;
   }
 
@@ -144,12 +181,14 @@ class Drainer {
       self_->stats.nops.add();
       return 0;
     }
-    const uint64_t s = self_->state.load(std::memory_order_relaxed);
-    self_->state.store(s + SyscallThread::kOneCall + SyscallThread::kInCall, std::memory_order_relaxed);
+    const bool blocking = e->flags & kEntryBlocking;
+    const uint64_t s = self_->state.load(std::memory_order_relaxed) + SyscallThread::kOneCall;
+    self_->state.store(s | SyscallThread::kInCall | (blocking ? SyscallThread::kInBlockingCall : 0),
+                       std::memory_order_relaxed);
     long ret = raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
-    self_->state.store(s + SyscallThread::kOneCall, std::memory_order_release);
+    self_->state.store(s, std::memory_order_release);
     self_->stats.calls[e->nr].add();
-    if (e->flags & kEntryBlocking) self_->stats.blocking.add();
+    if (blocking) self_->stats.blocking.add();
     if (ret == -EINTR && core_->stop.load(std::memory_order_relaxed)) {
       ret = -ECANCELED;
       self_->stats.cancelled.add();
@@ -158,12 +197,16 @@ class Drainer {
     return ret;
   }
 
-  void idle() {
+  // Idle: one thread per core spins for a bounded time, watching the ready
+  // queue and `held`; the others sleep at once.  Returns with `held` still
+  // held if its owner submitted again, else released and null.
+  void idle(Context*& held) {
     if (core_->spin_ns && !core_->spinner.exchange(1, std::memory_order_acquire)) {
       const uint64_t deadline = now_ns() + core_->spin_ns;
       bool work = false;
       for (unsigned i = 1;; ++i) {
-        if (!core_->ready.empty() || core_->stop.load(std::memory_order_relaxed)) {
+        if ((held && held->has_unclaimed()) || !core_->ready.empty() ||
+            core_->stop.load(std::memory_order_relaxed)) {
           work = true;
           break;
         }
@@ -173,8 +216,13 @@ class Drainer {
       core_->spinner.store(0, std::memory_order_release);
       if (work) {
         self_->stats.idle_spins_with_work.add();
+        if (held && !held->has_unclaimed() && release(held)) held = nullptr;
         return;
       }
+    }
+    if (held) {
+      if (!release(held)) return;  // its owner submitted meanwhile
+      held = nullptr;
     }
     const uint32_t word = core_->sleep_word.load(std::memory_order_seq_cst);
     const uint64_t s = self_->state.load(std::memory_order_relaxed);
@@ -238,7 +286,7 @@ int ThreadBackend::create(const Config& cfg, bool perturb, std::unique_ptr<Backe
     core->cpus = b->placement_.syscall_cores[i].cpus;
     core->cpuset = hwloc_bitmap_alloc();
     for (int c : core->cpus) hwloc_bitmap_set(core->cpuset, static_cast<unsigned>(c));
-    core->single_core = b->placement_.single_core;
+    core->single_core = b->placement_.syscall_cores[i].shared;
     core->spin_ns = core->single_core ? 0 : cfg.drain_spin_ns;
     b->cores_.push_back(std::move(core));
   }
@@ -303,6 +351,8 @@ void ThreadBackend::bind(Context* ctx) {
   const auto& map = placement_.core_of_cpu;
   int idx = cpu >= 0 && static_cast<size_t>(cpu) < map.size() ? map[static_cast<size_t>(cpu)] : -1;
   ctx->core = cores_[idx < 0 ? 0 : static_cast<size_t>(idx)].get();
+  // Spinning is pointless where the owner itself runs its entries.
+  ctx->wait_spin_ns = ctx->core->single_core ? 0 : cfg_.wait_spin_ns;
 }
 
 void ThreadBackend::enqueue(Context* ctx) {
@@ -342,8 +392,10 @@ void ThreadBackend::run_inline(Context* ctx) {
     if (!ctx->sq_head.compare_exchange_weak(head, head + 1, std::memory_order_acquire)) continue;
     ++head;
     long ret = 0;
-    if (!(e->flags & FLEXSC_ENTRY_NOP))
+    if (!(e->flags & FLEXSC_ENTRY_NOP)) {
       ret = raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
+      ctx->stats.calls[e->nr].add();
+    }
     if (perturb_) ret = perturb(ret);
     ctx->stats.inline_calls.add();
     complete(ctx, e, ret);
@@ -362,35 +414,42 @@ void ThreadBackend::forget_threads() {
       core->threads[i]->handle = {};
       core->threads[i]->exited.store(true);
     }
+    // The queue's context references died with the parent's threads (the
+    // child resets the contexts' counts), and a parent thread may have held
+    // the spawn lock at the fork.
+    Context* ctx;
+    while (core->ready.pop(ctx)) {
+    }
+    new (&core->spawn_mutex) std::mutex();
   }
 }
 
-void ThreadBackend::before_park(Context* ctx, uint64_t since) {
+void ThreadBackend::before_park(Context* ctx, uint64_t since, uint64_t waited_ns) {
   SyscallCore* core = ctx->core;
-  if (core->single_core) {
-    run_inline(ctx);
-    return;
-  }
-  if (!ctx->has_unclaimed()) return;  // a syscall thread is executing them
-  // The thread holding our context may be stuck in a call: put it back in
-  // the queue so any other thread can take it.
-  enqueue(ctx);
+  if (core->single_core) run_inline(ctx);
+  if (!ctx->has_unclaimed()) return;        // a syscall thread is executing them
   if (progress_mark(ctx) != since) return;  // some thread made progress: it will get to us
+  // Stuck: sitting in one call of the blocking class for the whole wait (or
+  // in any call for very long).  Anything else will get to our entries.
+  const bool long_wait = waited_ns >= kLongWaitNs;
   const unsigned n = core->nthreads.load(std::memory_order_acquire);
   unsigned sleeping = 0, stuck = 0;
   for (unsigned i = 0; i < n; ++i) {
     const uint64_t s = core->threads[i]->state.load(std::memory_order_acquire);
     if (s & SyscallThread::kSleeping) ++sleeping;
-    else if (s & SyscallThread::kInCall) ++stuck;
-    else return;  // idle and spinning: it will find us
+    else if ((s & SyscallThread::kInBlockingCall) || ((s & SyscallThread::kInCall) && long_wait)) ++stuck;
+    else return;
   }
   if (!stuck) {
     // All asleep: a poster's wake-up is on its way; make sure of it.
     if (core->awake.load(std::memory_order_seq_cst) == 0) wake_one(core);
     return;
   }
-  // Every awake thread sat in one call for the whole spin: bring another.
+  // Our context may be held by a stuck thread: give a spare a reference.
   ctx->stats.takeovers.add();
+  ctx->add_ref();
+  ctx->queued.store(1, std::memory_order_relaxed);
+  core->ready.push(ctx);
   if (sleeping) wake_one(core);
   else if (spawn(core) < 0) wake_one(core);
 }

@@ -29,14 +29,15 @@ struct SyscallCore;
 
 struct alignas(64) SyscallThread {
   // Progress word read by waiters to tell a stuck thread from a busy one:
-  // calls started << 2 | sleeping << 1 | inside a call.
+  // calls started << 3 | in a blocking-class call << 2 | sleeping << 1 |
+  // inside a call.
   std::atomic<uint64_t> state{0};
   std::atomic<bool> exited{false};
   SyscallCore* core = nullptr;
   pthread_t handle{};
   DrainStats stats;
 
-  static constexpr uint64_t kInCall = 1, kSleeping = 2, kOneCall = 4;
+  static constexpr uint64_t kInCall = 1, kSleeping = 2, kInBlockingCall = 4, kOneCall = 8;
 };
 
 struct SyscallCore {
@@ -67,7 +68,7 @@ class ThreadBackend final : public Backend {
   void bind(Context* ctx) override;
   void submitted(Context* ctx) override;
   uint64_t progress_mark(Context* ctx) const override;
-  void before_park(Context* ctx, uint64_t since) override;
+  void before_park(Context* ctx, uint64_t since, uint64_t waited_ns) override;
   void stop() override;
   void collect(StatsTotals* totals) const override;
 

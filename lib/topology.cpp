@@ -60,13 +60,17 @@ std::vector<int> os_cpus_of(hwloc_const_cpuset_t set) {
 }
 
 // The domain whose cores share a syscall core: the L3 cache if it holds
-// two or more cores, else the package, else the machine.
+// two or more cores, else the package (the machine, where hwloc shows no
+// package), else the core alone.
 hwloc_obj_t domain_of(hwloc_topology_t topo, hwloc_obj_t core) {
-  for (hwloc_obj_type_t type : {HWLOC_OBJ_L3CACHE, HWLOC_OBJ_PACKAGE}) {
-    hwloc_obj_t up = hwloc_get_ancestor_obj_by_type(topo, type, core);
-    if (up && hwloc_get_nbobjs_inside_cpuset_by_type(topo, up->cpuset, HWLOC_OBJ_CORE) >= 2) return up;
-  }
-  return hwloc_get_root_obj(topo);
+  auto cores_in = [topo](hwloc_obj_t o) {
+    return hwloc_get_nbobjs_inside_cpuset_by_type(topo, o->cpuset, HWLOC_OBJ_CORE);
+  };
+  hwloc_obj_t l3 = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_L3CACHE, core);
+  if (l3 && cores_in(l3) >= 2) return l3;
+  hwloc_obj_t pack = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, core);
+  if (!pack) pack = hwloc_get_root_obj(topo);
+  return cores_in(pack) >= 2 ? pack : core;
 }
 
 void fill_core_map(Placement* p) {
@@ -84,15 +88,17 @@ void fill_core_map(Placement* p) {
 void plan_single_core(hwloc_topology_t topo, Placement* p) {
   p->single_core = true;
   p->user_cpus = os_cpus_of(hwloc_get_root_obj(topo)->cpuset);
-  p->syscall_cores = {{p->user_cpus, p->user_cpus}};
+  p->syscall_cores = {{p->user_cpus, p->user_cpus, true}};
 }
 
-// Automatic choice: in each domain of n cores the last ceil(n/8) cores
-// (whole cores, hyperthreads included) become syscall cores, each serving
-// an equal share of the domain's other cores.
+// Automatic choice: in each domain of n >= 2 cores the last ceil(n/8)
+// cores (whole cores, hyperthreads included) become syscall cores, each
+// serving an equal share of the domain's other cores.  A core alone in its
+// socket gets a shared syscall core of its own: it is never served from
+// another socket.
 void plan_auto(hwloc_topology_t topo, Placement* p) {
-  std::map<hwloc_obj_t, std::vector<hwloc_obj_t>> domains;  // ordered by pointer: reorder below
-  std::vector<hwloc_obj_t> order;
+  std::map<hwloc_obj_t, std::vector<hwloc_obj_t>> domains;
+  std::vector<hwloc_obj_t> order;  // domains in topology order
   const int ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
   for (int i = 0; i < ncores; ++i) {
     hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, static_cast<unsigned>(i));
@@ -103,7 +109,13 @@ void plan_auto(hwloc_topology_t topo, Placement* p) {
   for (hwloc_obj_t dom : order) {
     const auto& cores = domains[dom];
     const size_t n = cores.size();
-    const size_t k = n < 2 ? 0 : (n + 7) / 8;
+    if (n == 1) {
+      const std::vector<int> cpus = os_cpus_of(cores[0]->cpuset);
+      p->syscall_cores.push_back({cpus, cpus, true});
+      p->user_cpus.insert(p->user_cpus.end(), cpus.begin(), cpus.end());
+      continue;
+    }
+    const size_t k = (n + 7) / 8;
     const size_t users = n - k;
     for (size_t s = 0; s < k; ++s) {
       Placement::SyscallCore sc;
@@ -115,24 +127,7 @@ void plan_auto(hwloc_topology_t topo, Placement* p) {
     for (size_t u = 0; u < users; ++u)
       for (int c : os_cpus_of(cores[u]->cpuset)) p->user_cpus.push_back(c);
   }
-  // A lone core in a domain of its own is served by the syscall core it
-  // shares the most with (only a one-core socket beside others needs this).
-  std::vector<int> unserved;
-  for (hwloc_obj_t dom : order)
-    if (domains[dom].size() < 2)
-      for (int c : os_cpus_of(domains[dom][0]->cpuset)) unserved.push_back(c);
-  for (int c : unserved) {
-    hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(topo, static_cast<unsigned>(c));
-    size_t best = 0;
-    int best_depth = -1;
-    for (size_t i = 0; i < p->syscall_cores.size(); ++i) {
-      hwloc_obj_t other =
-          hwloc_get_pu_obj_by_os_index(topo, static_cast<unsigned>(p->syscall_cores[i].cpus[0]));
-      int depth = hwloc_get_common_ancestor_obj(topo, pu, other)->depth;
-      if (depth > best_depth) best = i, best_depth = depth;
-    }
-    p->syscall_cores[best].serves.push_back(c);
-  }
+  std::sort(p->user_cpus.begin(), p->user_cpus.end());
 }
 
 // Forced syscall CPUs: grouped by physical core; every other allowed CPU
@@ -155,7 +150,7 @@ int plan_forced(hwloc_topology_t topo, const std::vector<int>& forced, Placement
     if (by_core.find(core) == by_core.end()) order.push_back(core);
     by_core[core].push_back(c);
   }
-  for (hwloc_obj_t core : order) p->syscall_cores.push_back({by_core[core], {}});
+  for (hwloc_obj_t core : order) p->syscall_cores.push_back({by_core[core], {}, false});
   for (int c : os_cpus_of(allowed)) {
     if (std::binary_search(forced.begin(), forced.end(), c)) continue;
     p->user_cpus.push_back(c);
@@ -191,7 +186,11 @@ int plan_placement(hwloc_topology_t topo, const std::vector<int>* forced, Placem
     plan_single_core(topo, out);
   else
     plan_auto(topo, out);
-  if (rc == 0) fill_core_map(out);
+  if (rc == 0) {
+    fill_core_map(out);
+    out->single_core = std::all_of(out->syscall_cores.begin(), out->syscall_cores.end(),
+                                   [](const Placement::SyscallCore& sc) { return sc.shared; });
+  }
   return rc;
 }
 

@@ -13,12 +13,15 @@ struct Placement {
   struct SyscallCore {
     std::vector<int> cpus;    // OS CPU numbers its syscall threads are pinned to
     std::vector<int> serves;  // user CPUs whose threads post to it
+    // No dedicated CPU: the syscall threads share the user CPUs, and
+    // entries run when their owner waits (FlexSC's single-core mode).
+    bool shared = false;
   };
   std::vector<SyscallCore> syscall_cores;
   std::vector<int> user_cpus;
   std::vector<int> core_of_cpu;  // OS CPU number -> index into syscall_cores, -1 if not allowed
-  // No CPU could be reserved (one core, or FLEXSC_SYSCALL_CORES=none):
-  // syscall threads share the user's CPUs and run when the user side waits.
+  // No CPU could be reserved at all (one core, or FLEXSC_SYSCALL_CORES=none):
+  // one shared syscall core serves everything.
   bool single_core = false;
 };
 
