@@ -3,6 +3,7 @@
 #include <linux/sched.h>
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sched.h>
 #include <unistd.h>
@@ -35,6 +36,32 @@ std::atomic<State> g_state{State::Never};
 uint64_t g_next_gen = 1;
 Config g_fork_config;  // the parent's, for a child's runtime
 int g_forking_tid = 0;
+thread_local int t_tid = 0;  // current_tid()'s cache
+// The thread made itself unlike the process's other threads (its own
+// descriptor table, credentials, namespaces, seccomp filter...): syscall
+// threads can no longer act for it, so all its calls run on it.
+thread_local bool t_diverged = false;
+
+bool diverges_from_process(long nr, const long a[6]) {
+  switch (nr) {
+    case SYS_unshare:
+    case SYS_setns:
+    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
+    case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid:
+    case SYS_setgroups: case SYS_capset:
+    case SYS_seccomp:
+    case SYS_landlock_restrict_self:
+      return true;
+    case SYS_personality:
+      return a[0] != 0xffffffff;  // not a query
+    case SYS_close_range:
+      return (a[2] & 2) != 0;  // CLOSE_RANGE_UNSHARE
+    case SYS_prctl:
+      return a[0] == PR_SET_SECCOMP || a[0] == PR_SET_NO_NEW_PRIVS;
+    default:
+      return false;
+  }
+}
 std::once_flag g_hooks_once;
 
 #if defined(__SANITIZE_THREAD__)
@@ -66,6 +93,7 @@ void after_fork_child() {
       c->release();
     } else {
       if (c->thread_owned) c->owner_tid = gettid();
+      c->submitter_tid.store(0);
       for (unsigned i = 0; i < c->capacity; ++i) {
         const uint16_t s = status_of(&c->entries[i]).load();
         if (s == FLEXSC_SUBMITTED || s == FLEXSC_BUSY) {
@@ -82,6 +110,8 @@ void after_fork_child() {
     }
     c = next;
   }
+  t_tid = 0;  // the child is another thread
+  t_diverged = false;
   registry_mutex().unlock();
   if (Runtime* rt = g_rt.exchange(nullptr)) {
     g_fork_config = rt->config();
@@ -187,6 +217,13 @@ Runtime* enter_or_start(Context* ctx, long* why) {
 
 namespace flexsc::detail {
 
+bool thread_diverged() { return t_diverged; }
+
+int current_tid() {
+  if (!t_tid) t_tid = static_cast<int>(raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
+  return t_tid;
+}
+
 long run_on_caller(long nr, const long a[6]) {
   // glibc's fork runs every fork handler (ours, malloc's, the sanitizers').
   if (nr == SYS_fork) {
@@ -196,7 +233,11 @@ long run_on_caller(long nr, const long a[6]) {
     errno = saved;
     return ret;
   }
-  if (!is_fork_like(nr, a)) return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  if (!is_fork_like(nr, a)) {
+    const long ret = raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (ret >= 0 && diverges_from_process(nr, a)) t_diverged = true;
+    return ret;
+  }
   before_fork();
   const long ret = raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   if (ret == 0) after_fork_child();
@@ -259,7 +300,7 @@ long flexsc_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a
   long why = 0;
   Runtime* rt = enter_or_start(ctx, &why);
   if (!rt) return why == kRunSynchronously ? raw_syscall6(nr, a1, a2, a3, a4, a5, a6) : why;
-  const SyscallClass cls = classify(nr, args);
+  const SyscallClass cls = t_diverged ? SyscallClass::Local : classify(nr, args);
   if (runs_on_caller(cls)) {
     // Not inside the runtime while it runs: a local call may block for long.
     leave(ctx);

@@ -11,7 +11,8 @@
 namespace flexsc::detail {
 namespace {
 
-constexpr long kIoprioWhoProcess = 1;  // IOPRIO_WHO_PROCESS, not in glibc's headers
+constexpr long kIoprioWhoProcess = 1;    // IOPRIO_WHO_PROCESS, not in glibc's headers
+constexpr long kCloseRangeUnshare = 2;  // CLOSE_RANGE_UNSHARE
 
 // Thread CPU-time clock ids: CLOCK_THREAD_CPUTIME_ID, or a negative id
 // built by pthread_getcpuclockid/clock_getcpuclockid with the per-thread bit.
@@ -71,7 +72,10 @@ SyscallClass classify(long nr, const long a[6]) {
     case SYS_clock_gettime:
     case SYS_clock_getres:
     case SYS_clock_nanosleep:
+    case SYS_timer_create:
       return is_thread_clock(a[0]) ? local : table;
+    case SYS_close_range:
+      return (a[2] & kCloseRangeUnshare) ? local : table;
     case SYS_perf_event_open:
       return a[1] == 0 ? local : table;
     case SYS_futex:

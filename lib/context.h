@@ -41,7 +41,7 @@ struct Context {
   unsigned capacity = 0;
   bool thread_owned = false;        // the hidden context of flexsc_syscall
   int owner_tid = 0;                // of a thread-owned context
-  uint64_t gen = 0;                 // generation of the runtime it is bound to
+  std::atomic<uint64_t> gen{0};     // generation of the runtime it is bound to
   Runtime* rt = nullptr;
   SyscallCore* core = nullptr;
   uint64_t wait_spin_ns = 0;
@@ -58,6 +58,7 @@ struct Context {
   uint32_t* order_prev = nullptr;
   uint32_t order_head = kNoSlot, order_tail = kNoSlot;
   std::atomic<uint32_t> in_api{0};  // the owner is inside a call that uses the runtime
+  std::atomic<int> submitter_tid{0};  // who gets the signals its entries raise
   CallerStats stats;
 
   // ---- shared with syscall threads

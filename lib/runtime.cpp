@@ -61,6 +61,7 @@ void Runtime::bind(Context* ctx) {
 
 int Runtime::submit(Context* ctx) {
   const unsigned n = ctx->prepared_count;
+  const bool diverged = thread_diverged();
   unsigned remote = 0;
   for (unsigned i = 0; i < n; ++i) {
     const uint32_t slot = ctx->prepared[i];
@@ -71,7 +72,7 @@ int Runtime::submit(Context* ctx) {
     } else {
       const long args[6] = {e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]};
       const SyscallClass cls = classify(e->nr, args);
-      if (runs_on_caller(cls)) {
+      if (diverged || runs_on_caller(cls)) {
         ctx->local_slots[ctx->local_count++] = slot;
         continue;
       }
@@ -82,6 +83,7 @@ int Runtime::submit(Context* ctx) {
   }
   ctx->prepared_count = 0;
   if (remote) {
+    ctx->submitter_tid.store(current_tid(), std::memory_order_relaxed);
     ctx->publish(ctx->prepared, remote);
     backend_->submitted(ctx);
   }
@@ -157,8 +159,9 @@ uint64_t cancel_unclaimed(Context* ctx) {
   uint64_t n = 0;
   uint64_t head = ctx->sq_head.load(std::memory_order_acquire);
   while (head < ctx->sq_tail.load(std::memory_order_acquire)) {
-    if (!ctx->sq_head.compare_exchange_weak(head, head + 1)) continue;
+    // Looked up before the claim: afterwards the sq slot may be reused.
     flexsc_entry* e = &ctx->entries[ctx->sq[head % ctx->capacity]];
+    if (!ctx->sq_head.compare_exchange_weak(head, head + 1)) continue;
     ++head;
     e->ret = -ECANCELED;
     status_of(e).store(FLEXSC_DONE, std::memory_order_seq_cst);

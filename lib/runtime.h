@@ -58,6 +58,13 @@ class Runtime {
 Runtime* enter(Context* ctx);
 inline void leave(Context* ctx) { ctx->in_api.store(0, std::memory_order_release); }
 
+// True once the calling thread has made itself unlike the process's other
+// threads (unshare, raw setuid, seccomp...): its calls then all run on it.
+bool thread_diverged();
+
+// The calling thread's id, cached (and reset in a forked child).
+int current_tid();
+
 // Runs a syscall on the calling thread (local and unknown classes), with
 // the fork handlers around a raw fork.
 long run_on_caller(long nr, const long args[6]);

@@ -123,32 +123,33 @@ class Drainer {
     return true;
   }
 
-  // Claims a run of submitted entries [pos, end) with one compare-and-swap:
-  // up to kMaxRun entries that cannot block, or one that can (so a thread
-  // stuck in it holds nothing else).  False when nothing is submitted.
-  static constexpr uint64_t kMaxRun = 16;
-  bool claim_run(Context* ctx, uint64_t& pos, uint64_t& end) {
+  // Claims a run of submitted entries with one compare-and-swap: up to
+  // kMaxRun entries that cannot block, or one that can (so a thread stuck
+  // in it holds nothing else).  The entries are looked up before the CAS,
+  // which proves the lookups current: once a position is claimed its sq
+  // slot may be reused (another thread may complete later entries, and the
+  // owner then publish more).  Returns how many, 0 when nothing is submitted.
+  static constexpr unsigned kMaxRun = 16;
+  unsigned claim_run(Context* ctx, flexsc_entry* run[kMaxRun]) {
     // A stopping runtime cancels what is left, rather than run it here.
-    if (core_->stop.load(std::memory_order_relaxed)) return false;
+    if (core_->stop.load(std::memory_order_relaxed)) return 0;
     uint64_t head = ctx->sq_head.load(std::memory_order_relaxed);
     for (;;) {
       const uint64_t tail = ctx->sq_tail.load(std::memory_order_acquire);
-      if (head >= tail) return false;
-      const uint64_t limit = std::min(tail, head + kMaxRun);
-      for (uint64_t p = head; p < limit; ++p) prefetch_for_write(entry_at(ctx, p));
-      uint64_t stop = head;
-      while (stop < limit) {
-        const bool blocking = entry_at(ctx, stop)->flags & kEntryBlocking;
-        if (blocking && stop > head) break;
-        ++stop;
+      if (head >= tail) return 0;
+      const unsigned limit = static_cast<unsigned>(std::min<uint64_t>(tail - head, kMaxRun));
+      unsigned n = 0;
+      while (n < limit) {
+        flexsc_entry* e = entry_at(ctx, head + n);
+        prefetch_for_write(e);
+        const bool blocking = e->flags & kEntryBlocking;
+        if (blocking && n > 0) break;
+        run[n++] = e;
         if (blocking) break;
       }
-      if (ctx->sq_head.compare_exchange_weak(head, stop, std::memory_order_acquire,
-                                             std::memory_order_relaxed)) {
-        pos = head;
-        end = stop;
-        return true;
-      }
+      if (ctx->sq_head.compare_exchange_weak(head, head + n, std::memory_order_acquire,
+                                             std::memory_order_relaxed))
+        return n;
     }
   }
 
@@ -158,13 +159,16 @@ class Drainer {
   // line of an entry its owner may be reading right now.
   template <bool Perturb>
   unsigned drain(Context* ctx) {
-    uint64_t pos, end;
-    if (!claim_run(ctx, pos, end)) return 0;
+    flexsc_entry* run[kMaxRun];
+    unsigned size = claim_run(ctx, run);
     unsigned n = 0, unbumped = 0;
-    for (bool more = true; more;) {
-      flexsc_entry* e = entry_at(ctx, pos);
-      const long ret = execute<Perturb>(e);
-      if (++pos == end) more = claim_run(ctx, pos, end);
+    for (unsigned i = 0; i < size;) {
+      flexsc_entry* e = run[i];
+      const long ret = execute<Perturb>(ctx, e);
+      if (++i == size) {
+        i = 0;
+        size = claim_run(ctx, run);
+      }
       complete(ctx, e, ret);
       ++n;
       if (++unbumped == kCompletionsPerBump) bump_completed(ctx, std::exchange(unbumped, 0));
@@ -174,7 +178,7 @@ class Drainer {
   }
 
   template <bool Perturb>
-  [[gnu::always_inline]] inline long execute(flexsc_entry* e) {
+  [[gnu::always_inline]] inline long execute(Context* ctx, flexsc_entry* e) {
     // Claimed through sq_head, the entry needs no BUSY store: one write
     // less to a line the owner may be polling.
     if (e->flags & FLEXSC_ENTRY_NOP) {
@@ -193,8 +197,26 @@ class Drainer {
       ret = -ECANCELED;
       self_->stats.cancelled.add();
     }
+    if (ret == -EPIPE || ret == -EFBIG) [[unlikely]]
+      forward_thread_signal(ctx);
     if constexpr (Perturb) ret = perturb(ret);
     return ret;
+  }
+
+  // A write to a broken pipe (SIGPIPE) or past RLIMIT_FSIZE (SIGXFSZ)
+  // signals the calling thread: here, this one, where it stays blocked.
+  // Take it and send it on to the thread that submitted the entry, before
+  // the entry completes, as the kernel would have.
+  static void forward_thread_signal(Context* ctx) {
+    const int owner = ctx->submitter_tid.load(std::memory_order_relaxed);
+    for (int sig : {SIGPIPE, SIGXFSZ}) {
+      uint64_t set = uint64_t{1} << (sig - 1);
+      struct timespec zero{};
+      if (raw_syscall6(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), 0, reinterpret_cast<long>(&zero),
+                       sizeof set, 0, 0) == sig &&
+          owner)
+        raw_syscall6(SYS_tgkill, getpid(), owner, sig, 0, 0, 0);
+    }
   }
 
   // Idle: one thread per core spins for a bounded time, watching the ready
@@ -362,7 +384,21 @@ void ThreadBackend::enqueue(Context* ctx) {
   ctx->add_ref();
   core->ready.push(ctx);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (core->awake.load(std::memory_order_relaxed) == 0) wake_one(core);
+  if (core->awake.load(std::memory_order_relaxed) == 0 || only_blocked_awake(core)) wake_one(core);
+}
+
+// True when every awake thread of the core sits in a blocking-class call
+// and one sleeps: wake it rather than leave the context to a waiter's
+// takeover.
+bool ThreadBackend::only_blocked_awake(const SyscallCore* core) {
+  const unsigned n = core->nthreads.load(std::memory_order_acquire);
+  bool sleeper = false;
+  for (unsigned i = 0; i < n; ++i) {
+    const uint64_t s = core->threads[i]->state.load(std::memory_order_relaxed);
+    if (s & SyscallThread::kSleeping) sleeper = true;
+    else if (!(s & SyscallThread::kInBlockingCall)) return false;
+  }
+  return sleeper;
 }
 
 void ThreadBackend::submitted(Context* ctx) {

@@ -80,6 +80,7 @@ class ThreadBackend final : public Backend {
   ThreadBackend() = default;
   int spawn(SyscallCore* core);
   void enqueue(Context* ctx);
+  static bool only_blocked_awake(const SyscallCore* core);
   void run_inline(Context* ctx);
 
   Config cfg_;
