@@ -1,0 +1,31 @@
+# Runs one example program and checks what it prints on stdout.
+#   cmake -DPROG=<exe> [-DEXACT_LINE=<text>] [-DLINE_REGEX=<regex>] -P run_example.cmake
+# EXACT_LINE: stdout must be exactly that text and one newline.
+# LINE_REGEX: some line of stdout must match it whole.
+# Either way the program must exit 0.
+if(NOT PROG)
+  message(FATAL_ERROR "PROG not set")
+endif()
+execute_process(COMMAND "${PROG}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+if(NOT rc STREQUAL "0")
+  message(FATAL_ERROR "${PROG} exited with '${rc}'\nstdout:\n${out}\nstderr:\n${err}")
+endif()
+if(DEFINED EXACT_LINE)
+  set(want "${EXACT_LINE}\n")
+  if(NOT out STREQUAL want)
+    message(FATAL_ERROR "${PROG} printed [${out}], expected exactly [${want}]\nstderr:\n${err}")
+  endif()
+endif()
+if(DEFINED LINE_REGEX)
+  string(REPLACE "\n" ";" lines "${out}")
+  set(found FALSE)
+  foreach(line IN LISTS lines)
+    if(line MATCHES "^${LINE_REGEX}$")
+      set(found TRUE)
+    endif()
+  endforeach()
+  if(NOT found)
+    message(FATAL_ERROR "${PROG}: no line of stdout matches '${LINE_REGEX}'\nstdout:\n${out}\nstderr:\n${err}")
+  endif()
+endif()
+message(STATUS "${PROG}: ok")
