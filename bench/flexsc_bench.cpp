@@ -407,7 +407,10 @@ void BM_ExLess(benchmark::State& state, Call call, unsigned n, unsigned work_ns)
     count[g] = 0;
     for (unsigned i = 0; i < n; ++i) {
       if constexpr (kWork) x = work(x, iters);
-      if (interleave && i < count[other]) ok &= take(other, i);
+      if (interleave && i < count[other]) {
+        ok &= take(other, i);
+        if (i + 1 < count[other]) __builtin_prefetch(slots[other * n + i + 1]);
+      }
       flexsc_entry* e = flexsc_get_entry(ctx);
       if (__builtin_expect(!e, 0)) {
         error = "flexsc_get_entry: no FREE entry in the context";

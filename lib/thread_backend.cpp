@@ -53,8 +53,6 @@ void wake_owner(Context* ctx) {
   if (ctx->waiting.load(std::memory_order_relaxed)) wake_owner(ctx);
 }
 
-constexpr unsigned kCompletionsPerBump = 16;
-
 void bump_completed(Context* ctx, unsigned n) { ctx->completed.fetch_add(n, std::memory_order_release); }
 
 void end_visit(Context* ctx, unsigned unbumped) {
@@ -130,14 +128,14 @@ class Drainer {
   // slot may be reused (another thread may complete later entries, and the
   // owner then publish more).  Returns how many, 0 when nothing is submitted.
   static constexpr unsigned kMaxRun = 16;
-  unsigned claim_run(Context* ctx, flexsc_entry* run[kMaxRun]) {
+  unsigned claim_run(Context* ctx, flexsc_entry* run[kMaxRun], unsigned max) {
     // A stopping runtime cancels what is left, rather than run it here.
     if (core_->stop.load(std::memory_order_relaxed)) return 0;
     uint64_t head = ctx->sq_head.load(std::memory_order_relaxed);
     for (;;) {
       const uint64_t tail = ctx->sq_tail.load(std::memory_order_acquire);
       if (head >= tail) return 0;
-      const unsigned limit = static_cast<unsigned>(std::min<uint64_t>(tail - head, kMaxRun));
+      const unsigned limit = static_cast<unsigned>(std::min<uint64_t>(tail - head, max));
       unsigned n = 0;
       while (n < limit) {
         flexsc_entry* e = entry_at(ctx, head + n);
@@ -159,19 +157,27 @@ class Drainer {
   // line of an entry its owner may be reading right now.
   template <bool Perturb>
   unsigned drain(Context* ctx) {
+    // Runs and progress reports grow 1, 2, 4, 8, then 16 entries: an owner
+    // waiting for the first results of a batch gets them at once, and a
+    // long batch costs few claims and few writes to the progress counter.
+    unsigned grow = 1;
     flexsc_entry* run[kMaxRun];
-    unsigned size = claim_run(ctx, run);
-    unsigned n = 0, unbumped = 0;
+    unsigned size = claim_run(ctx, run, grow);
+    unsigned n = 0, unbumped = 0, bump_every = 1;
     for (unsigned i = 0; i < size;) {
       flexsc_entry* e = run[i];
       const long ret = execute<Perturb>(ctx, e);
       if (++i == size) {
         i = 0;
-        size = claim_run(ctx, run);
+        grow = std::min(grow * 2, kMaxRun);
+        size = claim_run(ctx, run, grow);
       }
       complete(ctx, e, ret);
       ++n;
-      if (++unbumped == kCompletionsPerBump) bump_completed(ctx, std::exchange(unbumped, 0));
+      if (++unbumped == bump_every) {
+        bump_completed(ctx, std::exchange(unbumped, 0));
+        bump_every = std::min(bump_every * 2, kMaxRun);
+      }
     }
     end_visit(ctx, unbumped);
     return n;
