@@ -102,6 +102,7 @@ void after_fork_child() {
         }
       }
       c->sq_head.store(c->sq_tail.load());
+      c->sq_ready.store(c->sq_tail.load());
       c->queued.store(0);
       c->refs.store(1);
       c->waiting.store(0);

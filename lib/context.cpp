@@ -106,6 +106,7 @@ void Context::publish(const uint32_t* slots, unsigned count) {
   uint64_t tail = sq_tail.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < count; ++i) sq[(tail + i) % capacity] = slots[i];
   sq_tail.store(tail + count, std::memory_order_seq_cst);
+  sq_ready.store(tail + count, std::memory_order_release);
 }
 
 void Context::seen(flexsc_entry* e) {

@@ -62,7 +62,12 @@ struct Context {
   CallerStats stats;
 
   // ---- shared with syscall threads
-  alignas(64) std::atomic<uint64_t> sq_tail{0};  // owner writes
+  // The submission tail, twice: sq_tail is the owner's (a seq_cst store,
+  // paired with `queued`), sq_ready the copy syscall threads poll.  Were
+  // they one, every submit would first have to win the line back from a
+  // polling syscall thread before its locked store could finish.
+  alignas(64) std::atomic<uint64_t> sq_tail{0};
+  alignas(64) std::atomic<uint64_t> sq_ready{0};
   alignas(64) std::atomic<uint64_t> sq_head{0};  // syscall threads claim
   // Bumped by syscall threads every few completions and at the end of each
   // visit.  Waiters poll this instead of the entries themselves: an entry
@@ -87,6 +92,10 @@ struct Context {
   bool in_flight() const;        // any entry SUBMITTED or BUSY
   bool has_unclaimed() const {
     return sq_head.load(std::memory_order_acquire) < sq_tail.load(std::memory_order_acquire);
+  }
+  // As seen by syscall threads (may lag has_unclaimed() by a store's flight).
+  bool has_ready() const {
+    return sq_head.load(std::memory_order_relaxed) < sq_ready.load(std::memory_order_acquire);
   }
   flexsc_entry* oldest_done();   // flexsc_peek's answer, or nullptr
   bool any_unseen() const { return order_head != kNoSlot; }

@@ -53,7 +53,13 @@ void wake_owner(Context* ctx) {
   if (ctx->waiting.load(std::memory_order_relaxed)) wake_owner(ctx);
 }
 
-void bump_completed(Context* ctx, unsigned n) { ctx->completed.fetch_add(n, std::memory_order_release); }
+// A plain store, no locked instruction: the owner polls this line, and a
+// locked add would stall until this thread owned it again.  Two syscall
+// threads serving one context may lose an update; a waiter only looks for
+// a change, and checks its entries directly every so often anyway.
+void bump_completed(Context* ctx, unsigned n) {
+  ctx->completed.store(ctx->completed.load(std::memory_order_relaxed) + n, std::memory_order_release);
+}
 
 void end_visit(Context* ctx, unsigned unbumped) {
   if (unbumped) bump_completed(ctx, unbumped);
@@ -133,7 +139,7 @@ class Drainer {
     if (core_->stop.load(std::memory_order_relaxed)) return 0;
     uint64_t head = ctx->sq_head.load(std::memory_order_relaxed);
     for (;;) {
-      const uint64_t tail = ctx->sq_tail.load(std::memory_order_acquire);
+      const uint64_t tail = ctx->sq_ready.load(std::memory_order_acquire);
       if (head >= tail) return 0;
       const unsigned limit = static_cast<unsigned>(std::min<uint64_t>(tail - head, max));
       unsigned n = 0;
@@ -167,12 +173,15 @@ class Drainer {
     for (unsigned i = 0; i < size;) {
       flexsc_entry* e = run[i];
       const long ret = execute<Perturb>(ctx, e);
+      // The first result of a visit is published at once (its owner may be
+      // waiting for it); later ones after the next claim.
+      if (n == 0) complete(ctx, e, ret);
       if (++i == size) {
         i = 0;
         grow = std::min(grow * 2, kMaxRun);
         size = claim_run(ctx, run, grow);
       }
-      complete(ctx, e, ret);
+      if (n != 0) complete(ctx, e, ret);
       ++n;
       if (++unbumped == bump_every) {
         bump_completed(ctx, std::exchange(unbumped, 0));
@@ -233,7 +242,7 @@ class Drainer {
       const uint64_t deadline = now_ns() + core_->spin_ns;
       bool work = false;
       for (unsigned i = 1;; ++i) {
-        if ((held && held->has_unclaimed()) || !core_->ready.empty() ||
+        if ((held && held->has_ready()) || !core_->ready.empty() ||
             core_->stop.load(std::memory_order_relaxed)) {
           work = true;
           break;
@@ -244,7 +253,7 @@ class Drainer {
       core_->spinner.store(0, std::memory_order_release);
       if (work) {
         self_->stats.idle_spins_with_work.add();
-        if (held && !held->has_unclaimed() && release(held)) held = nullptr;
+        if (held && !held->has_ready() && release(held)) held = nullptr;
         return;
       }
     }
