@@ -28,24 +28,13 @@
 namespace {
 
 using flexsc::test::eventually;
+using flexsc::test::Pipe;
 using flexsc::test::scaled;
 using flexsc::test::syscall_threads_in;
 using flexsc::test::Watchdog;
 using namespace std::chrono_literals;
 
 long call(long nr, long a1 = 0, long a2 = 0, long a3 = 0) { return flexsc_syscall(nr, a1, a2, a3, 0, 0, 0); }
-
-struct Pipe {
-  int r = -1, w = -1;
-  Pipe() {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) == 0) r = fds[0], w = fds[1];
-  }
-  ~Pipe() {
-    close(r);
-    close(w);
-  }
-};
 
 cpu_set_t affinity_of(pid_t tid) {
   cpu_set_t set;

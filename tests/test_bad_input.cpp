@@ -33,6 +33,7 @@ namespace {
 
 using flexsc::detail::raw_syscall6;
 using flexsc::test::eventually;
+using flexsc::test::Pipe;
 using flexsc::test::syscall_threads_in;
 using flexsc::test::Watchdog;
 using namespace std::chrono_literals;
@@ -76,18 +77,6 @@ long via_batch(long nr, long a1 = 0, long a2 = 0, long a3 = 0) {
 std::string expect_eq(const char* what, long got, long want) {
   return got == want ? "" : std::string(what) + ": got " + std::to_string(got) + ", want " + std::to_string(want) + "\n";
 }
-
-struct Pipe {
-  int r = -1, w = -1;
-  Pipe() {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) == 0) r = fds[0], w = fds[1];
-  }
-  ~Pipe() {
-    close(r);
-    close(w);
-  }
-};
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);

@@ -26,22 +26,11 @@
 namespace {
 
 using flexsc::test::eventually;
+using flexsc::test::Pipe;
 using flexsc::test::scaled;
 using flexsc::test::syscall_threads_in;
 using flexsc::test::Watchdog;
 using namespace std::chrono_literals;
-
-struct Pipe {
-  int r = -1, w = -1;
-  Pipe() {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) == 0) r = fds[0], w = fds[1];
-  }
-  ~Pipe() {
-    close(r);
-    close(w);
-  }
-};
 
 // A function running on its own thread, which the test can give a deadline
 // without hanging itself when the deadline passes.

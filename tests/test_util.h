@@ -1,6 +1,9 @@
 // Helpers shared by the test suites.
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -21,5 +24,20 @@ constexpr bool kTsan =
 #else
     false;
 #endif
+
+// A pipe, closed on scope exit (both ends -1 if it could not be made).
+struct Pipe {
+  int r = -1, w = -1;
+  Pipe() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) == 0) r = fds[0], w = fds[1];
+  }
+  ~Pipe() {
+    close(r);
+    close(w);
+  }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+};
 
 }  // namespace flexsc::test
