@@ -52,7 +52,7 @@ Context* Context::create(unsigned pages, bool thread_owned) {
   ctx->local_slots = new (std::nothrow) uint32_t[n];
   ctx->order_next = new (std::nothrow) uint32_t[n];
   ctx->order_prev = new (std::nothrow) uint32_t[n];
-  ctx->sq = new (std::nothrow) uint32_t[n];
+  ctx->sq = new (std::nothrow) std::atomic<uint32_t>[n];
   if (!ctx->free_slots || !ctx->prepared || !ctx->local_slots || !ctx->order_next || !ctx->order_prev || !ctx->sq) {
     delete ctx;
     return nullptr;
@@ -104,7 +104,7 @@ void Context::forget_order(uint32_t slot) {
 
 void Context::publish(const uint32_t* slots, unsigned count) {
   uint64_t tail = sq_tail.load(std::memory_order_relaxed);
-  for (unsigned i = 0; i < count; ++i) sq[(tail + i) % capacity] = slots[i];
+  for (unsigned i = 0; i < count; ++i) sq[(tail + i) % capacity].store(slots[i], std::memory_order_relaxed);
   sq_tail.store(tail + count, std::memory_order_seq_cst);
   sq_ready.store(tail + count, std::memory_order_release);
 }

@@ -37,7 +37,10 @@ struct Context {
 
   // ---- read-mostly: set at creation and when bound to a runtime
   flexsc_entry* entries = nullptr;  // pages * 64, page-aligned mmap
-  uint32_t* sq = nullptr;           // submitted slot indices, written before sq_tail
+  // Submitted slots, each with kSqBlocking if its entry is of the blocking
+  // class: a syscall thread plans its claim from this alone (atomics), never
+  // from entries it has not claimed yet.
+  std::atomic<uint32_t>* sq = nullptr;
   unsigned capacity = 0;
   bool thread_owned = false;        // the hidden context of flexsc_syscall
   int owner_tid = 0;                // of a thread-owned context
@@ -100,10 +103,19 @@ struct Context {
   flexsc_entry* oldest_done();   // flexsc_peek's answer, or nullptr
   bool any_unseen() const { return order_head != kNoSlot; }
 
+  static constexpr uint32_t kSqBlocking = 1u << 31;
+  // The entry at submission position pos; *blocking tells its class.
+  flexsc_entry* submitted(uint64_t pos, bool* blocking = nullptr) const {
+    const uint32_t v = sq[pos % capacity].load(std::memory_order_relaxed);
+    if (blocking) *blocking = v & kSqBlocking;
+    return &entries[v & ~kSqBlocking];
+  }
+
   // Appends a prepared slot to the submission order (owner-private).
   void record_order(uint32_t slot);
   void forget_order(uint32_t slot);
-  // Publishes `count` slot indices to the syscall threads.
+  // Publishes `count` slots (with kSqBlocking where it applies) to the
+  // syscall threads.
   void publish(const uint32_t* slots, unsigned count);
 
  private:

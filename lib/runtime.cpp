@@ -79,7 +79,7 @@ int Runtime::submit(Context* ctx) {
       e->flags = cls == SyscallClass::Blocking ? kEntryBlocking : 0;
     }
     status_of(e).store(FLEXSC_SUBMITTED, std::memory_order_relaxed);
-    ctx->prepared[remote++] = slot;
+    ctx->prepared[remote++] = slot | (e->flags & kEntryBlocking ? Context::kSqBlocking : 0);
   }
   ctx->prepared_count = 0;
   if (remote) {
@@ -160,7 +160,7 @@ uint64_t cancel_unclaimed(Context* ctx) {
   uint64_t head = ctx->sq_head.load(std::memory_order_acquire);
   while (head < ctx->sq_tail.load(std::memory_order_acquire)) {
     // Looked up before the claim: afterwards the sq slot may be reused.
-    flexsc_entry* e = &ctx->entries[ctx->sq[head % ctx->capacity]];
+    flexsc_entry* e = ctx->submitted(head);
     if (!ctx->sq_head.compare_exchange_weak(head, head + 1)) continue;
     ++head;
     e->ret = -ECANCELED;

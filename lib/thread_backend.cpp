@@ -79,11 +79,6 @@ struct StartArg {
   bool perturb;
 };
 
-// Fetches the i-th submitted entry of ctx.
-inline flexsc_entry* entry_at(Context* ctx, uint64_t pos) {
-  return &ctx->entries[ctx->sq[pos % ctx->capacity]];
-}
-
 class Drainer {
  public:
   Drainer(SyscallThread* self, bool perturb) : self_(self), core_(self->core), perturb_(perturb) {}
@@ -95,7 +90,7 @@ class Drainer {
   void run() {
     Context* held = nullptr;
     while (!core_->stop.load(std::memory_order_acquire)) {
-      if (!held && !core_->ready.pop(held)) {
+      if (!held && !(held = pop_ready())) {
         idle(held);
         continue;
       }
@@ -117,6 +112,13 @@ class Drainer {
   }
 
  private:
+  // Boost.Lockfree's pop may write its argument and still fail (it copies
+  // before its compare-and-swap): pop into a scratch variable.
+  Context* pop_ready() {
+    Context* ctx;
+    return core_->ready.pop(ctx) ? ctx : nullptr;
+  }
+
   // Gives ctx up, unless its owner submitted meanwhile.  True if released.
   static bool release(Context* ctx) {
     ctx->queued.store(0, std::memory_order_seq_cst);
@@ -144,9 +146,9 @@ class Drainer {
       const unsigned limit = static_cast<unsigned>(std::min<uint64_t>(tail - head, max));
       unsigned n = 0;
       while (n < limit) {
-        flexsc_entry* e = entry_at(ctx, head + n);
+        bool blocking;
+        flexsc_entry* e = ctx->submitted(head + n, &blocking);
         prefetch_for_write(e);
-        const bool blocking = e->flags & kEntryBlocking;
         if (blocking && n > 0) break;
         run[n++] = e;
         if (blocking) break;
@@ -435,8 +437,9 @@ uint64_t ThreadBackend::progress_mark(Context* ctx) const {
 void ThreadBackend::run_inline(Context* ctx) {
   uint64_t head = ctx->sq_head.load(std::memory_order_acquire);
   while (head < ctx->sq_tail.load(std::memory_order_acquire)) {
-    flexsc_entry* e = &ctx->entries[ctx->sq[head % ctx->capacity]];
-    if (e->flags & kEntryBlocking) {
+    bool blocking;
+    flexsc_entry* e = ctx->submitted(head, &blocking);
+    if (blocking) {
       enqueue(ctx);
       return;
     }
