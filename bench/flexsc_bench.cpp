@@ -272,15 +272,18 @@ struct StatsDelta {
 
 // ---- synchronous baselines -----------------------------------------------
 
-void BM_Sync(benchmark::State& state, Call call) {
+// One call per iteration, issued by Issue: the inline instruction (Sync)
+// or glibc's syscall(2) (SyncLibc).
+template <long (*Issue)(Call, char*)>
+void BM_SyncWith(benchmark::State& state, Call call, const char* label) {
   bind_user(state);
   const Disturbance noise;
   const long want = expected(call);
   char buf = 0;
   for (auto _ : state) {
-    const long r = sync_call(call, &buf);
+    const long r = Issue(call, &buf);
     if (__builtin_expect(r != want, 0)) {
-      state.SkipWithError(wrong_result("Sync", call, r).c_str());
+      state.SkipWithError(wrong_result(label, call, r).c_str());
       break;
     }
   }
@@ -288,21 +291,8 @@ void BM_Sync(benchmark::State& state, Call call) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_SyncLibc(benchmark::State& state, Call call) {
-  bind_user(state);
-  const Disturbance noise;
-  const long want = expected(call);
-  char buf = 0;
-  for (auto _ : state) {
-    const long r = libc_call(call, &buf);
-    if (__builtin_expect(r != want, 0)) {
-      state.SkipWithError(wrong_result("SyncLibc", call, r).c_str());
-      break;
-    }
-  }
-  noise.finish(state);
-  state.SetItemsProcessed(state.iterations());
-}
+void BM_Sync(benchmark::State& state, Call call) { BM_SyncWith<sync_call>(state, call, "Sync"); }
+void BM_SyncLibc(benchmark::State& state, Call call) { BM_SyncWith<libc_call>(state, call, "SyncLibc"); }
 
 // Synchronous getppid on both cores: thread i pinned to the i-th CPU of the
 // process (the affinity is put back afterwards: thread 0 is the main thread).
