@@ -49,6 +49,7 @@ bool is_futex_wait(long op) {
 SyscallClass classify(long nr, const long a[6]) {
   if (nr < 0 || nr >= static_cast<long>(kSyscallTableSize)) return SyscallClass::Unknown;
   const SyscallClass table = kSyscallTable[nr].cls;
+  if (!kSyscallTable[nr].by_args) return table;
   constexpr auto local = SyscallClass::Local;
   switch (nr) {
     case SYS_sched_setparam:

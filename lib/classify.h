@@ -16,6 +16,7 @@ enum class SyscallClass : uint8_t {
 struct SyscallInfo {
   const char* name;
   SyscallClass cls;
+  bool by_args;  // classify() refines the class from the arguments
 };
 
 #include "syscall_table.inc"

@@ -42,9 +42,11 @@ TEST(StatusMachine, EntryGoesRoundTheCycle) {
   EXPECT_EQ(e->status, FLEXSC_FREE);
   flexsc_prep(e, SYS_getppid, 0, 0, 0, 0, 0, 0);
   EXPECT_EQ(flexsc_wait_entry(ctx, e), -EINVAL) << "an entry never submitted cannot be waited for";
+  EXPECT_FALSE(flexsc_entry_done(e));
   ASSERT_EQ(flexsc_submit(ctx), 1);
   EXPECT_EQ(flexsc_wait_entry(ctx, e), getppid());
   EXPECT_EQ(e->status, FLEXSC_DONE);
+  EXPECT_TRUE(flexsc_entry_done(e));
   flexsc_entry* done;
   ASSERT_EQ(flexsc_peek(ctx, &done), 0);
   EXPECT_EQ(done, e);

@@ -88,7 +88,7 @@ class Batch {
 
   int submit() noexcept { return flexsc_submit(ctx_); }
   // The result of one entry, once DONE (the entry stays until seen()).
-  long wait(flexsc_entry* e) noexcept { return flexsc_wait_entry(ctx_, e); }
+  long wait(flexsc_entry* e) noexcept { return flexsc_entry_done(e) ? e->ret : flexsc_wait_entry(ctx_, e); }
   // The oldest DONE entry, waiting for one; nullptr when nothing is in flight.
   flexsc_entry* wait_any() noexcept {
     flexsc_entry* e = nullptr;

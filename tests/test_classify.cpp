@@ -1,0 +1,84 @@
+// The classification table and its argument-dependent refinements.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/futex.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "classify.h"
+
+using flexsc::detail::classify;
+using flexsc::detail::kSyscallTable;
+using flexsc::detail::kSyscallTableSize;
+using C = flexsc::detail::SyscallClass;
+
+namespace {
+
+C cls(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0) {
+  const long a[6] = {a0, a1, a2, a3, 0, 0};
+  return classify(nr, a);
+}
+
+TEST(Classify, EveryNumberOfTheHeadersHasANameAndAClass) {
+  EXPECT_GT(kSyscallTableSize, static_cast<unsigned>(SYS_getppid));
+  unsigned named = 0;
+  for (unsigned nr = 0; nr < kSyscallTableSize; ++nr) {
+    if (!kSyscallTable[nr].name) {
+      EXPECT_EQ(kSyscallTable[nr].cls, C::Unknown) << nr;
+      continue;
+    }
+    ++named;
+    EXPECT_NE(kSyscallTable[nr].cls, C::Unknown) << kSyscallTable[nr].name;
+  }
+  EXPECT_GT(named, 300u);
+  EXPECT_STREQ(kSyscallTable[SYS_read].name, "read");
+}
+
+TEST(Classify, PlainClasses) {
+  EXPECT_EQ(cls(SYS_getppid), C::Remote);
+  EXPECT_EQ(cls(SYS_read), C::Blocking);
+  EXPECT_EQ(cls(SYS_accept4), C::Blocking);
+  EXPECT_EQ(cls(SYS_gettid), C::Local);
+  EXPECT_EQ(cls(SYS_rt_sigprocmask), C::Local);
+  EXPECT_EQ(cls(SYS_clone3), C::Local);
+}
+
+TEST(Classify, NumbersOutsideTheTableAreUnknown) {
+  EXPECT_EQ(cls(-1), C::Unknown);
+  EXPECT_EQ(cls(kSyscallTableSize), C::Unknown);
+  EXPECT_EQ(cls(1L << 40), C::Unknown);
+  EXPECT_EQ(cls(0x40000000L + SYS_getppid), C::Unknown);  // x32
+}
+
+// Each refinement both ways: a missing "# args" mark in syscall_classes.txt
+// would make the table's class win here.
+TEST(Classify, ArgumentsRefineTheClass) {
+  EXPECT_EQ(cls(SYS_sched_setaffinity, 0), C::Local);
+  EXPECT_EQ(cls(SYS_sched_setaffinity, 1234), C::Remote);
+  EXPECT_EQ(cls(SYS_getpriority, PRIO_PROCESS, 0), C::Local);
+  EXPECT_EQ(cls(SYS_getpriority, PRIO_PROCESS, 1234), C::Remote);
+  EXPECT_EQ(cls(SYS_getrusage, RUSAGE_THREAD), C::Local);
+  EXPECT_EQ(cls(SYS_getrusage, RUSAGE_SELF), C::Remote);
+  EXPECT_EQ(cls(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID), C::Local);
+  EXPECT_EQ(cls(SYS_clock_gettime, CLOCK_MONOTONIC), C::Remote);
+  EXPECT_EQ(cls(SYS_timer_create, CLOCK_THREAD_CPUTIME_ID), C::Local);
+  EXPECT_EQ(cls(SYS_timer_create, CLOCK_REALTIME), C::Remote);
+  EXPECT_EQ(cls(SYS_perf_event_open, 0, 0), C::Local);
+  EXPECT_EQ(cls(SYS_perf_event_open, 0, 1234), C::Remote);
+  EXPECT_EQ(cls(SYS_futex, 0, FUTEX_LOCK_PI_PRIVATE), C::Local);
+  EXPECT_EQ(cls(SYS_futex, 0, FUTEX_WAIT_PRIVATE), C::Blocking);
+  EXPECT_EQ(cls(SYS_futex, 0, FUTEX_WAKE_PRIVATE), C::Remote);
+  EXPECT_EQ(cls(SYS_wait4, -1, 0, __WNOTHREAD), C::Local);
+  EXPECT_EQ(cls(SYS_wait4, -1, 0, 0), C::Blocking);
+  EXPECT_EQ(cls(SYS_fcntl, 3, F_SETLKW), C::Blocking);
+  EXPECT_EQ(cls(SYS_fcntl, 3, F_GETFL), C::Remote);
+  EXPECT_EQ(cls(SYS_flock, 3, LOCK_EX | LOCK_NB), C::Remote);
+  EXPECT_EQ(cls(SYS_flock, 3, LOCK_EX), C::Blocking);
+  EXPECT_EQ(cls(SYS_close_range, 3, 10, 2 /* CLOSE_RANGE_UNSHARE */), C::Local);
+  EXPECT_EQ(cls(SYS_close_range, 3, 10, 0), C::Remote);
+}
+
+}  // namespace
