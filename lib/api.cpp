@@ -247,8 +247,7 @@ long run_on_caller(long nr, const long a[6]) {
 }
 
 Runtime* enter(Context* ctx) {
-  ctx->in_api.store(1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  ctx->in_api.exchange(1, std::memory_order_seq_cst);  // a full barrier before reading g_rt
   Runtime* rt = g_rt.load(std::memory_order_acquire);
   if (!rt) {
     leave(ctx);

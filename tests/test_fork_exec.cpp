@@ -504,7 +504,7 @@ void fork_from_multithreaded_parent(pid_t parent, bool raw) {
 }
 
 TEST_F(ForkExec, ForkFromMultithreadedParent) {
-  if (flexsc::test::kAsan) GTEST_SKIP() << flexsc::test::kAsanForkSkip;
+  if (flexsc::test::kForkUnsafeSanitizer) GTEST_SKIP() << flexsc::test::kSanitizerForkSkip;
   fork_from_multithreaded_parent(parent_, false);
   parent_still_works();
 }
@@ -512,7 +512,7 @@ TEST_F(ForkExec, ForkFromMultithreadedParent) {
 // The same with the fork syscall made through flexsc_syscall: the runtime
 // runs its fork handlers around the raw syscall.
 TEST_F(ForkExec, RawForkFromMultithreadedParent) {
-  if (flexsc::test::kAsan) GTEST_SKIP() << flexsc::test::kAsanForkSkip;
+  if (flexsc::test::kForkUnsafeSanitizer) GTEST_SKIP() << flexsc::test::kSanitizerForkSkip;
   fork_from_multithreaded_parent(parent_, true);
   parent_still_works();
 }
@@ -523,7 +523,7 @@ TEST_F(ForkExec, RawForkFromMultithreadedParent) {
 // Spares outlive the burst that needed them, so every round starts a fresh
 // runtime and forks during its first milliseconds.
 TEST_F(ForkExec, ForkWhileOtherThreadsBlockInCalls) {
-  if (flexsc::test::kAsan) GTEST_SKIP() << flexsc::test::kAsanForkSkip;
+  if (flexsc::test::kForkUnsafeSanitizer) GTEST_SKIP() << flexsc::test::kSanitizerForkSkip;
   const pid_t parent = parent_;
   constexpr int kPairs = 8;
   const int rounds = static_cast<int>(std::max(5L, scaled(10)));  // cheap: keep several
@@ -656,7 +656,7 @@ TEST_F(ForkExec, BatchInFlightIsCancelledInChild) {
 // syscall thread) at fork: in the child neither thread exists, and the
 // child's calls must not wait behind that read.
 TEST_F(ForkExec, ForkWhileAnotherThreadIsBlockedInACall) {
-  if (flexsc::test::kAsan) GTEST_SKIP() << flexsc::test::kAsanForkSkip;
+  if (flexsc::test::kForkUnsafeSanitizer) GTEST_SKIP() << flexsc::test::kSanitizerForkSkip;
   Pipe p;
   std::atomic<long> result{-999};
   std::thread reader([&] {
