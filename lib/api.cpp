@@ -42,26 +42,6 @@ thread_local int t_tid = 0;  // current_tid()'s cache
 // threads can no longer act for it, so all its calls run on it.
 thread_local bool t_diverged = false;
 
-bool diverges_from_process(long nr, const long a[6]) {
-  switch (nr) {
-    case SYS_unshare:
-    case SYS_setns:
-    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
-    case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid:
-    case SYS_setgroups: case SYS_capset:
-    case SYS_seccomp:
-    case SYS_landlock_restrict_self:
-      return true;
-    case SYS_personality:
-      return a[0] != 0xffffffff;  // not a query
-    case SYS_close_range:
-      return (a[2] & 2) != 0;  // CLOSE_RANGE_UNSHARE
-    case SYS_prctl:
-      return a[0] == PR_SET_SECCOMP || a[0] == PR_SET_NO_NEW_PRIVS;
-    default:
-      return false;
-  }
-}
 std::once_flag g_hooks_once;
 
 #if defined(__SANITIZE_THREAD__)
@@ -124,6 +104,27 @@ void after_fork_child() {
 }
 
 void shutdown_at_exit() { flexsc_shutdown(); }
+
+bool diverges_from_process(long nr, const long a[6]) {
+  switch (nr) {
+    case SYS_unshare:
+    case SYS_setns:
+    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
+    case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid:
+    case SYS_setgroups: case SYS_capset:
+    case SYS_seccomp:
+    case SYS_landlock_restrict_self:
+      return true;
+    case SYS_personality:
+      return a[0] != 0xffffffff;  // not a query
+    case SYS_close_range:
+      return (a[2] & 2) != 0;  // CLOSE_RANGE_UNSHARE
+    case SYS_prctl:
+      return a[0] == PR_SET_SECCOMP || a[0] == PR_SET_NO_NEW_PRIVS;
+    default:
+      return false;
+  }
+}
 
 // A raw fork (clone/clone3 without CLONE_VM) through flexsc skips glibc's
 // fork handlers: run ours around it.  vfork and CLONE_VM

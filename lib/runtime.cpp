@@ -9,7 +9,6 @@
 
 #include "classify.h"
 #include "futex.h"
-#include "raw_syscall.h"
 #include "thread_backend.h"
 
 namespace flexsc::detail {
