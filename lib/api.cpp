@@ -86,6 +86,10 @@ void after_fork_child() {
       c->queued.store(0);
       c->refs.store(1);
       c->waiting.store(0);
+      // The parent's rings: the child only closes its copies.
+      c->reaps.store(false);
+      c->wake_fd = -1;
+      c->backend_state.reset();
       c->in_api.store(0);
       c->gen = 0;
     }
@@ -386,10 +390,27 @@ int flexsc_submit(struct flexsc_ctx* handle) {
   return n;
 }
 
+namespace {
+
+// Completions that wait in a ring (the io_uring backends) come into their
+// entries only when the owner reaps them, inside the runtime.
+void reap_if_needed(Context* ctx) {
+  if (!ctx->reaps.load(std::memory_order_relaxed)) return;
+  if (Runtime* rt = enter(ctx)) {
+    rt->backend().reap(ctx);
+    leave(ctx);
+  }
+}
+
+}  // namespace
+
 int flexsc_peek(struct flexsc_ctx* handle, struct flexsc_entry** out) {
   auto* ctx = reinterpret_cast<Context*>(handle);
   if (!ctx || !out) return -EINVAL;
-  *out = ctx->oldest_done();
+  if (!(*out = ctx->oldest_done())) {
+    reap_if_needed(ctx);
+    *out = ctx->oldest_done();
+  }
   return *out ? 0 : -EAGAIN;
 }
 
@@ -400,7 +421,8 @@ int flexsc_wait(struct flexsc_ctx* handle, struct flexsc_entry** out) {
   if (!ctx || !out) return -EINVAL;
   if (!ctx->any_unseen()) return -EAGAIN;
   auto done = [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; };
-  if (done() || (ctx->wait_spin_ns && spin_until(done, ctx->completed, ctx->wait_spin_ns))) return 0;
+  const bool spin = ctx->wait_spin_ns && !ctx->reaps.load(std::memory_order_relaxed);
+  if (done() || (spin && spin_until(done, ctx->completed, ctx->wait_spin_ns))) return 0;
   Runtime* rt = enter(ctx);
   if (!rt) return done() ? 0 : -ESHUTDOWN;
   const int rc = rt->wait_any(ctx, out, true);
@@ -415,7 +437,8 @@ long flexsc_wait_entry(struct flexsc_ctx* handle, struct flexsc_entry* e) {
   if (s == FLEXSC_DONE) return e->ret;
   if (s == FLEXSC_FREE) return -EINVAL;  // never submitted
   auto done = [e] { return is_done(e); };
-  if (ctx->wait_spin_ns && spin_until(done, ctx->completed, ctx->wait_spin_ns)) return e->ret;
+  const bool spin = ctx->wait_spin_ns && !ctx->reaps.load(std::memory_order_relaxed);
+  if (spin && spin_until(done, ctx->completed, ctx->wait_spin_ns)) return e->ret;
   Runtime* rt = enter(ctx);
   if (!rt) return done() ? e->ret : -ESHUTDOWN;
   const long ret = rt->wait_entry(ctx, e, true);
@@ -440,8 +463,8 @@ int flexsc_get_stats(struct flexsc_stats* out) {
   Runtime* rt = g_rt.load();
   if (!rt) return -ESHUTDOWN;
   const StatsTotals t = rt->totals();
-  *out = flexsc_stats{t.remote, t.local,  t.unknown,   t.blocking,        t.nops,     t.drains,
-                      t.sleeps, t.wait_parks, t.takeovers, t.syscall_threads, t.cancelled};
+  *out = flexsc_stats{t.remote, t.local,     t.unknown,   t.blocking,        t.nops + t.ring_nops, t.drains,
+                      t.sleeps, t.wait_parks, t.takeovers, t.syscall_threads, t.cancelled,          t.ring};
   return 0;
 }
 

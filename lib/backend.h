@@ -2,24 +2,39 @@
 // nothing about who posts them (threads or fibers).
 #pragma once
 
+#include <cstdint>
+
+#include "context.h"
 #include "stats.h"
 #include "topology.h"
 
 namespace flexsc::detail {
-
-struct Context;
 
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
 
-  // Binds a context to the syscall core serving the calling thread's CPU.
+  // Binds a context to the syscall core serving the calling thread's CPU
+  // (called by the context's owner, inside the API).
   virtual void bind(Context* ctx) = 0;
+  // The runtime stops (nothing is in flight and nobody inside the API), or
+  // the context is going away: release what bind() set up for it.
+  virtual void unbind(Context*) {}
 
-  // The owner published new entries of ctx.  Makes no syscall while a
-  // syscall thread of ctx's core is awake.
-  virtual void submitted(Context* ctx) = 0;
+  // The owner submits entries: slots (kSqBlocking set where it applies)
+  // are the context's, SUBMITTED, in submission order.  Makes no syscall
+  // while a syscall thread of ctx's core is awake.
+  virtual void submit(Context* ctx, uint32_t* slots, unsigned count) = 0;
+
+  // Moves completions that are waiting for the owner into their entries
+  // (io_uring's completion queue).  True if any.
+  virtual bool reap(Context*) { return false; }
+
+  // The owner of ctx is about to park: returns how (kParkedFutex...), to
+  // be stored into ctx->waiting before the last check; then park() sleeps.
+  virtual uint32_t prepare_park(Context*) { return kParkedFutex; }
+  virtual void park(Context* ctx, uint32_t how, uint64_t timeout_ns);
 
   // The owner of ctx has spun without seeing its entries complete and is
   // about to park: make sure they progress (run them inline in single-core
@@ -32,6 +47,11 @@ class Backend {
   // Finishes or cancels every claimed entry (-ECANCELED) and joins the
   // syscall threads.  Entries still unclaimed afterwards are the caller's.
   virtual void stop() = 0;
+
+  // During shutdown, after stop(): cancels ctx's operations still in the
+  // kernel (completing each with -ECANCELED or its real result, reaped
+  // here if owner_outside).  True while some are still in flight.
+  virtual bool cancel_ops(Context*, bool /*owner_outside*/) { return false; }
 
   virtual void collect(StatsTotals* totals) const = 0;
 

@@ -11,11 +11,15 @@
 #pragma once
 
 #include <flexsc/flexsc.h>
+#include <sys/syscall.h>
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 
+#include "futex.h"
+#include "raw_syscall.h"
 #include "stats.h"
 
 namespace flexsc::detail {
@@ -28,6 +32,15 @@ inline constexpr uint16_t kEntryBlocking = 1u << 15;
 
 inline std::atomic_ref<uint16_t> status_of(flexsc_entry* e) { return std::atomic_ref<uint16_t>(e->status); }
 inline bool is_done(flexsc_entry* e) { return status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE; }
+
+// Values of Context::waiting: how its owner is parked.
+inline constexpr uint32_t kParkedFutex = 1;  // on the word itself
+inline constexpr uint32_t kParkedRing = 2;   // in its io_uring wait, woken through wake_fd
+
+// What a backend keeps per context (an io_uring ring).
+struct BackendState {
+  virtual ~BackendState() = default;
+};
 
 struct Context {
   static constexpr uint32_t kNoSlot = UINT32_MAX;
@@ -48,6 +61,12 @@ struct Context {
   Runtime* rt = nullptr;
   SyscallCore* core = nullptr;
   uint64_t wait_spin_ns = 0;
+  // The io_uring backends: completions wait in the context's ring until
+  // the owner reaps them (so waits go through the runtime), and an owner
+  // parked in the ring is woken by writing to this eventfd.
+  std::atomic<bool> reaps{false};
+  int wake_fd = -1;
+  std::unique_ptr<BackendState> backend_state;
 
   // ---- owner side: touched only by the thread using the context
   alignas(64) uint32_t* free_slots = nullptr;  // stack of FREE slots
@@ -122,6 +141,17 @@ struct Context {
   Context() = default;
   ~Context();
 };
+
+// Wakes ctx's owner if it is parked (it stored kParked* into `waiting`).
+inline void wake_owner(Context* ctx) {
+  const uint32_t how = ctx->waiting.exchange(0);
+  if (how == kParkedFutex) {
+    futex_wake(&ctx->waiting);
+  } else if (how == kParkedRing) {
+    const uint64_t one = 1;
+    raw_syscall6(SYS_write, ctx->wake_fd, reinterpret_cast<long>(&one), sizeof one, 0, 0, 0);
+  }
+}
 
 // Registry of live contexts, for shutdown (cancellation), statistics and
 // fork.  Walk it from registry_head() with registry_mutex() held.

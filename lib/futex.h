@@ -58,4 +58,17 @@ bool spin_until(Done&& done, const std::atomic<uint64_t>& progress, uint64_t spi
   }
 }
 
+// Spins for up to spin_ns until done(), checking it every few rounds: for
+// completions that only a check itself can bring in (an io_uring
+// completion queue the caller reaps).
+template <class Done>
+bool spin_polling(Done&& done, uint64_t spin_ns) {
+  const uint64_t deadline = now_ns() + spin_ns;
+  for (unsigned i = 1;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 0 && now_ns() > deadline) return false;
+  }
+}
+
 }  // namespace flexsc::detail

@@ -1,6 +1,7 @@
 #include "runtime.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,9 @@
 #include "classify.h"
 #include "futex.h"
 #include "thread_backend.h"
+#ifdef FLEXSC_HAVE_IO_URING
+#include "uring_backend.h"
+#endif
 
 namespace flexsc::detail {
 namespace {
@@ -21,6 +25,19 @@ uint64_t g_retired_gen = 0;  // the generation g_retired belongs to
 constexpr uint64_t kFirstParkNs = 200'000;   // parked waiters re-check for stuck
 constexpr uint64_t kMaxParkNs = 64'000'000;   // syscall threads this often at least
 constexpr uint64_t kGraceNs = 100'000'000;    // shutdown lets calls finish this long
+
+#ifdef FLEXSC_HAVE_IO_URING
+const std::string kUringNames = ", uring, uring-sqpoll";
+constexpr bool kAutoPrefersUring = false;  // until every suite runs on every backend
+
+bool auto_wants_sqpoll(const Config& cfg) {
+  if (cfg.cores_forced) return !cfg.syscall_cpus.empty();
+  cpu_set_t set;
+  return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1;
+}
+#else
+const std::string kUringNames;
+#endif
 
 }  // namespace
 
@@ -34,10 +51,26 @@ int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* ou
   rt->gen_ = gen;
   const std::string& b = cfg.backend;
   int rc;
-  if (b == "auto" || b == "thread" || b == "test-perturb") {
+  if (b == "thread" || b == "test-perturb") {
     rc = ThreadBackend::create(cfg, b == "test-perturb", &rt->backend_, error);
+#ifdef FLEXSC_HAVE_IO_URING
+  } else if (b == "uring" || b == "uring-sqpoll") {
+    rc = UringBackend::create(cfg, b == "uring-sqpoll", &rt->backend_, error);
+  } else if (b == "auto" && kAutoPrefersUring) {
+    // io_uring where it works: SQPOLL when syscall cores are dedicated
+    // (a submission thread on a shared core would compete with the user).
+    rc = -ENOSYS;
+    if (auto_wants_sqpoll(cfg)) rc = UringBackend::create(cfg, true, &rt->backend_, error);
+    if (rc < 0) rc = UringBackend::create(cfg, false, &rt->backend_, error);
+    if (rc < 0) rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
+  } else if (b == "auto") {
+    rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
+#else
+  } else if (b == "auto") {
+    rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
+#endif
   } else {
-    *error = "backend '" + b + "' is not available in this build (available: thread)";
+    *error = "backend '" + b + "' is not available in this build (available: thread" + kUringNames + ")";
     rc = -ENOSYS;
   }
   if (rc < 0) return rc;
@@ -83,8 +116,7 @@ int Runtime::submit(Context* ctx) {
   ctx->prepared_count = 0;
   if (remote) {
     ctx->submitter_tid.store(current_tid(), std::memory_order_relaxed);
-    ctx->publish(ctx->prepared, remote);
-    backend_->submitted(ctx);
+    backend_->submit(ctx, ctx->prepared, remote);
   }
   return static_cast<int>(n);
 }
@@ -113,26 +145,39 @@ void count_on_caller(Context* ctx, long nr, SyscallClass cls) {
   }
 }
 
-// Spin for the configured time, then park on the context's futex until
-// done().  Parking has a timeout: each time it runs out, the waiter checks
-// that the syscall threads serving it are not all stuck in blocking calls.
+void Backend::park(Context* ctx, uint32_t how, uint64_t timeout_ns) { futex_wait(&ctx->waiting, how, timeout_ns); }
+
+// Spin for the configured time, then park until done().  Parking has a
+// timeout: each time it runs out, the waiter checks that the syscall
+// threads serving it are not all stuck in blocking calls.  Contexts whose
+// completions wait in a ring are reaped on every check.
 template <class Done>
-void Runtime::wait_until(Context* ctx, Done done, bool spun) {
+void Runtime::wait_until(Context* ctx, Done done_now, bool spun) {
+  const bool reaps = ctx->reaps.load(std::memory_order_relaxed);
+  auto done = [&] {
+    if (reaps) backend_->reap(ctx);
+    return done_now();
+  };
   if (done()) return;
   ctx->stats.waits.add();
   backend_->wait_begin(ctx);
   const uint64_t start = now_ns();
-  if (!spun && spin_until(done, ctx->completed, ctx->wait_spin_ns)) return;
+  if (!spun || reaps) {
+    if (reaps ? spin_polling(done, ctx->wait_spin_ns) : spin_until(done, ctx->completed, ctx->wait_spin_ns))
+      return;
+  }
   uint64_t mark = backend_->progress_mark(ctx);
   uint64_t park_ns = kFirstParkNs;
   for (;;) {
-    ctx->waiting.store(1, std::memory_order_seq_cst);
+    const uint32_t how = backend_->prepare_park(ctx);
+    ctx->waiting.store(how, std::memory_order_seq_cst);
     if (done()) {
       ctx->waiting.store(0, std::memory_order_relaxed);
       return;
     }
     ctx->stats.wait_parks.add();
-    futex_wait(&ctx->waiting, 1, park_ns);
+    backend_->park(ctx, how, park_ns);
+    ctx->waiting.store(0, std::memory_order_relaxed);
     if (done()) return;
     backend_->before_park(ctx, mark, now_ns() - start);
     mark = backend_->progress_mark(ctx);
@@ -168,7 +213,7 @@ uint64_t cancel_unclaimed(Context* ctx) {
   }
   if (n) {
     ctx->completed.fetch_add(n);
-    if (ctx->waiting.exchange(0)) futex_wake(&ctx->waiting);
+    wake_owner(ctx);
   }
   return n;
 }
@@ -191,17 +236,25 @@ void Runtime::stop() {
   // 3. What nobody claimed is cancelled, until every caller has left.
   uint64_t cancelled = 0;
   for (;;) {
-    bool inside = false;
+    bool inside = false, in_kernel = false;
     {
       std::lock_guard lock(registry_mutex());
       for (Context* c = registry_head(); c; c = c->next) {
         if (c->gen != gen_) continue;
         cancelled += cancel_unclaimed(c);
-        inside |= c->in_api.load(std::memory_order_acquire) != 0;
+        const bool in = c->in_api.load(std::memory_order_acquire) != 0;
+        in_kernel |= backend_->cancel_ops(c, !in);
+        inside |= in;
       }
     }
-    if (!inside) break;
+    if (!inside && !in_kernel) break;
     usleep(200);
+  }
+  // 4. Nothing is in flight: what the backend kept per context goes.
+  {
+    std::lock_guard lock(registry_mutex());
+    for (Context* c = registry_head(); c; c = c->next)
+      if (c->gen == gen_) backend_->unbind(c);
   }
   if (!cfg_.stats.empty()) {
     StatsTotals t = totals();

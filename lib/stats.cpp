@@ -13,7 +13,10 @@ void DrainStats::reset() {
 
 void CallerStats::reset() {
   for (auto& c : calls) c.reset();
-  for (Counter* c : {&local, &unknown, &inline_calls, &waits, &wait_parks, &takeovers}) c->reset();
+  for (auto& c : ring_calls) c.reset();
+  for (Counter* c : {&local, &unknown, &inline_calls, &waits, &wait_parks, &takeovers, &ring_nops, &ring_retries,
+                     &ring_splits, &ring_reruns, &ring_backlog})
+    c->reset();
 }
 
 void StatsTotals::add(const DrainStats& d) {
@@ -31,7 +34,16 @@ void StatsTotals::add(const DrainStats& d) {
 }
 
 void StatsTotals::add(const CallerStats& c) {
-  for (unsigned i = 0; i < kSyscallTableSize; ++i) local_calls[i] += c.calls[i].get();
+  for (unsigned i = 0; i < kSyscallTableSize; ++i) {
+    local_calls[i] += c.calls[i].get();
+    ring_calls[i] += c.ring_calls[i].get();
+    ring += c.ring_calls[i].get();
+  }
+  ring_nops += c.ring_nops.get();
+  ring_retries += c.ring_retries.get();
+  ring_splits += c.ring_splits.get();
+  ring_reruns += c.ring_reruns.get();
+  ring_backlog += c.ring_backlog.get();
   local += c.local.get();
   unknown += c.unknown.get();
   inline_calls += c.inline_calls.get();
@@ -44,6 +56,7 @@ StatsTotals& StatsTotals::operator+=(const StatsTotals& o) {
   for (unsigned i = 0; i < kSyscallTableSize; ++i) {
     remote_calls[i] += o.remote_calls[i];
     local_calls[i] += o.local_calls[i];
+    ring_calls[i] += o.ring_calls[i];
   }
   for (unsigned i = 0; i < kBatchBuckets; ++i) batches[i] += o.batches[i];
   for (auto [mine, theirs] : {std::pair{&remote, &o.remote}, {&blocking, &o.blocking}, {&local, &o.local},
@@ -51,7 +64,9 @@ StatsTotals& StatsTotals::operator+=(const StatsTotals& o) {
                               {&drains, &o.drains}, {&idle_spins_with_work, &o.idle_spins_with_work},
                               {&sleeps, &o.sleeps}, {&waits, &o.waits}, {&wait_parks, &o.wait_parks},
                               {&takeovers, &o.takeovers}, {&syscall_threads, &o.syscall_threads},
-                              {&cancelled, &o.cancelled}})
+                              {&cancelled, &o.cancelled}, {&ring, &o.ring}, {&ring_nops, &o.ring_nops},
+                              {&ring_retries, &o.ring_retries}, {&ring_splits, &o.ring_splits},
+                              {&ring_reruns, &o.ring_reruns}, {&ring_backlog, &o.ring_backlog}})
     *mine += *theirs;
   return *this;
 }
@@ -70,6 +85,11 @@ std::string StatsTotals::report(const char* backend) const {
   emit("calls: %llu remote (%llu blocking class), %llu local, %llu unknown, %llu nop, %llu inline",
        (unsigned long long)remote, (unsigned long long)blocking, (unsigned long long)local,
        (unsigned long long)unknown, (unsigned long long)nops, (unsigned long long)inline_calls);
+  if (ring || ring_nops)
+    emit("io_uring: %llu calls (+%llu nop); %llu retried waiting, %llu split transfers, %llu rerun on the caller, "
+         "%llu waited for room in a ring",
+         (unsigned long long)ring, (unsigned long long)ring_nops, (unsigned long long)ring_retries,
+         (unsigned long long)ring_splits, (unsigned long long)ring_reruns, (unsigned long long)ring_backlog);
   emit("drains: %llu visits, %.1f entries per visit", (unsigned long long)drains,
        drains ? double(entries) / double(drains) : 0.0);
   std::string hist;
@@ -84,11 +104,11 @@ std::string StatsTotals::report(const char* backend) const {
   emit("waiters: %llu waits, %llu parked after spinning, %llu takeovers of stuck syscall threads",
        (unsigned long long)waits, (unsigned long long)wait_parks, (unsigned long long)takeovers);
   emit("cancelled at shutdown: %llu", (unsigned long long)cancelled);
-  emit("per syscall: name, class, run by syscall threads (remote), run on the caller (local)");
+  emit("per syscall: name, class, run by syscall threads (remote), by io_uring, on the caller (local)");
   for (unsigned i = 0; i < kSyscallTableSize; ++i) {
-    if (!remote_calls[i] && !local_calls[i]) continue;
-    emit("  %-24s %-8s remote %llu local %llu", kSyscallTable[i].name ? kSyscallTable[i].name : "?",
-         class_name(kSyscallTable[i].cls), (unsigned long long)remote_calls[i],
+    if (!remote_calls[i] && !local_calls[i] && !ring_calls[i]) continue;
+    emit("  %-24s %-8s remote %llu io_uring %llu local %llu", kSyscallTable[i].name ? kSyscallTable[i].name : "?",
+         class_name(kSyscallTable[i].cls), (unsigned long long)remote_calls[i], (unsigned long long)ring_calls[i],
          (unsigned long long)local_calls[i]);
   }
   return out;

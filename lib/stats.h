@@ -53,6 +53,13 @@ struct CallerStats {
   Counter waits;
   Counter wait_parks;
   Counter takeovers;
+  // io_uring backends: the owner submits and reaps its ring itself.
+  Counter ring_calls[kSyscallTableSize];  // completed through io_uring, by number
+  Counter ring_nops;
+  Counter ring_retries;    // a first attempt would have blocked: tried again, waiting
+  Counter ring_splits;     // a transfer cut short went on with the rest
+  Counter ring_reruns;     // run again on the caller for the signal it raises
+  Counter ring_backlog;    // entries that waited for room in the ring
 
   void reset();
 };
@@ -65,6 +72,8 @@ struct StatsTotals {
   uint64_t drains = 0, batches[kBatchBuckets] = {};
   uint64_t idle_spins_with_work = 0, sleeps = 0, waits = 0, wait_parks = 0, takeovers = 0;
   uint64_t syscall_threads = 0, cancelled = 0;
+  uint64_t ring_calls[kSyscallTableSize] = {};
+  uint64_t ring = 0, ring_nops = 0, ring_retries = 0, ring_splits = 0, ring_reruns = 0, ring_backlog = 0;
 
   void add(const DrainStats& d);
   void add(const CallerStats& c);

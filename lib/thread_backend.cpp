@@ -38,10 +38,6 @@ void wake_one(SyscallCore* core) {
   futex_wake(&core->sleep_word, 1);
 }
 
-void wake_owner(Context* ctx) {
-  if (ctx->waiting.exchange(0)) futex_wake(&ctx->waiting);
-}
-
 // A plain release store: no locked instruction, so the drain loop never
 // stalls waiting to own the entry's line; the store buffer absorbs it.
 // The owner parks with waiting = 1 then re-reads the status; the load of
@@ -419,7 +415,8 @@ bool ThreadBackend::only_blocked_awake(const SyscallCore* core) {
   return sleeper;
 }
 
-void ThreadBackend::submitted(Context* ctx) {
+void ThreadBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
+  ctx->publish(slots, count);
   // Single-core mode: the owner runs its entries when it waits (FlexSC's
   // single-core mode), so posting never makes a syscall.
   if (!ctx->core->single_core) enqueue(ctx);

@@ -66,7 +66,7 @@ class ThreadBackend final : public Backend {
 
   const char* name() const override { return perturb_ ? "test-perturb" : "thread"; }
   void bind(Context* ctx) override;
-  void submitted(Context* ctx) override;
+  void submit(Context* ctx, uint32_t* slots, unsigned count) override;
   uint64_t progress_mark(Context* ctx) const override;
   void before_park(Context* ctx, uint64_t since, uint64_t waited_ns) override;
   void stop() override;

@@ -157,6 +157,7 @@ struct flexsc_stats {
 	uint64_t takeovers;      /* a spare syscall thread was woken for a stuck one */
 	uint64_t syscall_threads; /* started so far */
 	uint64_t cancelled;      /* completed with -ECANCELED at shutdown */
+	uint64_t uring_calls;    /* executed by io_uring (uring backends; not in remote_calls) */
 };
 
 /* Counters since flexsc_init(), summed over all threads. 0 or -ESHUTDOWN. */

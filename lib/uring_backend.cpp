@@ -1,0 +1,368 @@
+#include "uring_backend.h"
+
+#include <sched.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "context.h"
+#include "thread_backend.h"
+
+namespace flexsc::detail {
+namespace {
+
+constexpr uint64_t kWakeTag = UINT64_MAX;  // user_data of the owner's wake-up read
+// Rings are small: a context with more entries in flight queues the rest
+// (the backlog) and feeds them in as completions make room.
+constexpr unsigned kMaxRingEntries = 256;
+// Shutdown gives operations that ignore cancellation this long.
+constexpr uint64_t kCancelGiveUpNs = 2'000'000'000;
+
+// A context's ring and the state of its entries in it.  Touched by the
+// owner inside the API, or by shutdown once the owner has left; the
+// counts shutdown reads while the owner may be inside are atomics.
+struct ContextRing final : BackendState {
+  io_uring ring{};
+  std::vector<RingOp> ops;         // by slot
+  std::vector<uint32_t> backlog;   // FIFO of slots waiting for room in the ring
+  unsigned backlog_head = 0;
+  std::atomic<unsigned> backlog_count{0};
+  std::atomic<unsigned> in_ring{0};  // operations submitted and not yet reaped
+  unsigned max_in_ring = 0;          // the completion queue's size, less the wake-up read
+  bool wake_armed = false;
+  uint64_t wake_value = 0;
+  int wake_fd = -1;
+  std::atomic<uint64_t> cancel_started{0};  // shutdown cancels (now_ns() when it began)
+
+  ~ContextRing() override {
+    io_uring_queue_exit(&ring);
+    if (wake_fd >= 0) close(wake_fd);
+  }
+};
+
+ContextRing* ring_of(Context* ctx) { return static_cast<ContextRing*>(ctx->backend_state.get()); }
+
+unsigned ring_size_for(unsigned capacity) {
+  unsigned n = 8;
+  while (n < capacity && n < kMaxRingEntries) n *= 2;
+  return n;
+}
+
+cpu_set_t cpu_set_of(const std::vector<int>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus) CPU_SET(c, &set);
+  return set;
+}
+
+// The runtime's descriptors live at the top of the descriptor range, out
+// of the way of a program that expects the lowest free numbers (and of
+// tests comparing descriptor tables).  Returns the new number, or fd.
+int move_fd_high(int fd) {
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < 64) return fd;
+  const int top = static_cast<int>(std::min<rlim_t>(lim.rlim_cur, 1 << 20)) - 1;
+  // F_DUPFD takes the lowest free number from `from` up: step down from
+  // the top until a window has one.
+  for (int from = top; from > top / 2; from -= 64) {
+    const int high = fcntl(fd, F_DUPFD_CLOEXEC, from);
+    if (high >= 0) {
+      close(fd);
+      return high;
+    }
+  }
+  return fd;
+}
+
+void set_done(flexsc_entry* e, long ret) {
+  e->ret = ret;
+  status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+}
+
+// Puts an entry into the ring, or at the end of the backlog when the ring
+// is full (or others wait already: entries enter in submission order).
+void queue(Context* ctx, ContextRing* r, uint32_t slot) {
+  const unsigned in_ring = r->in_ring.load(std::memory_order_relaxed);
+  if (r->backlog_count.load(std::memory_order_relaxed) == 0 && in_ring < r->max_in_ring) {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&r->ring)) {
+      prep_sqe(ctx->entries[slot], r->ops[slot], sqe);
+      io_uring_sqe_set_data64(sqe, slot);
+      r->ops[slot].in_ring = true;
+      r->in_ring.store(in_ring + 1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  const unsigned n = r->backlog_count.load(std::memory_order_relaxed);
+  r->backlog[(r->backlog_head + n) % r->backlog.size()] = slot;
+  r->backlog_count.store(n + 1, std::memory_order_relaxed);
+  ctx->stats.ring_backlog.add();
+}
+
+bool cancelling(const ContextRing* r) { return r->cancel_started.load(std::memory_order_relaxed) != 0; }
+
+// Moves backlogged entries into the ring while it has room; during
+// shutdown, cancels them instead (they never started).
+void refill(Context* ctx, ContextRing* r) {
+  unsigned n = r->backlog_count.load(std::memory_order_relaxed);
+  while (n) {
+    const uint32_t slot = r->backlog[r->backlog_head];
+    if (!cancelling(r)) {
+      const unsigned in_ring = r->in_ring.load(std::memory_order_relaxed);
+      io_uring_sqe* sqe = in_ring < r->max_in_ring ? io_uring_get_sqe(&r->ring) : nullptr;
+      if (!sqe) break;
+      prep_sqe(ctx->entries[slot], r->ops[slot], sqe);
+      io_uring_sqe_set_data64(sqe, slot);
+      r->ops[slot].in_ring = true;
+      r->in_ring.store(in_ring + 1, std::memory_order_relaxed);
+    } else {
+      set_done(&ctx->entries[slot], -ECANCELED);
+    }
+    r->backlog_head = (r->backlog_head + 1) % static_cast<unsigned>(r->backlog.size());
+    r->backlog_count.store(--n, std::memory_order_relaxed);
+  }
+}
+
+void flush(ContextRing* r) {
+  // In SQPOLL mode this enters the kernel only to wake a sleeping
+  // submission thread.  Entries the kernel refuses for now (-EBUSY,
+  // -EAGAIN) stay in the submission queue for the next flush.
+  if (io_uring_sq_ready(&r->ring)) io_uring_submit(&r->ring);
+}
+
+// One completion: the entry is done, goes into the ring again, or to the
+// syscall threads (returns true then: the caller hands it over).
+bool complete(Context* ctx, ContextRing* r, uint32_t slot, int res, bool sqpoll) {
+  RingOp& op = r->ops[slot];
+  flexsc_entry* e = &ctx->entries[slot];
+  op.in_ring = false;
+  r->in_ring.store(r->in_ring.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  const uint64_t done_before = op.done;
+  long ret;
+  bool reran = false;
+  switch (finish(*e, &op, res, sqpoll, &ret, &reran)) {
+    case Next::Done:
+      break;
+    case Next::Retry:
+      if (op.done != done_before) ctx->stats.ring_splits.add();
+      else ctx->stats.ring_retries.add();
+      if (!cancelling(r)) {
+        queue(ctx, r, slot);
+        return false;
+      }
+      ret = op.done ? static_cast<long>(op.done) : -ECANCELED;
+      break;
+    case Next::ToThreads:
+      if (!cancelling(r)) return true;
+      ret = -ECANCELED;
+      break;
+  }
+  if (reran) ctx->stats.ring_reruns.add();
+  op.rest_iov.reset();
+  op.rest_msg.reset();
+  if (e->flags & FLEXSC_ENTRY_NOP) ctx->stats.ring_nops.add();
+  else ctx->stats.ring_calls[e->nr].add();
+  set_done(e, ret);
+  return false;
+}
+
+// Shutdown, when the kernel has not given operations back in time: they
+// complete with -ECANCELED (the ring's teardown cancels them for good).
+void abandon(Context* ctx, ContextRing* r) {
+  for (uint32_t slot = 0; slot < r->ops.size(); ++slot) {
+    if (!r->ops[slot].in_ring) continue;
+    r->ops[slot].in_ring = false;
+    set_done(&ctx->entries[slot], -ECANCELED);
+  }
+  r->in_ring.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+int UringBackend::create(const Config& cfg, bool sqpoll, std::unique_ptr<Backend>* out, std::string* error) {
+  std::unique_ptr<UringBackend> b(new UringBackend());
+  b->cfg_ = cfg;
+  b->sqpoll_ = sqpoll;
+  int rc = probe_io_uring(&b->support_, error);
+  if (rc < 0) return rc;
+  std::unique_ptr<Backend> threads;
+  if ((rc = ThreadBackend::create(cfg, false, &threads, error)) < 0) return rc;
+  b->threads_.reset(static_cast<ThreadBackend*>(threads.release()));
+  if (sqpoll) {
+    const Placement& pl = b->threads_->placement();
+    for (const auto& core : pl.syscall_cores) {
+      auto anchor = std::make_unique<io_uring>();
+      io_uring_params p{};
+      p.flags = IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF;
+      p.sq_thread_cpu = static_cast<unsigned>(core.cpus.front());
+      // An idle submission thread gives its core back after this long.
+      p.sq_thread_idle = static_cast<unsigned>(std::max<uint64_t>(1, cfg.drain_spin_ns / 1'000'000));
+      if ((rc = io_uring_queue_init_params(4, anchor.get(), &p)) < 0) {
+        *error = std::string("io_uring SQPOLL is not available: ") + std::strerror(-rc);
+        b->threads_->stop();
+        return rc;
+      }
+      anchor->ring_fd = anchor->enter_ring_fd = move_fd_high(anchor->ring_fd);
+      // The kernel's workers for calls that block run on the syscall core too.
+      cpu_set_t set = cpu_set_of(core.cpus);
+      io_uring_register_iowq_aff(anchor.get(), sizeof set, &set);
+      b->anchors_.push_back(std::move(anchor));
+    }
+  }
+  *out = std::move(b);
+  return 0;
+}
+
+UringBackend::~UringBackend() {
+  for (auto& a : anchors_) io_uring_queue_exit(a.get());
+}
+
+void UringBackend::bind(Context* ctx) {
+  threads_->bind(ctx);
+  unbind(ctx);
+  auto r = std::make_unique<ContextRing>();
+  const unsigned size = ring_size_for(ctx->capacity);
+  io_uring_params p{};
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+  p.cq_entries = size * 2;
+  if (sqpoll_) {
+    p.flags |= IORING_SETUP_SQPOLL | IORING_SETUP_ATTACH_WQ;
+    p.wq_fd = static_cast<unsigned>(anchors_[ctx->core->index]->ring_fd);
+    p.sq_thread_idle = static_cast<unsigned>(std::max<uint64_t>(1, cfg_.drain_spin_ns / 1'000'000));
+  }
+  int rc = io_uring_queue_init_params(size, &r->ring, &p);
+  if (rc == -EINVAL) {  // a kernel before 5.18 knows no SUBMIT_ALL
+    p.flags &= ~IORING_SETUP_SUBMIT_ALL;
+    rc = io_uring_queue_init_params(size, &r->ring, &p);
+  }
+  if (rc < 0) return;  // no ring (descriptors or memory exhausted): syscall threads run everything
+  r->ring.ring_fd = r->ring.enter_ring_fd = move_fd_high(r->ring.ring_fd);
+  r->wake_fd = eventfd(0, EFD_CLOEXEC);
+  if (r->wake_fd < 0) return;
+  r->wake_fd = move_fd_high(r->wake_fd);
+  if (!sqpoll_) {
+    // The owner's io-wq workers (calls that must block) run on the syscall core.
+    cpu_set_t set = cpu_set_of(ctx->core->cpus);
+    io_uring_register_iowq_aff(&r->ring, sizeof set, &set);
+  }
+  r->max_in_ring = p.cq_entries - 1;
+  r->ops.resize(ctx->capacity);
+  r->backlog.resize(ctx->capacity);
+  ctx->wake_fd = r->wake_fd;
+  ctx->backend_state = std::move(r);
+  ctx->reaps.store(true, std::memory_order_release);
+}
+
+void UringBackend::unbind(Context* ctx) {
+  ctx->reaps.store(false, std::memory_order_relaxed);
+  ctx->wake_fd = -1;
+  ctx->backend_state.reset();
+}
+
+void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
+  ContextRing* r = ring_of(ctx);
+  if (!r) {
+    threads_->submit(ctx, slots, count);
+    return;
+  }
+  unsigned rest = 0;
+  FdKinds kinds;
+  for (unsigned i = 0; i < count; ++i) {
+    const uint32_t slot = slots[i] & ~Context::kSqBlocking;
+    if (map_entry(support_, ctx->entries[slot], &r->ops[slot], &kinds)) queue(ctx, r, slot);
+    else slots[rest++] = slots[i];
+  }
+  if (rest) threads_->submit(ctx, slots, rest);
+  flush(r);
+}
+
+bool UringBackend::reap(Context* ctx) {
+  ContextRing* r = ring_of(ctx);
+  if (!r) return false;
+  unsigned head, n = 0, handed = 0;
+  uint32_t to_threads[64];
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(&r->ring, head, cqe) {
+    if (handed == std::size(to_threads)) break;
+    ++n;
+    const uint32_t slot = static_cast<uint32_t>(cqe->user_data);
+    if (cqe->user_data == kWakeTag) r->wake_armed = false;
+    else if (complete(ctx, r, slot, cqe->res, sqpoll_))
+      to_threads[handed++] = slot | (ctx->entries[slot].flags & kEntryBlocking ? Context::kSqBlocking : 0);
+  }
+  if (n) io_uring_cq_advance(&r->ring, n);
+  if (handed) threads_->submit(ctx, to_threads, handed);
+  if (cancelling(r) && now_ns() - r->cancel_started.load(std::memory_order_relaxed) > kCancelGiveUpNs)
+    abandon(ctx, r);
+  refill(ctx, r);
+  flush(r);
+  return n > 0;
+}
+
+uint32_t UringBackend::prepare_park(Context* ctx) {
+  ContextRing* r = ring_of(ctx);
+  if (!r || (r->in_ring.load(std::memory_order_relaxed) == 0 && r->backlog_count.load(std::memory_order_relaxed) == 0))
+    return kParkedFutex;
+  // Completions by syscall threads must wake a wait in the ring: they
+  // write the eventfd this read waits on.
+  if (!r->wake_armed) {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&r->ring)) {
+      io_uring_prep_read(sqe, r->wake_fd, &r->wake_value, sizeof r->wake_value, 0);
+      io_uring_sqe_set_data64(sqe, kWakeTag);
+      r->wake_armed = true;
+    }
+  }
+  return kParkedRing;
+}
+
+void UringBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns) {
+  ContextRing* r = ring_of(ctx);
+  if (how != kParkedRing || !r) {
+    Backend::park(ctx, how, timeout_ns);
+    return;
+  }
+  __kernel_timespec ts{static_cast<long long>(timeout_ns / 1'000'000'000),
+                       static_cast<long long>(timeout_ns % 1'000'000'000)};
+  io_uring_cqe* cqe;
+  io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, nullptr);
+}
+
+bool UringBackend::cancel_ops(Context* ctx, bool owner_outside) {
+  ContextRing* r = ring_of(ctx);
+  if (!r) return false;
+  uint64_t expected = 0;
+  r->cancel_started.compare_exchange_strong(expected, now_ns(), std::memory_order_relaxed);
+  if (r->in_ring.load(std::memory_order_relaxed)) {
+    // Synchronous cancellation touches no ring memory, so it is safe while
+    // the owner reaps.  Operations not yet consumed by the submission
+    // thread are met on a later round.
+    io_uring_sync_cancel_reg reg{};
+    reg.flags = IORING_ASYNC_CANCEL_ANY;
+    reg.timeout = {0, 1'000'000};
+    io_uring_register_sync_cancel(&r->ring, &reg);
+  }
+  if (owner_outside) reap(ctx);
+  return r->in_ring.load(std::memory_order_relaxed) || r->backlog_count.load(std::memory_order_relaxed);
+}
+
+uint64_t UringBackend::progress_mark(Context* ctx) const { return threads_->progress_mark(ctx); }
+
+void UringBackend::before_park(Context* ctx, uint64_t since, uint64_t waited_ns) {
+  threads_->before_park(ctx, since, waited_ns);
+}
+
+void UringBackend::stop() { threads_->stop(); }
+
+void UringBackend::collect(StatsTotals* totals) const { threads_->collect(totals); }
+
+const Placement& UringBackend::placement() const { return threads_->placement(); }
+
+void UringBackend::wait_begin(Context* ctx) { threads_->wait_begin(ctx); }
+
+void UringBackend::forget_threads() { threads_->forget_threads(); }
+
+}  // namespace flexsc::detail
