@@ -25,10 +25,22 @@
 //                                  integer work, then the syscall inline
 //   Overlap/<backend>/<call>/work:W/batch:n
 //                                  per item the same work, then post an entry;
-//                                  submit every n items (two groups in flight
-//                                  as above), harvesting the previous group
+//                                  submit every n items (three groups in
+//                                  flight), each item taking the result of an
+//                                  item two groups older
+//   Mix/sync/pread4k               a file-I/O mix, synchronously: pread 4 KiB
+//                                  from a cached file and pwrite 4 KiB to
+//                                  another, alternately, with an fsync of the
+//                                  written file as every 64th call
+//   Mix/sync/pread4k/threads:2     the same on both cores, each thread on its
+//                                  own files: the honest two-core reference
+//   Mix/<backend>/pread4k/batch:n  the same calls through the batch API, as
+//                                  ExLess posts them
 //
 // <call>: getppid; read (1 byte from /dev/zero); write (1 byte to /dev/null).
+// <backend>: every backend this machine can start (thread, uring,
+// uring-sqpoll), each measured in the same run; the runtime is restarted
+// with the row's backend before the row runs.
 //
 // Counters besides items_per_second: rq_wait_user_pct / rq_wait_sys_pct, the
 // share of the run the benchmark thread / the syscall threads were runnable
@@ -39,8 +51,11 @@
 // measured in the same run, with a footnote naming the figures taken while
 // a core was shared.
 //
-// Extra flag (stripped before Google Benchmark sees the command line):
-//   --flexsc_table=<path>   also write the Markdown table to <path>
+// Extra flags (stripped before Google Benchmark sees the command line):
+//   --flexsc_table=<path>      also write the Markdown table to <path>
+//   --flexsc_backends=a,b,...  the backends to measure (default: all that
+//                              start here; FLEXSC_BACKEND, if set, is the only one)
+//   --flexsc_mix_dir=<dir>     where the Mix files live (default /var/tmp: a disk)
 // Default --benchmark_min_time is 0.3 s unless given on the command line.
 // Typical full run:
 //   flexsc_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -65,6 +80,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -77,7 +93,8 @@ using flexsc::detail::raw_syscall6;
 
 // ---- the calls -----------------------------------------------------------
 
-enum class Call { Getppid, Read, Write, Nop };
+// Mix: item i of the file-I/O mix (see mix_step).
+enum class Call { Getppid, Read, Write, Nop, Mix };
 
 const char* call_name(Call c) {
   switch (c) {
@@ -85,6 +102,7 @@ const char* call_name(Call c) {
     case Call::Read: return "read";
     case Call::Write: return "write";
     case Call::Nop: return "nop";
+    case Call::Mix: return "pread4k";
   }
   return "?";
 }
@@ -95,8 +113,60 @@ struct Env {
   int null_fd = -1;  // /dev/null
   double work_iters_per_ns = 0;
   std::vector<int> all_cpus;  // the process's CPUs before binding
-  std::string backend;
+  std::vector<std::string> backends;
+  std::string mix_dir = "/var/tmp";
 } g_env;
+
+// ---- the file-I/O mix ---------------------------------------------------
+
+constexpr size_t kMixBlock = 4096;
+constexpr unsigned kMixBlocks = 256;  // 1 MiB files, read back from the page cache
+constexpr unsigned kMixFsyncEvery = 64;
+
+// One thread's files: one read, one written (and fsync'ed).
+struct MixFiles {
+  int rd = -1, wr = -1;
+  std::vector<char> wbuf = std::vector<char>(kMixBlock, 'w');
+  std::string error;
+
+  MixFiles() {
+    char path[] = "/flexsc-mix-XXXXXX";
+    std::string rp = g_env.mix_dir + path, wp = g_env.mix_dir + path;
+    rd = mkostemp(rp.data(), O_CLOEXEC);
+    wr = mkostemp(wp.data(), O_CLOEXEC);
+    if (rd < 0 || wr < 0) {
+      error = "cannot create files in " + g_env.mix_dir + ": " + std::strerror(errno);
+      return;
+    }
+    unlink(rp.c_str());
+    unlink(wp.c_str());
+    std::vector<char> block(kMixBlock, 'r');
+    for (unsigned i = 0; i < kMixBlocks; ++i)
+      if (pwrite(rd, block.data(), kMixBlock, static_cast<off_t>(i) * kMixBlock) != kMixBlock)
+        error = "cannot fill the read file";
+    std::vector<char> sink(kMixBlock);
+    for (unsigned i = 0; i < kMixBlocks; ++i)  // into the page cache
+      if (pread(rd, sink.data(), kMixBlock, static_cast<off_t>(i) * kMixBlock) != kMixBlock)
+        error = "cannot read the read file back";
+  }
+  ~MixFiles() {
+    close(rd);
+    close(wr);
+  }
+};
+
+// Item i of the mix: pread and pwrite alternately at a moving block, and
+// an fsync of the written file as every 64th.  Returns the call's args.
+struct MixCall {
+  long nr, a[4];
+  long expected;
+};
+inline MixCall mix_step(const MixFiles& f, uint64_t i, char* rbuf) {
+  const long off = static_cast<long>((i / 2) % kMixBlocks * kMixBlock);
+  if (i % kMixFsyncEvery == kMixFsyncEvery - 1) return {SYS_fsync, {f.wr, 0, 0, 0}, 0};
+  if (i % 2 == 0) return {SYS_pread64, {f.rd, reinterpret_cast<long>(rbuf), kMixBlock, off}, kMixBlock};
+  return {SYS_pwrite64, {f.wr, reinterpret_cast<long>(f.wbuf.data()), kMixBlock, off}, kMixBlock};
+}
 
 const char g_write_byte = 'x';
 
@@ -107,6 +177,7 @@ long expected(Call c) {
     case Call::Read:
     case Call::Write: return 1;
     case Call::Nop: return 0;
+    case Call::Mix: return -1;  // per item: mix_step
   }
   return -1;
 }
@@ -118,7 +189,8 @@ long expected(Call c) {
     case Call::Read: return raw_syscall6(SYS_read, g_env.zero_fd, reinterpret_cast<long>(buf), 1, 0, 0, 0);
     case Call::Write:
       return raw_syscall6(SYS_write, g_env.null_fd, reinterpret_cast<long>(&g_write_byte), 1, 0, 0, 0);
-    case Call::Nop: return 0;
+    case Call::Nop:
+    case Call::Mix: return 0;
   }
   return -ENOSYS;
 }
@@ -130,7 +202,8 @@ inline long libc_call(Call c, char* buf) {
     case Call::Getppid: r = ::syscall(SYS_getppid); break;
     case Call::Read: r = ::syscall(SYS_read, g_env.zero_fd, buf, 1); break;
     case Call::Write: r = ::syscall(SYS_write, g_env.null_fd, &g_write_byte, 1); break;
-    case Call::Nop: return 0;
+    case Call::Nop:
+    case Call::Mix: return 0;
   }
   return r == -1 ? -errno : r;
 }
@@ -143,6 +216,7 @@ inline long libc_call(Call c, char* buf) {
       flexsc_prep(e, SYS_write, g_env.null_fd, reinterpret_cast<long>(&g_write_byte), 1, 0, 0, 0);
       break;
     case Call::Nop: flexsc_prep_nop(e); break;
+    case Call::Mix: break;  // prepared per item by the caller
   }
 }
 
@@ -201,6 +275,24 @@ void bind_user(benchmark::State& state) {
     state.SkipWithError((std::string("flexsc_bind_user_thread: ") + std::strerror(-rc)).c_str());
 }
 
+// Restarts the runtime with the given backend unless it runs already.
+int start_backend(const std::string& backend) {
+  if (backend == flexsc_backend()) return 0;
+  flexsc_shutdown();
+  flexsc_options o{};
+  o.size = sizeof o;
+  o.backend = backend.c_str();
+  return flexsc_init(&o);
+}
+
+void use_backend(benchmark::State& state, const std::string& backend) {
+  if (int rc = start_backend(backend); rc < 0) {
+    state.SkipWithError(("flexsc_init(" + backend + "): " + std::strerror(-rc)).c_str());
+    return;
+  }
+  bind_user(state);
+}
+
 // Time the benchmark thread and the runtime's syscall threads spent
 // runnable but waiting for their core (the second field of schedstat), as a
 // percentage of the run's wall-clock time: another process taking the core
@@ -223,7 +315,9 @@ uint64_t syscall_threads_wait_ns() {
     const std::string task = std::string("/proc/self/task/") + d->d_name;
     std::ifstream comm(task + "/comm");
     std::string name;
-    if (std::getline(comm, name) && name.rfind("flexsc-sys", 0) == 0) total += runqueue_wait_ns(task + "/schedstat");
+    // Syscall threads, and io_uring's submission thread and workers.
+    if (std::getline(comm, name) && (name.rfind("flexsc-sys", 0) == 0 || name.rfind("iou-", 0) == 0))
+      total += runqueue_wait_ns(task + "/schedstat");
   }
   closedir(dir);
   return total;
@@ -257,7 +351,7 @@ struct StatsDelta {
   // the waiter parked on its futex after spinning; sleeps, how often an idle
   // syscall thread went to sleep; sys_threads, the syscall threads started
   // so far (more than one per syscall core means spares were started for
-  // threads that looked stuck).
+  // threads that looked stuck); via_uring, the share of calls io_uring ran.
   void finish(benchmark::State& state) {
     flexsc_stats after{};
     if (!ok || flexsc_get_stats(&after) != 0) return;
@@ -267,6 +361,9 @@ struct StatsDelta {
     state.counters["parks"] = static_cast<double>(after.wait_parks - before.wait_parks);
     state.counters["sleeps"] = static_cast<double>(after.drain_sleeps - before.drain_sleeps);
     state.counters["sys_threads"] = static_cast<double>(after.syscall_threads);
+    const double ring = static_cast<double>(after.uring_calls - before.uring_calls);
+    const double remote = static_cast<double>(after.remote_calls - before.remote_calls);
+    state.counters["via_uring"] = ring + remote > 0 ? ring / (ring + remote) : 0;
   }
 };
 
@@ -337,6 +434,38 @@ void BM_OverlapSync(benchmark::State& state, Call call, unsigned work_ns) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// The file-I/O mix, synchronously (on each thread with /threads:N).
+void BM_MixSync(benchmark::State& state) {
+  cpu_set_t saved;
+  CPU_ZERO(&saved);
+  sched_getaffinity(0, sizeof saved, &saved);
+  if (state.threads() > 1) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    const auto& cpus = g_env.all_cpus;
+    CPU_SET(cpus[static_cast<size_t>(state.thread_index()) % cpus.size()], &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) state.SkipWithError("sched_setaffinity failed");
+  } else {
+    bind_user(state);
+  }
+  const MixFiles files;
+  if (!files.error.empty()) state.SkipWithError(files.error.c_str());
+  const Disturbance noise;
+  std::vector<char> rbuf(kMixBlock);
+  uint64_t i = 0;
+  for (auto _ : state) {
+    const MixCall m = mix_step(files, i++, rbuf.data());
+    const long r = raw_syscall6(m.nr, m.a[0], m.a[1], m.a[2], m.a[3], 0, 0);
+    if (__builtin_expect(r != m.expected, 0)) {
+      state.SkipWithError(("Mix sync: got " + std::to_string(r)).c_str());
+      break;
+    }
+  }
+  noise.finish(state);
+  state.SetItemsProcessed(state.iterations());
+  sched_setaffinity(0, sizeof saved, &saved);
+}
+
 // ---- exception-less ------------------------------------------------------
 
 // batch:n = n entries per flexsc_submit, with two groups of n in flight: each
@@ -345,8 +474,13 @@ void BM_OverlapSync(benchmark::State& state, Call call, unsigned work_ns) {
 // result and marks it seen.  The first group is submitted before the timed
 // loop and the last one harvested (and checked) after it.
 template <bool kWork>
-void BM_ExLess(benchmark::State& state, Call call, unsigned n, unsigned work_ns) {
-  bind_user(state);
+void BM_ExLess(benchmark::State& state, std::string backend, Call call, unsigned n, unsigned work_ns) {
+  use_backend(state, backend);
+  std::unique_ptr<MixFiles> mix;
+  if (call == Call::Mix && !state.error_occurred()) {
+    mix = std::make_unique<MixFiles>();
+    if (!mix->error.empty()) state.SkipWithError(mix->error.c_str());
+  }
   if (state.error_occurred()) {
     for (auto _ : state) {
     }
@@ -366,9 +500,12 @@ void BM_ExLess(benchmark::State& state, Call call, unsigned n, unsigned work_ns)
     return;
   }
   [[maybe_unused]] const uint64_t iters = kWork ? work_iters_for(work_ns) : 0;
-  const long want = expected(call);
   std::vector<flexsc_entry*> slots(kGroups * size_t{n});
-  std::vector<char> bufs(kGroups * size_t{n});
+  std::vector<long> wants(kGroups * size_t{n}, expected(call));
+  // A byte per item, or a 4 KiB block for the mix's preads.
+  const size_t buf_size = call == Call::Mix ? kMixBlock : 1;
+  std::vector<char> bufs(kGroups * size_t{n} * buf_size);
+  uint64_t mix_item = 0;
   unsigned count[kGroups] = {};  // entries of each group taken from the context
   bool in_flight[kGroups] = {};
   std::string error;
@@ -382,7 +519,7 @@ void BM_ExLess(benchmark::State& state, Call call, unsigned n, unsigned work_ns)
     flexsc_entry* e = slots[g * n + i];
     const long r = flexsc_entry_done(e) ? e->ret : flexsc_wait_entry(ctx, e);
     flexsc_seen(ctx, e);
-    if (__builtin_expect(r != want, 0)) {
+    if (__builtin_expect(r != wants[g * n + i], 0)) {
       if (error.empty()) error = wrong_result("exception-less", call, r);
       return false;
     }
@@ -394,7 +531,7 @@ void BM_ExLess(benchmark::State& state, Call call, unsigned n, unsigned work_ns)
   // next item's work instead of stalling a harvest loop.
   auto post = [&](unsigned g) -> bool {
     flexsc_entry** es = &slots[g * n];
-    char* b = &bufs[g * n];
+    char* b = &bufs[g * n * buf_size];
     const unsigned other = (g + 1) % kGroups;  // the oldest group in flight
     const bool interleave = kWork && in_flight[other];
     bool ok = true;
@@ -411,7 +548,13 @@ void BM_ExLess(benchmark::State& state, Call call, unsigned n, unsigned work_ns)
         error = "flexsc_get_entry: no FREE entry in the context";
         return false;
       }
-      prep_call(e, call, b + i);
+      if (call == Call::Mix) {
+        const MixCall m = mix_step(*mix, mix_item++, b + i * buf_size);
+        flexsc_prep(e, m.nr, m.a[0], m.a[1], m.a[2], m.a[3], 0, 0);
+        wants[g * n + i] = m.expected;
+      } else {
+        prep_call(e, call, b + i);
+      }
       es[i] = e;
       count[g] = i + 1;
     }
@@ -551,6 +694,8 @@ class TableReporter : public benchmark::ConsoleReporter {
     if (p.size() >= 3 && p[0] == "Sync") return "Sync/" + p[1];  // Sync/getppid/threads:2
     if (p.size() >= 3 && p[0] == "ExLess") return p[2] == "nop" ? "Sync/getppid" : "Sync/" + p[2];
     if (p.size() >= 4 && p[0] == "Overlap" && p[1] != "sync") return "Overlap/sync/" + p[2] + "/" + p[3];
+    if (p.size() >= 3 && p[0] == "Mix" && p[1] == "sync") return "Mix/sync/" + p[2];  // threads:2
+    if (p.size() >= 3 && p[0] == "Mix") return "Mix/sync/" + p[2];
     return "";
   }
 
@@ -634,16 +779,17 @@ std::string cpu_list(const cpu_set_t& set) {
 }
 
 void register_benchmarks() {
-  const std::string be = g_env.backend;
   auto sync = [](Call c) {
     benchmark::RegisterBenchmark((std::string("Sync/") + call_name(c)).c_str(), BM_Sync, c)->UseRealTime();
     benchmark::RegisterBenchmark((std::string("SyncLibc/") + call_name(c)).c_str(), BM_SyncLibc, c)
         ->UseRealTime();
   };
-  auto exless = [&](Call c) {
-    for (unsigned n : {1u, 8u, 32u, 64u, 256u}) {
-      const std::string name = "ExLess/" + be + "/" + call_name(c) + "/batch:" + std::to_string(n);
-      benchmark::RegisterBenchmark(name.c_str(), BM_ExLess<false>, c, n, 0u)->UseRealTime();
+  auto exless = [](Call c) {
+    for (const std::string& be : g_env.backends) {
+      for (unsigned n : {1u, 8u, 32u, 64u, 256u}) {
+        const std::string name = "ExLess/" + be + "/" + call_name(c) + "/batch:" + std::to_string(n);
+        benchmark::RegisterBenchmark(name.c_str(), BM_ExLess<false>, be, c, n, 0u)->UseRealTime();
+      }
     }
   };
   // Each baseline runs right before what is compared with it, so the
@@ -660,19 +806,52 @@ void register_benchmarks() {
     for (unsigned w : {100u, 200u, 400u}) {
       const std::string tail = std::string(call_name(c)) + "/work:" + std::to_string(w);
       benchmark::RegisterBenchmark(("Overlap/sync/" + tail).c_str(), BM_OverlapSync, c, w)->UseRealTime();
-      for (unsigned n : {8u, 32u}) {
-        const std::string name = "Overlap/" + be + "/" + tail + "/batch:" + std::to_string(n);
-        benchmark::RegisterBenchmark(name.c_str(), BM_ExLess<true>, c, n, w)->UseRealTime();
+      for (const std::string& be : g_env.backends) {
+        for (unsigned n : {8u, 32u}) {
+          const std::string name = "Overlap/" + be + "/" + tail + "/batch:" + std::to_string(n);
+          benchmark::RegisterBenchmark(name.c_str(), BM_ExLess<true>, be, c, n, w)->UseRealTime();
+        }
       }
     }
   }
+  benchmark::RegisterBenchmark("Mix/sync/pread4k", BM_MixSync)->UseRealTime();
+  benchmark::RegisterBenchmark("Mix/sync/pread4k", BM_MixSync)->Threads(2)->UseRealTime();
+  for (const std::string& be : g_env.backends) {
+    for (unsigned n : {8u, 64u}) {
+      const std::string name = "Mix/" + be + "/pread4k/batch:" + std::to_string(n);
+      benchmark::RegisterBenchmark(name.c_str(), BM_ExLess<false>, be, Call::Mix, n, 0u)->UseRealTime();
+    }
+  }
+}
+
+// The backends to measure: those asked for, or every one that starts here.
+int choose_backends(const std::string& asked) {
+  std::vector<std::string> wanted;
+  if (const char* env = std::getenv("FLEXSC_BACKEND"); env && *env && std::strcmp(env, "auto") != 0)
+    wanted = {env};  // it overrides flexsc_init's options: the only one possible
+  else if (!asked.empty()) {
+    std::stringstream ss(asked);
+    for (std::string b; std::getline(ss, b, ',');) wanted.push_back(b);
+  } else {
+    wanted = {"thread", "uring", "uring-sqpoll"};
+  }
+  for (const std::string& b : wanted) {
+    if (const int rc = start_backend(b); rc < 0) {
+      std::fprintf(stderr, "flexsc_bench: backend %s does not start here (%s): not measured\n", b.c_str(),
+                   std::strerror(-rc));
+      if (!asked.empty()) return rc;  // asked for by name: an error
+      continue;
+    }
+    g_env.backends.push_back(b);
+  }
+  return g_env.backends.empty() ? -ENODEV : start_backend(g_env.backends.front());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   // Our flag out, a default minimum time in (the command line overrides it).
-  std::string table_path;
+  std::string table_path, backends_asked;
   std::vector<char*> args;
   static char default_min_time[] = "--benchmark_min_time=0.3";
   bool min_time_given = false;
@@ -683,15 +862,25 @@ int main(int argc, char** argv) {
       table_path = a.substr(std::strlen("--flexsc_table="));
       continue;
     }
+    if (a.rfind("--flexsc_backends=", 0) == 0) {
+      backends_asked = a.substr(std::strlen("--flexsc_backends="));
+      continue;
+    }
+    if (a.rfind("--flexsc_mix_dir=", 0) == 0) {
+      g_env.mix_dir = a.substr(std::strlen("--flexsc_mix_dir="));
+      continue;
+    }
     if (a.rfind("--benchmark_min_time", 0) == 0) min_time_given = true;
     if (a == "--help" || a == "-h")
       std::printf("flexsc_bench: exception-less against synchronous system calls.\n"
-                  "  [--flexsc_table=<path>]  also write the Markdown table of ratios to <path>\n"
+                  "  [--flexsc_table=<path>]      also write the Markdown table of ratios to <path>\n"
+                  "  [--flexsc_backends=a,b,...] backends to measure (default: all that start here)\n"
+                  "  [--flexsc_mix_dir=<dir>]    directory of the Mix files (default /var/tmp)\n"
                   "  (default --benchmark_min_time=0.3 unless given)\n\n");
   }
   if (!min_time_given) args.push_back(default_min_time);
   for (int i = 1; i < argc; ++i)
-    if (std::string(argv[i]).rfind("--flexsc_table=", 0) != 0) args.push_back(argv[i]);
+    if (std::string(argv[i]).rfind("--flexsc_", 0) != 0) args.push_back(argv[i]);
   int bargc = static_cast<int>(args.size());
   args.push_back(nullptr);
   benchmark::Initialize(&bargc, args.data());
@@ -703,7 +892,7 @@ int main(int argc, char** argv) {
   for (int c = 0; c < CPU_SETSIZE; ++c)
     if (CPU_ISSET(c, &all)) g_env.all_cpus.push_back(c);
 
-  if (int rc = flexsc_init(nullptr); rc < 0) {
+  if (int rc = choose_backends(backends_asked); rc < 0) {
     std::fprintf(stderr, "flexsc_init: %s\n", std::strerror(-rc));
     return 1;
   }
@@ -717,7 +906,8 @@ int main(int argc, char** argv) {
   cpu_set_t reserved;
   CPU_XOR(&reserved, &all, &user);
 
-  g_env.backend = flexsc_backend();
+  std::string backend_list;
+  for (const std::string& b : g_env.backends) backend_list += (backend_list.empty() ? "" : ",") + b;
   g_env.ppid = getppid();
   g_env.zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
   g_env.null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -737,7 +927,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cpu_model", model);
   benchmark::AddCustomContext("nproc", std::to_string(nproc));
   benchmark::AddCustomContext("kernel", kernel);
-  benchmark::AddCustomContext("flexsc_backend", g_env.backend);
+  benchmark::AddCustomContext("flexsc_backends", backend_list);
   benchmark::AddCustomContext("user_cpus", cpu_list(user));
   benchmark::AddCustomContext("syscall_cpus", cpu_list(reserved));
   benchmark::AddCustomContext("work_iters_per_ns", calib);
@@ -753,7 +943,7 @@ int main(int argc, char** argv) {
   std::snprintf(calib_end, sizeof calib_end, "%.4f", calibrate_work());
 
   std::string machine = "Machine: " + model + ", nproc " + std::to_string(nproc) + ", " + u.sysname + " " +
-                        u.release + "; backend " + g_env.backend + ", user CPUs " + cpu_list(user) +
+                        u.release + "; backends " + backend_list + ", user CPUs " + cpu_list(user) +
                         ", syscall CPUs " + cpu_list(reserved) + "; work " + calib +
                         " iterations/ns (" + calib_end + " re-measured after the run).";
   const std::string table = reporter.table(machine);
