@@ -306,25 +306,28 @@ uint64_t runqueue_wait_ns(const std::string& schedstat) {
   return in ? wait : 0;
 }
 
-uint64_t syscall_threads_wait_ns() {
-  uint64_t total = 0;
+// Run-queue wait per thread of the runtime (syscall threads, io_uring's
+// submission thread and workers), by thread id: threads come and go
+// during a run, so only per-thread differences add up.
+std::map<std::string, uint64_t> syscall_threads_wait_ns() {
+  std::map<std::string, uint64_t> waits;
   DIR* dir = opendir("/proc/self/task");
-  if (!dir) return 0;
+  if (!dir) return waits;
   while (dirent* d = readdir(dir)) {
     if (d->d_name[0] == '.') continue;
     const std::string task = std::string("/proc/self/task/") + d->d_name;
     std::ifstream comm(task + "/comm");
     std::string name;
-    // Syscall threads, and io_uring's submission thread and workers.
     if (std::getline(comm, name) && (name.rfind("flexsc-sys", 0) == 0 || name.rfind("iou-", 0) == 0))
-      total += runqueue_wait_ns(task + "/schedstat");
+      waits[d->d_name] = runqueue_wait_ns(task + "/schedstat");
   }
   closedir(dir);
-  return total;
+  return waits;
 }
 
 struct Disturbance {
-  uint64_t user0 = 0, sys0 = 0;
+  uint64_t user0 = 0;
+  std::map<std::string, uint64_t> sys0;
   double t0 = 0;
   static double wall_ns() {
     struct timespec ts;
@@ -336,9 +339,14 @@ struct Disturbance {
   void finish(benchmark::State& state) const {
     const double dt = wall_ns() - t0;
     if (dt <= 0) return;
-    const uint64_t user = runqueue_wait_ns("/proc/thread-self/schedstat"), sys = syscall_threads_wait_ns();
+    const uint64_t user = runqueue_wait_ns("/proc/thread-self/schedstat");
+    uint64_t sys = 0;
+    for (const auto& [tid, wait] : syscall_threads_wait_ns()) {
+      auto before = sys0.find(tid);
+      sys += wait - (before != sys0.end() && before->second <= wait ? before->second : 0);
+    }
     state.counters["rq_wait_user_pct"] = 100.0 * static_cast<double>(user - user0) / dt;
-    state.counters["rq_wait_sys_pct"] = 100.0 * static_cast<double>(sys - sys0) / dt;
+    state.counters["rq_wait_sys_pct"] = 100.0 * static_cast<double>(sys) / dt;
   }
 };
 

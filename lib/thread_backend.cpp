@@ -64,9 +64,6 @@ void end_visit(Context* ctx, unsigned unbumped) {
   if (ctx->waiting.fetch_add(0, std::memory_order_seq_cst)) wake_owner(ctx);
 }
 
-// Fetch a line for writing ahead of time (a no-op on CPUs without it).
-inline void prefetch_for_write(const void* p) { asm volatile("prefetchw %0" : : "m"(*(const char*)p)); }
-
 // Deliberately wrong results, so the differential suite can show it fails.
 long perturb(long ret) { return ret >= 0 ? ret + 1 : (ret == -EINVAL ? -EBADF : -EINVAL); }
 

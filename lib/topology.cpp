@@ -202,10 +202,15 @@ int load_topology(hwloc_topology_t* topo, const char* synthetic, const std::vect
   hwloc_bitmap_t set = hwloc_bitmap_alloc();
   if (rc == 0) {
     if (allowed.empty()) {
+      // The calling thread's CPUs, and every CPU an earlier start saw: a
+      // runtime restarted from a thread that flexsc_bind_user_thread()
+      // pinned to the user cores must still see the syscall cores.
+      static cpu_set_t seen;  // under the runtime's life-cycle lock
       cpu_set_t mask;
       if (sched_getaffinity(0, sizeof mask, &mask) == 0) {
+        CPU_OR(&seen, &seen, &mask);
         for (int c = 0; c < CPU_SETSIZE; ++c)
-          if (CPU_ISSET(c, &mask)) hwloc_bitmap_set(set, static_cast<unsigned>(c));
+          if (CPU_ISSET(c, &seen)) hwloc_bitmap_set(set, static_cast<unsigned>(c));
       } else {
         hwloc_bitmap_copy(set, hwloc_get_root_obj(*topo)->cpuset);
       }

@@ -36,6 +36,7 @@ struct ContextRing final : BackendState {
   unsigned max_in_ring = 0;          // the completion queue's size, less the wake-up read
   bool sqpoll = false;
   bool unsubmitted = false;  // SQEs written since the last io_uring_submit
+  unsigned sq_room = 0;      // free SQEs seen at the last look at the kernel's head
   bool wake_armed = false;
   uint64_t wake_value = 0;
   int wake_fd = -1;
@@ -86,21 +87,36 @@ void set_done(flexsc_entry* e, long ret) {
   status_of(e).store(FLEXSC_DONE, std::memory_order_release);
 }
 
+// An SQE to fill, or nullptr when the submission queue is full (or, for
+// an operation, when the completion queue could not take one more).  The
+// kernel's SQ head, a line its submission thread writes, is read only
+// when the room seen last is used up.
+io_uring_sqe* next_sqe(ContextRing* r, bool operation = true) {
+  if (operation && r->in_ring.load(std::memory_order_relaxed) >= r->max_in_ring) return nullptr;
+  if (r->sq_room == 0 && (r->sq_room = io_uring_sq_space_left(&r->ring)) == 0) return nullptr;
+  --r->sq_room;
+  io_uring_sq& sq = r->ring.sq;
+  return &sq.sqes[sq.sqe_tail++ & sq.ring_mask];
+}
+
+void fill(Context* ctx, ContextRing* r, uint32_t slot, io_uring_sqe* sqe) {
+  prep_sqe(ctx->entries[slot], r->ops[slot], sqe);
+  io_uring_sqe_set_data64(sqe, slot);
+  r->ops[slot].in_ring = true;
+  r->in_ring.store(r->in_ring.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  r->unsubmitted = true;
+}
+
 // Puts an entry into the ring, or at the end of the backlog when the ring
 // is full (or others wait already: entries enter in submission order).
 void queue(Context* ctx, ContextRing* r, uint32_t slot) {
-  const unsigned in_ring = r->in_ring.load(std::memory_order_relaxed);
-  if (r->backlog_count.load(std::memory_order_relaxed) == 0 && in_ring < r->max_in_ring) {
-    if (io_uring_sqe* sqe = io_uring_get_sqe(&r->ring)) {
-      prep_sqe(ctx->entries[slot], r->ops[slot], sqe);
-      io_uring_sqe_set_data64(sqe, slot);
-      r->ops[slot].in_ring = true;
-      r->in_ring.store(in_ring + 1, std::memory_order_relaxed);
-      r->unsubmitted = true;
+  const unsigned n = r->backlog_count.load(std::memory_order_relaxed);
+  if (n == 0) {
+    if (io_uring_sqe* sqe = next_sqe(r)) {
+      fill(ctx, r, slot, sqe);
       return;
     }
   }
-  const unsigned n = r->backlog_count.load(std::memory_order_relaxed);
   r->backlog[(r->backlog_head + n) % r->backlog.size()] = slot;
   r->backlog_count.store(n + 1, std::memory_order_relaxed);
   ctx->stats.ring_backlog.add();
@@ -115,14 +131,9 @@ void refill(Context* ctx, ContextRing* r) {
   while (n) {
     const uint32_t slot = r->backlog[r->backlog_head];
     if (!cancelling(r)) {
-      const unsigned in_ring = r->in_ring.load(std::memory_order_relaxed);
-      io_uring_sqe* sqe = in_ring < r->max_in_ring ? io_uring_get_sqe(&r->ring) : nullptr;
+      io_uring_sqe* sqe = next_sqe(r);
       if (!sqe) break;
-      prep_sqe(ctx->entries[slot], r->ops[slot], sqe);
-      io_uring_sqe_set_data64(sqe, slot);
-      r->ops[slot].in_ring = true;
-      r->in_ring.store(in_ring + 1, std::memory_order_relaxed);
-      r->unsubmitted = true;
+      fill(ctx, r, slot, sqe);
     } else {
       set_done(&ctx->entries[slot], -ECANCELED);
     }
@@ -149,10 +160,13 @@ bool complete(Context* ctx, ContextRing* r, uint32_t slot, int res, bool sqpoll)
   flexsc_entry* e = &ctx->entries[slot];
   op.in_ring = false;
   r->in_ring.store(r->in_ring.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-  const uint64_t done_before = op.done;
-  long ret;
+  long ret = res;
   bool reran = false;
-  switch (finish(*e, &op, res, sqpoll, &ret, &reran)) {
+  // The common case, a call done in one go, needs no fixing up.
+  const bool as_is = op.fix == RingOp::Fix::Plain ||
+                     (op.fix == RingOp::Fix::Transfer && res >= 0 && static_cast<uint64_t>(res) == op.full);
+  const uint64_t done_before = op.done;
+  switch (as_is ? Next::Done : finish(*e, &op, res, sqpoll, &ret, &reran)) {
     case Next::Done:
       break;
     case Next::Retry:
@@ -170,8 +184,10 @@ bool complete(Context* ctx, ContextRing* r, uint32_t slot, int res, bool sqpoll)
       break;
   }
   if (reran) ctx->stats.ring_reruns.add();
-  op.rest_iov.reset();
-  op.rest_msg.reset();
+  if (op.rest_iov) {
+    op.rest_iov.reset();
+    op.rest_msg.reset();
+  }
   if (e->flags & FLEXSC_ENTRY_NOP) ctx->stats.ring_nops.add();
   else ctx->stats.ring_calls[e->nr].add();
   set_done(e, ret);
@@ -283,7 +299,7 @@ void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   // the first store of each SQE in turn.
   const io_uring_sq& sq = r->ring.sq;
   for (unsigned i = 0; i < count && i < sq.ring_entries; ++i)
-    __builtin_prefetch(&sq.sqes[(sq.sqe_tail + i) & sq.ring_mask], 1);
+    prefetch_for_write(&sq.sqes[(sq.sqe_tail + i) & sq.ring_mask]);
   unsigned rest = 0;
   FdKinds kinds;
   for (unsigned i = 0; i < count; ++i) {
@@ -301,6 +317,12 @@ bool UringBackend::reap(Context* ctx) {
   unsigned head, n = 0, handed = 0;
   uint32_t to_threads[64];
   io_uring_cqe* cqe;
+  // The kernel wrote these lines on the syscall core: fetch them all at
+  // once, so their misses overlap instead of coming one after another.
+  const io_uring_cq& cq = r->ring.cq;
+  const unsigned ready = io_uring_cq_ready(&r->ring);
+  for (unsigned i = 0; i < ready; i += 64 / sizeof(io_uring_cqe))
+    __builtin_prefetch(&cq.cqes[(*cq.khead + i) & cq.ring_mask]);
   io_uring_for_each_cqe(&r->ring, head, cqe) {
     if (handed == std::size(to_threads)) break;
     ++n;
@@ -325,7 +347,7 @@ uint32_t UringBackend::prepare_park(Context* ctx) {
   // Completions by syscall threads must wake a wait in the ring: they
   // write the eventfd this read waits on.
   if (!r->wake_armed) {
-    if (io_uring_sqe* sqe = io_uring_get_sqe(&r->ring)) {
+    if (io_uring_sqe* sqe = next_sqe(r, false)) {
       io_uring_prep_read(sqe, r->wake_fd, &r->wake_value, sizeof r->wake_value, 0);
       io_uring_sqe_set_data64(sqe, kWakeTag);
       r->wake_armed = true;

@@ -232,6 +232,7 @@ bool map_entry(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* k
   if (t.dir != Dir::None) {
     op->fix = RingOp::Fix::Transfer;
     op->mode = t.nowait_first ? RingOp::Mode::Nowait : RingOp::Mode::Wait;
+    if (!t.vector) op->full = static_cast<uint64_t>(a[2]);
   }
   // Positioned transfers: only where the syscall accepts an offset.
   const bool positioned = e.nr == SYS_pread64 || e.nr == SYS_pwrite64 || e.nr == SYS_preadv ||

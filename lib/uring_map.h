@@ -65,6 +65,7 @@ struct RingOp {
   FdKind fd_kind = FdKind::Unknown;
   bool in_ring = false;
   uint64_t done = 0;                 // bytes moved by earlier parts
+  uint64_t full = UINT64_MAX;        // a plain-buffer transfer's length: done in one go
   __kernel_timespec ts{};            // a validated copy, for Timer
   std::unique_ptr<std::vector<iovec>> rest_iov;  // the vector still to move
   std::unique_ptr<msghdr> rest_msg;              // sendmsg's header for the rest
