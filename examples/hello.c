@@ -1,5 +1,6 @@
 /* The lecture's "Hello, world!": one write(2), posted into a syscall page
- * and executed by a syscall thread on another core. */
+ * and executed by a syscall thread on another core (by io_uring with the
+ * uring backends). */
 #include <flexsc/flexsc.h>
 #include <stdio.h>
 #include <string.h>

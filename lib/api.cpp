@@ -88,7 +88,7 @@ void after_fork_child() {
       c->waiting.store(0);
       // The parent's rings: the child only closes its copies.
       c->reaps.store(false);
-      c->wake_fd = -1;
+      c->wake_fd.store(-1);
       c->backend_state.reset();
       c->in_api.store(0);
       c->gen = 0;
@@ -349,6 +349,12 @@ int flexsc_ctx_destroy(struct flexsc_ctx* handle) {
   auto* ctx = reinterpret_cast<Context*>(handle);
   if (!ctx) return -EINVAL;
   if (ctx->in_flight()) return -EBUSY;
+  if (ctx->reaps.load(std::memory_order_relaxed)) {
+    if (Runtime* rt = enter(ctx)) {
+      rt->backend().context_gone(ctx);
+      leave(ctx);
+    }
+  }
   {
     std::lock_guard lock(registry_mutex());
     retire_stats(ctx);

@@ -21,6 +21,9 @@ class Backend {
   // The runtime stops (nothing is in flight and nobody inside the API), or
   // the context is going away: release what bind() set up for it.
   virtual void unbind(Context*) {}
+  // The owner destroys ctx (nothing of it in flight): what bind() set up
+  // may be kept for the next context (the owner is inside the API).
+  virtual void context_gone(Context* ctx) { unbind(ctx); }
 
   // The owner submits entries: slots (kSqBlocking set where it applies)
   // are the context's, SUBMITTED, in submission order.  Makes no syscall

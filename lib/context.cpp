@@ -124,12 +124,13 @@ flexsc_entry* Context::oldest_done() {
   return nullptr;
 }
 
-bool Context::in_flight() const {
+unsigned Context::in_flight_count() const {
+  unsigned n = 0;
   for (unsigned i = 0; i < capacity; ++i) {
     const uint16_t s = status_of(&entries[i]).load(std::memory_order_acquire);
-    if (s == FLEXSC_SUBMITTED || s == FLEXSC_BUSY) return true;
+    n += s == FLEXSC_SUBMITTED || s == FLEXSC_BUSY;
   }
-  return false;
+  return n;
 }
 
 }  // namespace flexsc::detail

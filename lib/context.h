@@ -65,7 +65,7 @@ struct Context {
   // the owner reaps them (so waits go through the runtime), and an owner
   // parked in the ring is woken by writing to this eventfd.
   std::atomic<bool> reaps{false};
-  int wake_fd = -1;
+  std::atomic<int> wake_fd{-1};
   std::unique_ptr<BackendState> backend_state;
 
   // ---- owner side: touched only by the thread using the context
@@ -111,7 +111,8 @@ struct Context {
   flexsc_entry* get_entry();
   void seen(flexsc_entry* e);
   unsigned index_of(const flexsc_entry* e) const { return static_cast<unsigned>(e - entries); }
-  bool in_flight() const;        // any entry SUBMITTED or BUSY
+  bool in_flight() const { return in_flight_count() != 0; }
+  unsigned in_flight_count() const;  // entries SUBMITTED or BUSY
   bool has_unclaimed() const {
     return sq_head.load(std::memory_order_acquire) < sq_tail.load(std::memory_order_acquire);
   }
@@ -149,7 +150,8 @@ inline void wake_owner(Context* ctx) {
     futex_wake(&ctx->waiting);
   } else if (how == kParkedRing) {
     const uint64_t one = 1;
-    raw_syscall6(SYS_write, ctx->wake_fd, reinterpret_cast<long>(&one), sizeof one, 0, 0, 0);
+    raw_syscall6(SYS_write, ctx->wake_fd.load(std::memory_order_relaxed), reinterpret_cast<long>(&one), sizeof one, 0,
+                 0, 0);
   }
 }
 

@@ -28,7 +28,6 @@ constexpr uint64_t kGraceNs = 100'000'000;    // shutdown lets calls finish this
 
 #ifdef FLEXSC_HAVE_IO_URING
 const std::string kUringNames = ", uring, uring-sqpoll";
-constexpr bool kAutoPrefersUring = false;  // until every suite runs on every backend
 
 bool auto_wants_sqpoll(const Config& cfg) {
   if (cfg.cores_forced) return !cfg.syscall_cpus.empty();
@@ -56,15 +55,13 @@ int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* ou
 #ifdef FLEXSC_HAVE_IO_URING
   } else if (b == "uring" || b == "uring-sqpoll") {
     rc = UringBackend::create(cfg, b == "uring-sqpoll", &rt->backend_, error);
-  } else if (b == "auto" && kAutoPrefersUring) {
+  } else if (b == "auto") {
     // io_uring where it works: SQPOLL when syscall cores are dedicated
     // (a submission thread on a shared core would compete with the user).
     rc = -ENOSYS;
     if (auto_wants_sqpoll(cfg)) rc = UringBackend::create(cfg, true, &rt->backend_, error);
     if (rc < 0) rc = UringBackend::create(cfg, false, &rt->backend_, error);
     if (rc < 0) rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
-  } else if (b == "auto") {
-    rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
 #else
   } else if (b == "auto") {
     rc = ThreadBackend::create(cfg, false, &rt->backend_, error);

@@ -15,7 +15,7 @@ void CallerStats::reset() {
   for (auto& c : calls) c.reset();
   for (auto& c : ring_calls) c.reset();
   for (Counter* c : {&local, &unknown, &inline_calls, &waits, &wait_parks, &takeovers, &ring_nops, &ring_retries,
-                     &ring_splits, &ring_reruns, &ring_backlog})
+                     &ring_splits, &ring_reruns, &ring_backlog, &ring_cancelled})
     c->reset();
 }
 
@@ -44,6 +44,7 @@ void StatsTotals::add(const CallerStats& c) {
   ring_splits += c.ring_splits.get();
   ring_reruns += c.ring_reruns.get();
   ring_backlog += c.ring_backlog.get();
+  cancelled += c.ring_cancelled.get();
   local += c.local.get();
   unknown += c.unknown.get();
   inline_calls += c.inline_calls.get();

@@ -60,6 +60,7 @@ struct CallerStats {
   Counter ring_splits;     // a transfer cut short went on with the rest
   Counter ring_reruns;     // run again on the caller for the signal it raises
   Counter ring_backlog;    // entries that waited for room in the ring
+  Counter ring_cancelled;  // completed with -ECANCELED at shutdown
 
   void reset();
 };

@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
 #include <cstring>
 
 #include "context.h"
+#include "runtime.h"
 #include "thread_backend.h"
 
 namespace flexsc::detail {
@@ -20,6 +22,14 @@ constexpr uint64_t kWakeTag = UINT64_MAX;  // user_data of the owner's wake-up r
 // Rings are small: a context with more entries in flight queues the rest
 // (the backlog) and feeds them in as completions make room.
 constexpr unsigned kMaxRingEntries = 256;
+// Without SQPOLL, io_uring finishes a call that had to wait (a read on an
+// empty pipe) in the submitting thread, as task work; by default it
+// interrupts that thread to do so, and a blocking syscall the thread is
+// making meanwhile, outside flexsc, fails with EINTR.  Deferred task work
+// runs only when the submitter enters the ring (reaping, waiting), which
+// also binds the ring to that one thread (SINGLE_ISSUER).  Linux 6.1.
+constexpr unsigned kOwnerRunsCompletions =
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
 // Shutdown gives operations that ignore cancellation this long.
 constexpr uint64_t kCancelGiveUpNs = 2'000'000'000;
 
@@ -35,12 +45,17 @@ struct ContextRing final : BackendState {
   std::atomic<unsigned> in_ring{0};  // operations submitted and not yet reaped
   unsigned max_in_ring = 0;          // the completion queue's size, less the wake-up read
   bool sqpoll = false;
+  int owner_tid = 0;         // without SQPOLL: the only thread that may submit and reap
+  bool cancel_sent = false;  // without SQPOLL: the owner has cancelled at shutdown
   bool unsubmitted = false;  // SQEs written since the last io_uring_submit
   unsigned sq_room = 0;      // free SQEs seen at the last look at the kernel's head
   bool wake_armed = false;
   uint64_t wake_value = 0;
   int wake_fd = -1;
   std::atomic<uint64_t> cancel_started{0};  // shutdown cancels (now_ns() when it began)
+  // Reaping: the owner's, or, at shutdown, that of the thread the ring
+  // belongs to (without SQPOLL) while another thread waits on the context.
+  std::mutex reap_mutex;
 
   ~ContextRing() override {
     io_uring_queue_exit(&ring);
@@ -49,6 +64,21 @@ struct ContextRing final : BackendState {
 };
 
 ContextRing* ring_of(Context* ctx) { return static_cast<ContextRing*>(ctx->backend_state.get()); }
+
+#if defined(__SANITIZE_THREAD__)
+extern "C" void AnnotateNewMemory(const char* file, int line, const volatile void* mem, size_t size);
+#endif
+
+// liburing maps rings with raw system calls ThreadSanitizer does not see:
+// a new ring where an old one was mapped would inherit the old one's
+// access history (false races between unrelated owners).  Start afresh.
+void forget_old_mappings([[maybe_unused]] const io_uring& ring) {
+#if defined(__SANITIZE_THREAD__)
+  AnnotateNewMemory(__FILE__, __LINE__, ring.sq.ring_ptr, ring.sq.ring_sz);
+  AnnotateNewMemory(__FILE__, __LINE__, ring.cq.ring_ptr, ring.cq.ring_sz);
+  AnnotateNewMemory(__FILE__, __LINE__, ring.sq.sqes, ring.sq.ring_entries * sizeof(io_uring_sqe));
+#endif
+}
 
 unsigned ring_size_for(unsigned capacity) {
   unsigned n = 8;
@@ -122,6 +152,10 @@ void queue(Context* ctx, ContextRing* r, uint32_t slot) {
   ctx->stats.ring_backlog.add();
 }
 
+// Without SQPOLL only the thread that made the ring may submit to it or
+// run its completions.
+bool owns(const ContextRing* r) { return r->sqpoll || r->owner_tid == current_tid(); }
+
 bool cancelling(const ContextRing* r) { return r->cancel_started.load(std::memory_order_relaxed) != 0; }
 
 // Moves backlogged entries into the ring while it has room; during
@@ -136,6 +170,7 @@ void refill(Context* ctx, ContextRing* r) {
       fill(ctx, r, slot, sqe);
     } else {
       set_done(&ctx->entries[slot], -ECANCELED);
+      ctx->stats.ring_cancelled.add();
     }
     r->backlog_head = (r->backlog_head + 1) % static_cast<unsigned>(r->backlog.size());
     r->backlog_count.store(--n, std::memory_order_relaxed);
@@ -190,8 +225,16 @@ bool complete(Context* ctx, ContextRing* r, uint32_t slot, int res, bool sqpoll)
   }
   if (e->flags & FLEXSC_ENTRY_NOP) ctx->stats.ring_nops.add();
   else ctx->stats.ring_calls[e->nr].add();
+  if (ret == -ECANCELED && cancelling(r)) ctx->stats.ring_cancelled.add();
   set_done(e, ret);
   return false;
+}
+
+void cancel_all(ContextRing* r) {
+  io_uring_sync_cancel_reg reg{};
+  reg.flags = IORING_ASYNC_CANCEL_ANY;
+  reg.timeout = {0, 1'000'000};
+  io_uring_register_sync_cancel(&r->ring, &reg);
 }
 
 // Shutdown, when the kernel has not given operations back in time: they
@@ -201,6 +244,7 @@ void abandon(Context* ctx, ContextRing* r) {
     if (!r->ops[slot].in_ring) continue;
     r->ops[slot].in_ring = false;
     set_done(&ctx->entries[slot], -ECANCELED);
+    ctx->stats.ring_cancelled.add();
   }
   r->in_ring.store(0, std::memory_order_relaxed);
 }
@@ -213,6 +257,17 @@ int UringBackend::create(const Config& cfg, bool sqpoll, std::unique_ptr<Backend
   b->sqpoll_ = sqpoll;
   int rc = probe_io_uring(&b->support_, error);
   if (rc < 0) return rc;
+  if (!sqpoll) {
+    io_uring probe;
+    io_uring_params p{};
+    p.flags = kOwnerRunsCompletions;
+    if ((rc = io_uring_queue_init_params(2, &probe, &p)) < 0) {
+      *error = "io_uring without SQPOLL needs IORING_SETUP_DEFER_TASKRUN (Linux 6.1), so completions do not "
+               "interrupt the caller's own system calls: " + std::string(std::strerror(-rc));
+      return rc;
+    }
+    io_uring_queue_exit(&probe);
+  }
   std::unique_ptr<Backend> threads;
   if ((rc = ThreadBackend::create(cfg, false, &threads, error)) < 0) return rc;
   b->threads_.reset(static_cast<ThreadBackend*>(threads.release()));
@@ -248,8 +303,59 @@ UringBackend::~UringBackend() {
 void UringBackend::bind(Context* ctx) {
   threads_->bind(ctx);
   unbind(ctx);
-  auto r = std::make_unique<ContextRing>();
+  make_ring(ctx);
+}
+
+void UringBackend::context_gone(Context* ctx) { pool(ctx); }
+
+// Keeps ctx's ring, idle, for a later context (of its thread, without
+// SQPOLL); tears it down when it is busy or the pool is full.
+void UringBackend::pool(Context* ctx) {
+  ContextRing* r = ring_of(ctx);
+  constexpr size_t kMaxPooled = 64;
+  if (r && r->in_ring.load(std::memory_order_relaxed) == 0 &&
+      r->backlog_count.load(std::memory_order_relaxed) == 0) {
+    std::lock_guard lock(pool_mutex_);
+    if (pool_.size() < kMaxPooled) {
+      ctx->reaps.store(false, std::memory_order_relaxed);
+      ctx->wake_fd.store(-1, std::memory_order_relaxed);
+      pool_.push_back(std::move(ctx->backend_state));
+      return;
+    }
+  }
+  unbind(ctx);
+}
+
+// A pooled ring of the right size this thread may use, made ready for ctx.
+bool UringBackend::reuse_ring(Context* ctx, unsigned size) {
+  std::unique_ptr<BackendState> found;
+  {
+    std::lock_guard lock(pool_mutex_);
+    for (auto it = pool_.begin(); it != pool_.end(); ++it) {
+      auto* r = static_cast<ContextRing*>(it->get());
+      if (r->ring.sq.ring_entries == size && owns(r)) {
+        found = std::move(*it);
+        pool_.erase(it);
+        break;
+      }
+    }
+  }
+  if (!found) return false;
+  auto* r = static_cast<ContextRing*>(found.get());
+  r->ops.clear();
+  r->ops.resize(ctx->capacity);
+  r->backlog.assign(ctx->capacity, 0);
+  r->backlog_head = 0;
+  ctx->wake_fd.store(r->wake_fd, std::memory_order_relaxed);
+  ctx->backend_state = std::move(found);
+  ctx->reaps.store(true, std::memory_order_release);
+  return true;
+}
+
+void UringBackend::make_ring(Context* ctx) {
   const unsigned size = ring_size_for(ctx->capacity);
+  if (reuse_ring(ctx, size)) return;
+  auto r = std::make_unique<ContextRing>();
   io_uring_params p{};
   p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
   p.cq_entries = size * 2;
@@ -257,6 +363,8 @@ void UringBackend::bind(Context* ctx) {
     p.flags |= IORING_SETUP_SQPOLL | IORING_SETUP_ATTACH_WQ;
     p.wq_fd = static_cast<unsigned>(anchors_[ctx->core->index]->ring_fd);
     p.sq_thread_idle = static_cast<unsigned>(std::max<uint64_t>(1, cfg_.drain_spin_ns / 1'000'000));
+  } else {
+    p.flags |= kOwnerRunsCompletions;
   }
   int rc = io_uring_queue_init_params(size, &r->ring, &p);
   if (rc == -EINVAL) {  // a kernel before 5.18 knows no SUBMIT_ALL
@@ -264,6 +372,7 @@ void UringBackend::bind(Context* ctx) {
     rc = io_uring_queue_init_params(size, &r->ring, &p);
   }
   if (rc < 0) return;  // no ring (descriptors or memory exhausted): syscall threads run everything
+  forget_old_mappings(r->ring);
   r->ring.ring_fd = r->ring.enter_ring_fd = move_fd_high(r->ring.ring_fd);
   r->wake_fd = eventfd(0, EFD_CLOEXEC);
   if (r->wake_fd < 0) return;
@@ -275,21 +384,33 @@ void UringBackend::bind(Context* ctx) {
   }
   r->max_in_ring = p.cq_entries - 1;
   r->sqpoll = sqpoll_;
+  r->owner_tid = current_tid();
   r->ops.resize(ctx->capacity);
   r->backlog.resize(ctx->capacity);
-  ctx->wake_fd = r->wake_fd;
+  ctx->wake_fd.store(r->wake_fd, std::memory_order_relaxed);
   ctx->backend_state = std::move(r);
   ctx->reaps.store(true, std::memory_order_release);
 }
 
 void UringBackend::unbind(Context* ctx) {
   ctx->reaps.store(false, std::memory_order_relaxed);
-  ctx->wake_fd = -1;
+  ctx->wake_fd.store(-1, std::memory_order_relaxed);
   ctx->backend_state.reset();
 }
 
 void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   ContextRing* r = ring_of(ctx);
+  if (r && !owns(r)) {
+    // The context changed hands.  Its ring is bound to the thread that
+    // made it: a new one once the old one is idle; until then, threads.
+    if (r->in_ring.load(std::memory_order_relaxed) == 0 && r->backlog_count.load(std::memory_order_relaxed) == 0 &&
+        ctx->in_flight_count() == count) {  // nothing but this batch
+      pool(ctx);  // for its thread, should it come back
+      make_ring(ctx);
+    }
+    r = ring_of(ctx);
+    if (r && !owns(r)) r = nullptr;
+  }
   if (!r) {
     threads_->submit(ctx, slots, count);
     return;
@@ -314,6 +435,17 @@ void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
 bool UringBackend::reap(Context* ctx) {
   ContextRing* r = ring_of(ctx);
   if (!r) return false;
+  std::unique_lock lock(r->reap_mutex, std::try_to_lock);
+  if (!lock) return false;
+  const bool owner = owns(r);
+  if (owner && !r->sqpoll) {
+    if (cancelling(r) && !r->cancel_sent) {
+      r->cancel_sent = true;
+      cancel_all(r);
+    }
+    // Completions that waited (deferred task work) are run by the owner.
+    if (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN) io_uring_get_events(&r->ring);
+  }
   unsigned head, n = 0, handed = 0;
   uint32_t to_threads[64];
   io_uring_cqe* cqe;
@@ -335,14 +467,17 @@ bool UringBackend::reap(Context* ctx) {
   if (handed) threads_->submit(ctx, to_threads, handed);
   if (cancelling(r) && now_ns() - r->cancel_started.load(std::memory_order_relaxed) > kCancelGiveUpNs)
     abandon(ctx, r);
-  refill(ctx, r);
-  flush(r);
+  if (owner) {
+    refill(ctx, r);
+    flush(r);
+  }
   return n > 0;
 }
 
 uint32_t UringBackend::prepare_park(Context* ctx) {
   ContextRing* r = ring_of(ctx);
-  if (!r || (r->in_ring.load(std::memory_order_relaxed) == 0 && r->backlog_count.load(std::memory_order_relaxed) == 0))
+  if (!r || !owns(r) ||
+      (r->in_ring.load(std::memory_order_relaxed) == 0 && r->backlog_count.load(std::memory_order_relaxed) == 0))
     return kParkedFutex;
   // Completions by syscall threads must wake a wait in the ring: they
   // write the eventfd this read waits on.
@@ -375,15 +510,26 @@ bool UringBackend::cancel_ops(Context* ctx, bool owner_outside) {
   if (!r) return false;
   uint64_t expected = 0;
   r->cancel_started.compare_exchange_strong(expected, now_ns(), std::memory_order_relaxed);
-  if (r->in_ring.load(std::memory_order_relaxed)) {
-    // Synchronous cancellation touches no ring memory, so it is safe while
-    // the owner reaps.  Operations not yet consumed by the submission
-    // thread are met on a later round.
-    io_uring_sync_cancel_reg reg{};
-    reg.flags = IORING_ASYNC_CANCEL_ANY;
-    reg.timeout = {0, 1'000'000};
-    io_uring_register_sync_cancel(&r->ring, &reg);
+  if (!r->sqpoll) {
+    // Only the thread the ring belongs to may cancel or run completions:
+    // this one (a context submitted here and waited for elsewhere), or the
+    // owner, woken to do it in its reap.  For an owner outside the API,
+    // what is in the kernel is given up (the ring's teardown cancels it).
+    if (owns(r)) {
+      reap(ctx);
+    } else if (!owner_outside) {
+      wake_owner(ctx);
+    }
+    if (owns(r) || !owner_outside)
+      return r->in_ring.load(std::memory_order_relaxed) || r->backlog_count.load(std::memory_order_relaxed);
+    abandon(ctx, r);
+    refill(ctx, r);
+    return false;
   }
+  // Synchronous cancellation touches no ring memory, so it is safe while
+  // the owner reaps.  Operations not yet consumed by the submission thread
+  // are met on a later round.
+  if (r->in_ring.load(std::memory_order_relaxed)) cancel_all(r);
   if (owner_outside) reap(ctx);
   return r->in_ring.load(std::memory_order_relaxed) || r->backlog_count.load(std::memory_order_relaxed);
 }

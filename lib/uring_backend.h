@@ -15,6 +15,7 @@
 #include <liburing.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,7 @@ class UringBackend final : public Backend {
   const char* name() const override { return sqpoll_ ? "uring-sqpoll" : "uring"; }
   void bind(Context* ctx) override;
   void unbind(Context* ctx) override;
+  void context_gone(Context* ctx) override;
   void submit(Context* ctx, uint32_t* slots, unsigned count) override;
   bool reap(Context* ctx) override;
   uint32_t prepare_park(Context* ctx) override;
@@ -51,6 +53,9 @@ class UringBackend final : public Backend {
 
  private:
   UringBackend() = default;
+  void make_ring(Context* ctx);
+  void pool(Context* ctx);
+  bool reuse_ring(Context* ctx, unsigned size);
 
   Config cfg_;
   bool sqpoll_ = false;
@@ -59,6 +64,12 @@ class UringBackend final : public Backend {
   // uring-sqpoll: per syscall core, the ring that owns the core's kernel
   // submission thread; the contexts' rings attach to it.
   std::vector<std::unique_ptr<io_uring>> anchors_;
+  // Idle rings of destroyed contexts, for the next ones.  Tearing a ring
+  // down makes the kernel send task work to every thread that entered it,
+  // and that fails a blocking syscall such a thread is making with EINTR:
+  // rings go only with the runtime (or their thread).
+  std::mutex pool_mutex_;
+  std::vector<std::unique_ptr<BackendState>> pool_;
 };
 
 }  // namespace flexsc::detail

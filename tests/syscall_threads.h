@@ -4,6 +4,11 @@
 #pragma once
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <flexsc/flexsc.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -11,6 +16,8 @@
 #include <functional>
 #include <string>
 #include <thread>
+
+#include "test_util.h"
 
 namespace flexsc::test {
 
@@ -32,6 +39,14 @@ inline int syscall_threads_in(long nr) {
   return n;
 }
 
+// Whether thread `tid` of this process is now inside syscall `nr`.  A
+// caller waiting for an io_uring backend's ring sits in io_uring_enter.
+inline bool thread_in_syscall(long tid, long nr) {
+  std::string sys;
+  std::ifstream("/proc/self/task/" + std::to_string(tid) + "/syscall") >> sys;
+  return sys == std::to_string(nr);
+}
+
 // Polls `ready` until it holds or `limit` passes.  Returns whether it held.
 inline bool eventually(const std::function<bool()>& ready, std::chrono::seconds limit = std::chrono::seconds(10)) {
   const auto end = std::chrono::steady_clock::now() + limit;
@@ -41,5 +56,61 @@ inline bool eventually(const std::function<bool()>& ready, std::chrono::seconds 
   }
   return true;
 }
+
+// Something a call blocks on until the test writes to it, for tests about
+// syscall threads blocked in the kernel.  With the thread backend it is a
+// pipe and read(2), as these tests have always used; the io_uring backends
+// would run that read in a ring, with no syscall thread in it, so there it
+// is a Unix socket pair and recvfrom(2) with a buffer for the source
+// address, which io_uring cannot carry: a syscall thread runs it (in the
+// blocking class, as read).  Either way the call consumes what was written
+// and returns its length; syscall_threads_in(nr) finds it blocked.
+class BlockingChannel {
+ public:
+  explicit BlockingChannel(bool use_socket) {
+    int fds[2];
+    if (use_socket ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 : pipe2(fds, O_CLOEXEC) == 0)
+      r = fds[0], w = fds[1];
+    nr = use_socket ? SYS_recvfrom : SYS_read;
+  }
+  // The kind for the backend under test.
+  BlockingChannel() : BlockingChannel(uring_backend()) {}
+  ~BlockingChannel() {
+    close(r);
+    close(w);
+  }
+  BlockingChannel(const BlockingChannel&) = delete;
+  BlockingChannel& operator=(const BlockingChannel&) = delete;
+
+  // Closes the writing end: calls on the channel then return 0.
+  void close_w() {
+    if (w >= 0) close(w);
+    w = -1;
+  }
+
+  // The call's arguments (the source address goes to this channel's own
+  // buffer: calls pending together on it may share it, nobody reads it).
+  void prep(flexsc_entry* e, void* buf, long len) {
+    flexsc_prep(e, nr, r, reinterpret_cast<long>(buf), len, 0, nr == SYS_recvfrom ? addr() : 0,
+                nr == SYS_recvfrom ? addr_len() : 0);
+  }
+  // The call through flexsc_syscall.
+  long call(void* buf, long len) {
+    return flexsc_syscall(nr, r, reinterpret_cast<long>(buf), len, 0, nr == SYS_recvfrom ? addr() : 0,
+                          nr == SYS_recvfrom ? addr_len() : 0);
+  }
+
+  int r = -1, w = -1;
+  long nr = SYS_read;  // what syscall_threads_in() looks for
+
+ private:
+  long addr() {
+    from_len_ = sizeof from_;
+    return reinterpret_cast<long>(&from_);
+  }
+  long addr_len() { return reinterpret_cast<long>(&from_len_); }
+  sockaddr_storage from_{};
+  socklen_t from_len_ = sizeof from_;
+};
 
 }  // namespace flexsc::test

@@ -1,7 +1,7 @@
 // The C API's promises: backend names, the environment and the options
 // struct, the statistics, which thread runs local calls, init after
 // shutdown, and a process limited to one CPU (single-core mode).  ctest
-// runs this program twice: as is, and under `taskset -c 0`.
+// runs this program twice per backend: as is, and under `taskset -c 0`.
 #include <fcntl.h>
 #include <flexsc/flexsc.h>
 #include <gtest/gtest.h>
@@ -27,10 +27,13 @@
 
 namespace {
 
+using flexsc::test::BlockingChannel;
 using flexsc::test::eventually;
-using flexsc::test::Pipe;
+using flexsc::test::offloaded_calls;
 using flexsc::test::scaled;
 using flexsc::test::syscall_threads_in;
+using flexsc::test::test_backend;
+using flexsc::test::uring_backend;
 using flexsc::test::Watchdog;
 using namespace std::chrono_literals;
 
@@ -93,24 +96,41 @@ long via_batch(long nr, long a1 = 0, long a2 = 0, long a3 = 0) {
   return ret;
 }
 
-// Every test starts and ends with the runtime stopped and no FLEXSC_*
-// variable set.
+// Every test starts and ends with the runtime stopped, FLEXSC_BACKEND
+// naming the backend under test and no other FLEXSC_* variable set.  Tests
+// of the options struct unset FLEXSC_BACKEND, which would override it.
 class Api : public ::testing::Test {
  protected:
   void SetUp() override { reset(); }
   void TearDown() override { reset(); }
   static void reset() {
     flexsc_shutdown();
-    for (const char* v : {"FLEXSC_BACKEND", "FLEXSC_SYSCALL_CORES", "FLEXSC_STATS"}) unsetenv(v);
+    for (const char* v : {"FLEXSC_SYSCALL_CORES", "FLEXSC_STATS"}) unsetenv(v);
+    flexsc::test::restore_backend_env();
   }
 };
+
+// What `auto` may pick: a real backend, never a test-only one, and not
+// io_uring's SQPOLL mode when the process has one CPU (its submission
+// thread would compete with the user).  Which backend it prefers is the
+// library's choice: not assumed here.
+void expect_auto_choice(const char* chosen) {
+  const std::string b = chosen;
+  EXPECT_TRUE(b == "thread" || b == "uring" || b == "uring-sqpoll") << "auto chose " << b;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  sched_getaffinity(0, sizeof set, &set);
+  if (CPU_COUNT(&set) == 1) {
+    EXPECT_NE(b, "uring-sqpoll") << "auto chose SQPOLL with one CPU";
+  }
+}
 
 // ---- backend names --------------------------------------------------------
 
 std::string backend_before_init() {
   if (std::string(flexsc_backend()) != "none") return std::string("before init: ") + flexsc_backend();
   if (call(SYS_getppid) != getppid()) return "getppid";
-  if (std::string(flexsc_backend()) != "thread") return std::string("running: ") + flexsc_backend();
+  if (flexsc_backend() != test_backend()) return std::string("running: ") + flexsc_backend();
   return "";
 }
 
@@ -128,7 +148,7 @@ TEST(ApiFresh, BackendIsNoneBeforeTheFirstInit) {
 TEST_F(Api, BackendNamesTheRunningBackend) {
   EXPECT_STREQ(flexsc_backend(), "none");
   ASSERT_EQ(flexsc_init(nullptr), 0);
-  EXPECT_STREQ(flexsc_backend(), "thread");
+  EXPECT_EQ(flexsc_backend(), test_backend());
   flexsc_shutdown();
   EXPECT_STREQ(flexsc_backend(), "none");
 }
@@ -136,17 +156,18 @@ TEST_F(Api, BackendNamesTheRunningBackend) {
 // ---- environment ----------------------------------------------------------
 
 TEST_F(Api, EnvironmentChoosesTheBackendOverTheOptions) {
-  ASSERT_EQ(setenv("FLEXSC_BACKEND", "thread", 1), 0);
+  // FLEXSC_BACKEND names the backend under test (the fixture sets it).
   flexsc_options o{};
   o.size = sizeof o;
   o.backend = "test-perturb";  // would answer getppid with getppid() + 1
   ASSERT_EQ(flexsc_init(&o), 0);
-  EXPECT_STREQ(flexsc_backend(), "thread");
+  EXPECT_EQ(flexsc_backend(), test_backend());
   EXPECT_EQ(call(SYS_getppid), getppid());
   flexsc_shutdown();
   ASSERT_EQ(setenv("FLEXSC_BACKEND", "auto", 1), 0);
   ASSERT_EQ(flexsc_init(nullptr), 0);
-  EXPECT_STREQ(flexsc_backend(), "thread") << "auto falls back to thread";
+  expect_auto_choice(flexsc_backend());
+  EXPECT_EQ(call(SYS_getppid), getppid()) << "under auto";
   flexsc_shutdown();
   // Empty means unset: the option counts again.
   ASSERT_EQ(setenv("FLEXSC_BACKEND", "", 1), 0);
@@ -188,16 +209,21 @@ TEST_F(Api, SyscallCoresNoneIsSingleCoreModeAndCallsStillWork) {
   ASSERT_EQ(setenv("FLEXSC_SYSCALL_CORES", "none", 1), 0);
   ASSERT_EQ(flexsc_init(nullptr), 0);
   unsetenv("FLEXSC_SYSCALL_CORES");  // read once, at init
-  EXPECT_STREQ(flexsc_backend(), "thread");
+  EXPECT_EQ(flexsc_backend(), test_backend());
   EXPECT_EQ(call(SYS_getppid), getppid());
   EXPECT_EQ(call(SYS_gettid), gettid());
   EXPECT_EQ(via_batch(SYS_getpid), getpid());
-  // A blocking call still works, and does not hold up a quick one.
-  Pipe p;
+  // A blocking call still works on a syscall thread, and does not hold up
+  // a quick one.
+  BlockingChannel p;
   char buf[8] = {};
   long got = -1;
-  std::thread reader([&] { got = call(SYS_read, p.r, reinterpret_cast<long>(buf), sizeof buf); });
-  ASSERT_TRUE(eventually([] { return syscall_threads_in(SYS_read) == 1; }));
+  std::thread reader([&] { got = p.call(buf, sizeof buf); });
+  if (!eventually([&] { return syscall_threads_in(p.nr) == 1; })) {
+    EXPECT_EQ(write(p.w, "x", 1), 1);
+    reader.join();
+    FAIL() << "the read never blocked on a syscall thread";
+  }
   EXPECT_EQ(call(SYS_getppid), getppid());
   ASSERT_EQ(write(p.w, "one", 3), 3);
   reader.join();
@@ -238,17 +264,18 @@ TEST_P(StatsReport, NamesEverySyscallCalled) {
   ASSERT_FALSE(report.empty()) << "no report in " << path;
   std::istringstream lines(report);
   for (std::string line; std::getline(lines, line);) EXPECT_EQ(line.rfind("flexsc:", 0), 0u) << line;
-  EXPECT_NE(report.find("backend thread"), std::string::npos) << report;
-  // "flexsc:   getppid   remote   remote 5 local 0": executed 5 times in all.
+  EXPECT_NE(report.find("backend " + test_backend() + ","), std::string::npos) << report;
+  // "flexsc:   getppid   remote   remote 5 io_uring 0 local 0": executed 5
+  // times in all, wherever it ran.
   auto count = [&](const std::string& name) {
     std::istringstream in(report);
     for (std::string line; std::getline(in, line);) {
       std::istringstream words(line);
-      std::string prefix, word, cls, remote, local;
-      long r = -1, l = -1;
-      if (words >> prefix >> word >> cls >> remote >> r >> local >> l && word == name && remote == "remote" &&
-          local == "local")
-        return r + l;
+      std::string prefix, word, cls, remote, uring, local;
+      long r = -1, u = -1, l = -1;
+      if (words >> prefix >> word >> cls >> remote >> r >> uring >> u >> local >> l && word == name &&
+          remote == "remote" && uring == "io_uring" && local == "local")
+        return r + u + l;
     }
     return -1L;
   };
@@ -270,7 +297,7 @@ TEST_F(Api, StatsOneGoesToStderrAndZeroToNowhere) {
   ::testing::internal::CaptureStderr();
   flexsc_shutdown();
   const std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(err.rfind("flexsc: backend thread", 0), 0u) << err;
+  EXPECT_EQ(err.rfind("flexsc: backend " + test_backend() + ",", 0), 0u) << err;
 
   ASSERT_EQ(setenv("FLEXSC_STATS", "0", 1), 0);
   ASSERT_EQ(flexsc_init(nullptr), 0);
@@ -283,38 +310,43 @@ TEST_F(Api, StatsOneGoesToStderrAndZeroToNowhere) {
 // ---- the options struct ---------------------------------------------------
 
 TEST_F(Api, OptionsAreHonoured) {
+  unsetenv("FLEXSC_BACKEND");  // it would override the option
   const std::string path = "/tmp/flexsc-api-opt-stats-" + std::to_string(getpid());
   flexsc_options o{};
   o.size = sizeof o;
-  o.backend = "thread";
+  o.backend = test_backend().c_str();
   o.syscall_cores = "none";
   o.stats = path.c_str();
   ASSERT_EQ(flexsc_init(&o), 0);
-  EXPECT_STREQ(flexsc_backend(), "thread");
+  EXPECT_EQ(flexsc_backend(), test_backend());
   EXPECT_EQ(call(SYS_getppid), getppid());
   expect_user_binding(true);  // syscall_cores "none"
   flexsc_shutdown();
-  EXPECT_EQ(read_file(path).rfind("flexsc: backend thread", 0), 0u) << "stats option ignored";
+  EXPECT_EQ(read_file(path).rfind("flexsc: backend " + test_backend() + ",", 0), 0u) << "stats option ignored";
   unlink(path.c_str());
 
-  // max_syscall_threads: three reads block, but only two threads may exist.
+  // max_syscall_threads: three reads block on syscall threads, but only
+  // two threads may exist.
   o = flexsc_options{};
   o.size = sizeof o;
+  o.backend = test_backend().c_str();
   o.max_syscall_threads = 2;
   ASSERT_EQ(flexsc_init(&o), 0);
+  EXPECT_EQ(flexsc_backend(), test_backend());
   {
     Watchdog dog("max_syscall_threads", 60s);
-    std::vector<Pipe> pipes(3);
+    std::vector<BlockingChannel> pipes(3);
+    const long nr = pipes[0].nr;
     std::vector<std::thread> readers;
     std::atomic<int> ok{0};
     for (auto& p : pipes)
       readers.emplace_back([&ok, &p] {
         char c;
-        ok += call(SYS_read, p.r, reinterpret_cast<long>(&c), 1) == 1;
+        ok += p.call(&c, 1) == 1;
       });
-    EXPECT_TRUE(eventually([] { return syscall_threads_in(SYS_read) == 2; }));
+    EXPECT_TRUE(eventually([nr] { return syscall_threads_in(nr) == 2; }));
     std::this_thread::sleep_for(50ms);  // a third thread would have come by now
-    EXPECT_EQ(syscall_threads_in(SYS_read), 2);
+    EXPECT_EQ(syscall_threads_in(nr), 2);
     EXPECT_EQ(stats().syscall_threads, 2u);
     for (auto& p : pipes) ASSERT_EQ(write(p.w, "x", 1), 1);
     for (auto& t : readers) t.join();
@@ -327,6 +359,7 @@ TEST_F(Api, OptionsAreHonoured) {
 // `size` bytes are read, so what lies beyond (here, a bad core list) is
 // never looked at.
 TEST_F(Api, OlderSmallerOptionsStructWorks) {
+  unsetenv("FLEXSC_BACKEND");  // it would override the option
   struct {
     size_t size;
     const char* backend;
@@ -337,10 +370,10 @@ TEST_F(Api, OlderSmallerOptionsStructWorks) {
   EXPECT_EQ(call(SYS_getppid), getppid() + 1);
   flexsc_shutdown();
 
-  // Only `size`: every default.
+  // Only `size`: every default (the backend: auto).
   size_t just_size = sizeof(size_t);
   ASSERT_EQ(flexsc_init(reinterpret_cast<const flexsc_options*>(&just_size)), 0);
-  EXPECT_STREQ(flexsc_backend(), "thread");
+  expect_auto_choice(flexsc_backend());
   EXPECT_EQ(call(SYS_getppid), getppid());
   flexsc_shutdown();
 
@@ -350,9 +383,9 @@ TEST_F(Api, OlderSmallerOptionsStructWorks) {
     uint64_t later_fields[4];
   } newer{};
   newer.known.size = sizeof newer;
-  newer.known.backend = "thread";
+  newer.known.backend = test_backend().c_str();
   ASSERT_EQ(flexsc_init(&newer.known), 0);
-  EXPECT_STREQ(flexsc_backend(), "thread");
+  EXPECT_EQ(flexsc_backend(), test_backend());
   EXPECT_EQ(call(SYS_getppid), getppid());
 }
 
@@ -361,7 +394,8 @@ TEST_F(Api, OlderSmallerOptionsStructWorks) {
 TEST_F(Api, StatsCountRemoteLocalAndBlockingCalls) {
   ASSERT_EQ(flexsc_init(nullptr), 0);
   const flexsc_stats zero = stats();
-  EXPECT_EQ(zero.remote_calls + zero.local_calls + zero.unknown_calls + zero.nops, 0u) << "not reset by init";
+  EXPECT_EQ(zero.remote_calls + zero.uring_calls + zero.local_calls + zero.unknown_calls + zero.nops, 0u)
+      << "not reset by init";
   EXPECT_GE(zero.syscall_threads, 1u);
   const long n = scaled(1000);
   const int devzero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
@@ -392,10 +426,18 @@ TEST_F(Api, StatsCountRemoteLocalAndBlockingCalls) {
   const bool single_core = process_cpus() == 1;
   if (single_core) {
     // The waiter runs quick remote calls itself: not on a syscall thread.
-    EXPECT_LE(s.remote_calls, static_cast<uint64_t>(n + 7));
+    EXPECT_LE(offloaded_calls(s), static_cast<uint64_t>(n + 7));
     EXPECT_LE(s.nops, 10u);
+  } else if (uring_backend()) {
+    // The reads ran in io_uring (the nops too); getppid, which io_uring
+    // cannot express, on syscall threads.
+    EXPECT_EQ(s.remote_calls, static_cast<uint64_t>(n));
+    EXPECT_EQ(s.uring_calls, 7u) << "the reads did not go through io_uring";
+    EXPECT_EQ(s.blocking_calls, 0u) << "no syscall thread ran a read";
+    EXPECT_EQ(s.nops, 10u);
   } else {
     EXPECT_EQ(s.remote_calls, static_cast<uint64_t>(n + 7));
+    EXPECT_EQ(s.uring_calls, 0u);
     EXPECT_EQ(s.blocking_calls, 7u) << "read is in the blocking class";
     EXPECT_EQ(s.nops, 10u);
   }
@@ -442,7 +484,7 @@ TEST_F(Api, InitAfterShutdownWorksRepeatedly) {
   Watchdog dog("20 init/shutdown cycles", 100s);
   for (int cycle = 0; cycle < 20; ++cycle) {
     ASSERT_EQ(flexsc_init(nullptr), 0) << cycle;
-    EXPECT_STREQ(flexsc_backend(), "thread");
+    EXPECT_EQ(flexsc_backend(), test_backend());
     for (int i = 0; i < 10; ++i) ASSERT_EQ(call(SYS_getppid), getppid()) << cycle;
     ASSERT_EQ(call(SYS_gettid), gettid());
     flexsc_entry* e = flexsc_get_entry(ctx);
@@ -470,6 +512,35 @@ TEST_F(Api, BindUserThreadSucceeds) {
   }).join();
 }
 
+// A runtime restarted from a thread that flexsc_bind_user_thread() pinned
+// to the user cores keeps its syscall cores: its placement once came from
+// that thread's single CPU, which put a syscall thread on the user core.
+TEST_F(Api, RestartFromAPinnedThreadKeepsTheSyscallCores) {
+  if (process_cpus() < 2) GTEST_SKIP() << "needs two CPUs";
+  const cpu_set_t before = affinity_of(0);
+  ASSERT_EQ(flexsc_init(nullptr), 0);
+  ASSERT_EQ(flexsc_bind_user_thread(), 0);
+  const cpu_set_t user = affinity_of(0);
+  flexsc_shutdown();
+  ASSERT_EQ(flexsc_init(nullptr), 0);
+  EXPECT_EQ(call(SYS_getppid), getppid());  // a syscall thread ran it, on every backend
+  int syscall_threads = 0;
+  DIR* dir = opendir("/proc/self/task");
+  ASSERT_NE(dir, nullptr);
+  while (dirent* d = readdir(dir)) {
+    std::string comm;
+    std::ifstream(std::string("/proc/self/task/") + d->d_name + "/comm") >> comm;
+    if (comm.rfind("flexsc-sys/", 0) != 0) continue;
+    ++syscall_threads;
+    const int cpu = std::atoi(comm.c_str() + std::strlen("flexsc-sys/"));
+    EXPECT_FALSE(CPU_ISSET(cpu, &user)) << comm << " runs on a user CPU";
+  }
+  closedir(dir);
+  EXPECT_GT(syscall_threads, 0);
+  flexsc_shutdown();
+  sched_setaffinity(0, sizeof before, &before);
+}
+
 // ---- one CPU --------------------------------------------------------------
 
 // With one CPU the runtime runs in single-core mode: the syscall thread
@@ -481,7 +552,7 @@ std::string one_cpu_checks() {
   };
   check(process_cpus() == 1, "more than one CPU");
   check(flexsc_init(nullptr) == 0, "init");
-  check(std::string(flexsc_backend()) == "thread", "backend");
+  check(flexsc_backend() == test_backend(), "backend");
   check(call(SYS_getppid) == getppid(), "getppid");
   check(call(SYS_gettid) == gettid(), "gettid");
   check(via_batch(SYS_getpid) == getpid(), "batch getpid");
@@ -491,12 +562,12 @@ std::string one_cpu_checks() {
           return CPU_EQUAL(&mine, &sys);
         }),
         "the syscall thread is not on the one CPU");
-  // A blocked read on one thread, quick calls on another.
-  Pipe p;
+  // A read blocked on a syscall thread, quick calls on another thread.
+  BlockingChannel p;
   char buf[8] = {};
   std::atomic<long> got{-1};
-  std::thread reader([&] { got = call(SYS_read, p.r, reinterpret_cast<long>(buf), sizeof buf); });
-  check(eventually([] { return syscall_threads_in(SYS_read) == 1; }), "the read never blocked");
+  std::thread reader([&] { got = p.call(buf, sizeof buf); });
+  check(eventually([&] { return syscall_threads_in(p.nr) == 1; }), "the read never blocked");
   for (int i = 0; i < 1000; ++i) {
     if (call(SYS_getppid) != getppid()) {
       why += "getppid while a read blocks\n";

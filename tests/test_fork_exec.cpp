@@ -24,19 +24,24 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "syscall_threads.h"
 #include "test_util.h"
 
 extern char** environ;
 
 namespace {
 
+using flexsc::test::BlockingChannel;
 using flexsc::test::kTsan;
 using flexsc::test::scaled;
+using flexsc::test::test_backend;
+using flexsc::test::uring_backend;
 
 // ---- the fd lister: this same binary, re-executed -------------------------
 
@@ -164,8 +169,8 @@ int child_basic_calls(pid_t parent, int pipe_w, const char* tag) {
   if (kTsan) {
     CHILD_CHECK(std::strcmp(flexsc_backend(), "sync") == 0);
   } else {
-    if (std::strcmp(flexsc_backend(), "thread") != 0) {
-      std::fprintf(stderr, "child: backend is '%s', expected 'thread'\n", flexsc_backend());
+    if (flexsc_backend() != test_backend()) {
+      std::fprintf(stderr, "child: backend is '%s', expected '%s'\n", flexsc_backend(), test_backend().c_str());
       return 1;
     }
   }
@@ -267,7 +272,7 @@ class ForkExec : public ::testing::Test {
     parent_ = getpid();
     // Some calls before forking, so the runtime is busy and bound.
     for (int i = 0; i < 100; ++i) ASSERT_EQ(flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0), getppid());
-    ASSERT_STREQ(flexsc_backend(), "thread");
+    ASSERT_EQ(flexsc_backend(), test_backend());
   }
   void TearDown() override { flexsc_shutdown(); }
 
@@ -275,7 +280,7 @@ class ForkExec : public ::testing::Test {
   void parent_still_works() {
     EXPECT_EQ(flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0), getppid());
     EXPECT_EQ(flexsc_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0), parent_);
-    EXPECT_STREQ(flexsc_backend(), "thread");
+    EXPECT_EQ(flexsc_backend(), test_backend());
   }
 
   pid_t parent_ = 0;
@@ -289,7 +294,7 @@ TEST_F(ForkExec, ChildMakesExceptionLessCalls) {
   const pid_t parent = parent_;
   const int w = p.w;
   const pid_t pid = fork_child([&] {
-    if (!kTsan && std::strcmp(flexsc_backend(), "none") != 0 && std::strcmp(flexsc_backend(), "thread") != 0) {
+    if (!kTsan && std::strcmp(flexsc_backend(), "none") != 0 && flexsc_backend() != test_backend()) {
       std::fprintf(stderr, "child: backend before any call is '%s'\n", flexsc_backend());
       return 1;
     }
@@ -297,8 +302,11 @@ TEST_F(ForkExec, ChildMakesExceptionLessCalls) {
     flexsc_stats st{};
     if (!kTsan) {
       CHILD_CHECK_EQ(flexsc_get_stats(&st), 0);
-      CHILD_CHECK(st.remote_calls > 0);
+      CHILD_CHECK(st.remote_calls > 0);  // getppid, on the child's syscall threads
       CHILD_CHECK(st.syscall_threads > 0);
+      if (uring_backend()) {
+        CHILD_CHECK(st.uring_calls > 0);  // the reads and the write, in the child's own rings
+      }
     }
     flexsc_shutdown();
     CHILD_CHECK_EQ(flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0), -ESHUTDOWN);
@@ -354,7 +362,7 @@ TEST_F(ForkExec, ChildCanInitExplicitly) {
     o.size = sizeof o;
     o.wait_spin_us = 5;
     CHILD_CHECK_EQ(flexsc_init(&o), 0);
-    CHILD_CHECK(std::strcmp(flexsc_backend(), "thread") == 0);
+    CHILD_CHECK(flexsc_backend() == test_backend());
     CHILD_CHECK_EQ(flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0), parent);
     flexsc_shutdown();
     return 0;
@@ -521,7 +529,9 @@ TEST_F(ForkExec, RawForkFromMultithreadedParent) {
 // their partners write: syscall threads are stuck in the kernel, and spare
 // ones are being started (ThreadBackend::spawn) when the main thread forks.
 // Spares outlive the burst that needed them, so every round starts a fresh
-// runtime and forks during its first milliseconds.
+// runtime and forks during its first milliseconds.  With the io_uring
+// backends half the reads wait in their callers' rings, and half (recvfrom
+// with an address: BlockingChannel) on syscall threads.
 TEST_F(ForkExec, ForkWhileOtherThreadsBlockInCalls) {
   if (flexsc::test::kForkUnsafeSanitizer) GTEST_SKIP() << flexsc::test::kSanitizerForkSkip;
   const pid_t parent = parent_;
@@ -536,14 +546,16 @@ TEST_F(ForkExec, ForkWhileOtherThreadsBlockInCalls) {
     }
     std::atomic<bool> stop{false};
     std::atomic<long> moved{0}, wrong{0};
-    std::vector<Pipe> pipes(kPairs);
+    std::vector<std::unique_ptr<BlockingChannel>> pipes;
+    for (int i = 0; i < kPairs; ++i) pipes.push_back(std::make_unique<BlockingChannel>(uring_backend() && i % 2));
     std::vector<std::thread> readers, writers;
     for (int i = 0; i < kPairs; ++i) {
-      const int r = pipes[i].r, w = pipes[i].w;
-      readers.emplace_back([&, r] {
+      BlockingChannel* ch = pipes[i].get();
+      const int w = ch->w;
+      readers.emplace_back([&, ch] {
         char c;
         for (;;) {
-          const long n = flexsc_syscall(SYS_read, r, reinterpret_cast<long>(&c), 1, 0, 0, 0);
+          const long n = ch->call(&c, 1);
           if (n == 0) break;  // writer closed
           if (n != 1) {
             wrong.fetch_add(1);
@@ -569,7 +581,7 @@ TEST_F(ForkExec, ForkWhileOtherThreadsBlockInCalls) {
     stop = true;
     // Writers stop, then their pipes close: readers see EOF.
     for (auto& t : writers) t.join();
-    for (auto& p : pipes) p.close_w();
+    for (auto& p : pipes) p->close_w();
     for (auto& t : readers) t.join();
     EXPECT_EQ(wrong.load(), 0) << "round " << round;
     transfers += moved.load();
@@ -586,9 +598,11 @@ std::atomic_ref<uint16_t> status_ref(flexsc_entry* e) { return std::atomic_ref<u
 // Entries submitted by the forking thread and still in flight (one being
 // executed: a read blocked on an empty pipe; the rest queued behind it)
 // are completed with -ECANCELED in the child: its syscall threads do not
-// exist there, so nothing may be left waiting forever.
-TEST_F(ForkExec, BatchInFlightIsCancelledInChild) {
-  Pipe p;
+// exist there, so nothing may be left waiting forever.  With the io_uring
+// backends the pipe reads wait in the context's ring; there the same runs
+// again with reads on syscall threads (recvfrom with an address).
+void batch_in_flight_is_cancelled_in_child(pid_t parent, bool on_syscall_thread) {
+  BlockingChannel p(on_syscall_thread);
   flexsc_ctx* ctx = nullptr;
   ASSERT_EQ(flexsc_ctx_create(1, &ctx), 0);
   constexpr int kN = 4;
@@ -597,18 +611,25 @@ TEST_F(ForkExec, BatchInFlightIsCancelledInChild) {
   for (int i = 0; i < kN; ++i) {
     entries[i] = flexsc_get_entry(ctx);
     ASSERT_NE(entries[i], nullptr);
-    flexsc_prep(entries[i], SYS_read, p.r, reinterpret_cast<long>(&bufs[i]), 1, 0, 0, 0);
+    p.prep(entries[i], &bufs[i], 1);
   }
   ASSERT_EQ(flexsc_submit(ctx), kN);
   // Give a syscall thread the time to claim the first read and block in it
   // (a claimed entry may stay SUBMITTED: the drain may skip the BUSY store).
-  usleep(50'000);
+  // In a ring, the owner moves completions only when it calls in: peeking
+  // lets it put the reads' first attempts (not waiting) back, waiting.
+  for (int i = 0; i < 25; ++i) {
+    flexsc_entry* e = nullptr;
+    if (uring_backend() && !on_syscall_thread) {
+      EXPECT_EQ(flexsc_peek(ctx, &e), -EAGAIN) << "a read completed with nothing written";
+    }
+    usleep(2'000);
+  }
   for (int i = 0; i < kN; ++i) {
     const uint16_t s = status_ref(entries[i]).load();
     EXPECT_TRUE(s == FLEXSC_SUBMITTED || s == FLEXSC_BUSY) << "entry " << i << " status " << s;
   }
 
-  const pid_t parent = parent_;
   const pid_t pid = fork_child([&] {
     for (int i = 0; i < kN; ++i) {
       flexsc_entry* e = nullptr;
@@ -649,22 +670,33 @@ TEST_F(ForkExec, BatchInFlightIsCancelledInChild) {
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, "abcd");
   EXPECT_EQ(flexsc_ctx_destroy(ctx), 0);
+}
+
+TEST_F(ForkExec, BatchInFlightIsCancelledInChild) {
+  {
+    SCOPED_TRACE(uring_backend() ? "pipe reads in the ring" : "pipe reads");
+    batch_in_flight_is_cancelled_in_child(parent_, false);
+  }
+  if (uring_backend()) {
+    SCOPED_TRACE("reads on syscall threads");
+    batch_in_flight_is_cancelled_in_child(parent_, true);
+  }
   parent_still_works();
 }
 
 // Another thread is blocked in flexsc_syscall (a pipe read executed by a
 // syscall thread) at fork: in the child neither thread exists, and the
-// child's calls must not wait behind that read.
-TEST_F(ForkExec, ForkWhileAnotherThreadIsBlockedInACall) {
-  if (flexsc::test::kForkUnsafeSanitizer) GTEST_SKIP() << flexsc::test::kSanitizerForkSkip;
-  Pipe p;
+// child's calls must not wait behind that read.  With the io_uring
+// backends the pipe read waits in the reader's ring; there the same runs
+// again with a read on a syscall thread (recvfrom with an address).
+void fork_while_another_thread_is_blocked(pid_t parent, bool on_syscall_thread) {
+  BlockingChannel p(on_syscall_thread);
   std::atomic<long> result{-999};
   std::thread reader([&] {
     char c;
-    result = flexsc_syscall(SYS_read, p.r, reinterpret_cast<long>(&c), 1, 0, 0, 0);
+    result = p.call(&c, 1);
   });
-  usleep(50'000);  // the reader is parked, its read blocked in a syscall thread
-  const pid_t parent = parent_;
+  usleep(50'000);  // the reader is parked, its read blocked in a syscall thread or its ring
   const pid_t pid = fork_child([parent] { return child_basic_calls(parent, -1, ""); });
   EXPECT_GT(pid, 0);
   if (pid > 0) {
@@ -674,6 +706,18 @@ TEST_F(ForkExec, ForkWhileAnotherThreadIsBlockedInACall) {
   EXPECT_EQ(write(p.w, "z", 1), 1);
   reader.join();
   EXPECT_EQ(result.load(), 1);
+}
+
+TEST_F(ForkExec, ForkWhileAnotherThreadIsBlockedInACall) {
+  if (flexsc::test::kForkUnsafeSanitizer) GTEST_SKIP() << flexsc::test::kSanitizerForkSkip;
+  {
+    SCOPED_TRACE(uring_backend() ? "a pipe read in the ring" : "a pipe read");
+    fork_while_another_thread_is_blocked(parent_, false);
+  }
+  if (uring_backend()) {
+    SCOPED_TRACE("a read on a syscall thread");
+    fork_while_another_thread_is_blocked(parent_, true);
+  }
   parent_still_works();
 }
 
@@ -797,7 +841,9 @@ std::string non_cloexec_fds(const std::set<int>& allowed) {
 }
 
 // Makes the runtime do everything it does: calls, a batch, a blocking call
-// that makes a spare syscall thread start.
+// that makes a spare syscall thread start (with the io_uring backends a
+// pipe read waits in the ring instead, so a call a syscall thread runs
+// blocks as well).
 void exercise_runtime() {
   for (int i = 0; i < 50; ++i) ASSERT_EQ(flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0), getppid());
   flexsc_ctx* ctx = nullptr;
@@ -815,14 +861,17 @@ void exercise_runtime() {
     flexsc_seen(ctx, e);
   }
   ASSERT_EQ(flexsc_ctx_destroy(ctx), 0);
-  Pipe p;
-  std::thread reader([&] {
-    char c;
-    EXPECT_EQ(flexsc_syscall(SYS_read, p.r, reinterpret_cast<long>(&c), 1, 0, 0, 0), 1);
-  });
-  usleep(20'000);
-  EXPECT_EQ(flexsc_syscall(SYS_write, p.w, reinterpret_cast<long>("q"), 1, 0, 0, 0), 1);
-  reader.join();
+  for (bool on_syscall_thread : {false, true}) {
+    if (on_syscall_thread && !uring_backend()) break;  // the pipe read was on one
+    BlockingChannel p(on_syscall_thread);
+    std::thread reader([&] {
+      char c;
+      EXPECT_EQ(p.call(&c, 1), 1);
+    });
+    usleep(20'000);
+    EXPECT_EQ(flexsc_syscall(SYS_write, p.w, reinterpret_cast<long>("q"), 1, 0, 0, 0), 1);
+    reader.join();
+  }
 }
 
 TEST_F(ForkExec, ExecDoesNotLeakRuntimeDescriptors) {
@@ -980,7 +1029,8 @@ TEST(ForkExecStats, StatsDescriptorIsCloseOnExecWhileOpen) {
   ASSERT_GE(tail.size(), static_cast<size_t>(filled));
   const std::string report = tail.substr(static_cast<size_t>(filled));
   EXPECT_FALSE(report.empty()) << "no statistics written";
-  EXPECT_NE(report.find("thread"), std::string::npos) << "the report names the backend:\n" << report;
+  EXPECT_NE(report.find("backend " + test_backend() + ","), std::string::npos) << "the report names the backend:\n"
+                                                                              << report;
   close(fifo);
   unlink(path.c_str());
   EXPECT_FALSE(any_fd_points_to(path));

@@ -15,6 +15,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -250,6 +251,76 @@ TEST_P(Uring, SemanticsIoUringChangesArePutBack) {
   clock_gettime(CLOCK_MONOTONIC, &past);
   EXPECT_EQ(flexsc_syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, reinterpret_cast<long>(&past), 0, 0, 0),
             0);
+}
+
+// A call waiting in the caller's ring completes while the caller sits in
+// a blocking syscall of its own: that syscall is not interrupted (io_uring
+// runs such completions as task work in the submitting thread, and by
+// default interrupts it to do so: EINTR from the program's epoll_wait).
+// In a fresh process: tearing down an earlier runtime's rings sends the
+// threads that used them task work too, at a moment of the kernel's choice.
+std::string completion_leaves_epoll_wait_alone() {
+  if (flexsc_init(nullptr) != 0) return "init";
+  flexsc_ctx* ctx;
+  if (flexsc_ctx_create(1, &ctx) != 0) return "ctx";
+  Pipe p;
+  char byte = 0;
+  flexsc_entry* e = flexsc_get_entry(ctx);
+  flexsc_prep(e, SYS_read, p.r, reinterpret_cast<long>(&byte), 1, 0, 0, 0);
+  if (flexsc_submit(ctx) != 1) return "submit";
+  flexsc_entry* none;
+  for (int i = 0; i < 5; ++i) {  // the read now waits in the ring
+    if (flexsc_peek(ctx, &none) != -EAGAIN) return "the read completed without data";
+    std::this_thread::sleep_for(1ms);
+  }
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(20ms);
+    if (write(p.w, "x", 1) != 1) std::abort();
+  });
+  epoll_event ev;
+  const int r = epoll_wait(ep, &ev, 1, 200);
+  const int err = errno;
+  writer.join();
+  close(ep);
+  if (r != 0) return std::string("epoll_wait: ") + std::strerror(err);
+  if (flexsc_wait_entry(ctx, e) != 1 || byte != 'x') return "the read";
+  flexsc_seen(ctx, e);
+  return flexsc_ctx_destroy(ctx) == 0 ? "" : "destroy";
+}
+
+TEST(UringFresh, CompletionsDoNotInterruptTheCallersOwnSyscalls) {
+  flexsc_shutdown();
+  for (const char* mode : {"uring", "uring-sqpoll"}) {
+    SCOPED_TRACE(mode);
+    setenv("FLEXSC_BACKEND", mode, 1);
+    EXPECT_IN_FRESH_PROCESS(completion_leaves_epoll_wait_alone);
+  }
+  unsetenv("FLEXSC_BACKEND");
+}
+
+// A context handed to another thread keeps working there (without SQPOLL
+// a ring belongs to the thread that made it: the new owner gets its own).
+TEST_P(Uring, AContextChangesHands) {
+  Watchdog dog("hand-over", 30s);
+  Ctx c(1);
+  Pipe p;
+  auto round = [&](char what) {
+    char byte = 0;
+    flexsc_entry* w = c.post(SYS_write, p.w, reinterpret_cast<long>(&what), 1);
+    ASSERT_EQ(flexsc_submit(c.ctx), 1);
+    EXPECT_EQ(c.wait_seen(w), 1);
+    flexsc_entry* r = c.post(SYS_read, p.r, reinterpret_cast<long>(&byte), 1);
+    ASSERT_EQ(flexsc_submit(c.ctx), 1);
+    EXPECT_EQ(c.wait_seen(r), 1);
+    EXPECT_EQ(byte, what);
+  };
+  round('a');
+  std::thread([&] { round('b'); }).join();
+  round('c');
+  flexsc_stats s{};
+  ASSERT_EQ(flexsc_get_stats(&s), 0);
+  EXPECT_GE(s.uring_calls, 6u) << "the hand-overs left io_uring";
 }
 
 // Shutdown with calls pending in the kernel: each completes with
