@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <mutex>
+#include <thread>
 #include <cstring>
 
 #include "context.h"
@@ -255,19 +256,23 @@ int UringBackend::create(const Config& cfg, bool sqpoll, std::unique_ptr<Backend
   std::unique_ptr<UringBackend> b(new UringBackend());
   b->cfg_ = cfg;
   b->sqpoll_ = sqpoll;
-  int rc = probe_io_uring(&b->support_, error);
-  if (rc < 0) return rc;
-  if (!sqpoll) {
+  // Probes on a thread of their own: tearing down a ring the caller made
+  // or entered would later interrupt one of the caller's own blocking
+  // syscalls (the kernel's exit work reaches that thread as task work).
+  int rc = 0;
+  std::thread([&] {
+    if ((rc = probe_io_uring(&b->support_, error)) < 0 || sqpoll) return;
     io_uring probe;
     io_uring_params p{};
     p.flags = kOwnerRunsCompletions;
     if ((rc = io_uring_queue_init_params(2, &probe, &p)) < 0) {
       *error = "io_uring without SQPOLL needs IORING_SETUP_DEFER_TASKRUN (Linux 6.1), so completions do not "
                "interrupt the caller's own system calls: " + std::string(std::strerror(-rc));
-      return rc;
+      return;
     }
     io_uring_queue_exit(&probe);
-  }
+  }).join();
+  if (rc < 0) return rc;
   std::unique_ptr<Backend> threads;
   if ((rc = ThreadBackend::create(cfg, false, &threads, error)) < 0) return rc;
   b->threads_.reset(static_cast<ThreadBackend*>(threads.release()));
