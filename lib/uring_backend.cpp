@@ -48,7 +48,7 @@ struct ContextRing final : BackendState {
   bool sqpoll = false;
   int owner_tid = 0;         // without SQPOLL: the only thread that may submit and reap
   bool cancel_sent = false;  // without SQPOLL: the owner has cancelled at shutdown
-  bool unsubmitted = false;  // SQEs written since the last io_uring_submit
+  std::atomic<bool> unsubmitted{false};  // SQEs written since the last io_uring_submit
   unsigned sq_room = 0;      // free SQEs seen at the last look at the kernel's head
   bool wake_armed = false;
   uint64_t wake_value = 0;
@@ -135,7 +135,7 @@ void fill(Context* ctx, ContextRing* r, uint32_t slot, io_uring_sqe* sqe) {
   io_uring_sqe_set_data64(sqe, slot);
   r->ops[slot].in_ring = true;
   r->in_ring.store(r->in_ring.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  r->unsubmitted = true;
+  r->unsubmitted.store(true, std::memory_order_relaxed);
 }
 
 // Puts an entry into the ring, or at the end of the backlog when the ring
@@ -184,9 +184,9 @@ void refill(Context* ctx, ContextRing* r) {
 // submission queue for the next flush.  Nothing new, nothing done: a
 // waiter reaping in a loop reads no line the kernel writes but the CQ tail.
 void flush(ContextRing* r) {
-  if (!r->unsubmitted) return;
+  if (!r->unsubmitted.load(std::memory_order_relaxed)) return;
   io_uring_submit(&r->ring);
-  r->unsubmitted = !r->sqpoll && io_uring_sq_ready(&r->ring) > 0;
+  r->unsubmitted.store(!r->sqpoll && io_uring_sq_ready(&r->ring) > 0, std::memory_order_relaxed);
 }
 
 // One completion: the entry is done, goes into the ring again, or to the
@@ -440,6 +440,11 @@ void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
 bool UringBackend::reap(Context* ctx) {
   ContextRing* r = ring_of(ctx);
   if (!r) return false;
+  // Nothing new, nothing to do: a waiter polling here takes no lock.
+  const bool taskrun = !r->sqpoll && (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN);
+  if (!io_uring_cq_ready(&r->ring) && !taskrun && !r->backlog_count.load(std::memory_order_relaxed) &&
+      !r->unsubmitted.load(std::memory_order_relaxed) && !cancelling(r))
+    return false;
   std::unique_lock lock(r->reap_mutex, std::try_to_lock);
   if (!lock) return false;
   const bool owner = owns(r);
@@ -491,7 +496,7 @@ uint32_t UringBackend::prepare_park(Context* ctx) {
       io_uring_prep_read(sqe, r->wake_fd, &r->wake_value, sizeof r->wake_value, 0);
       io_uring_sqe_set_data64(sqe, kWakeTag);
       r->wake_armed = true;
-      r->unsubmitted = true;
+      r->unsubmitted.store(true, std::memory_order_relaxed);
     }
   }
   return kParkedRing;
@@ -507,7 +512,7 @@ void UringBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns) {
                        static_cast<long long>(timeout_ns % 1'000'000'000)};
   io_uring_cqe* cqe;
   io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, nullptr);
-  r->unsubmitted = !r->sqpoll && io_uring_sq_ready(&r->ring) > 0;
+  r->unsubmitted.store(!r->sqpoll && io_uring_sq_ready(&r->ring) > 0, std::memory_order_relaxed);
 }
 
 bool UringBackend::cancel_ops(Context* ctx, bool owner_outside) {

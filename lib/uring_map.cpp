@@ -226,7 +226,12 @@ int probe_io_uring(OpSupport* out, std::string* error) {
 
 bool map_entry(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* kinds) {
   const long* a = reinterpret_cast<const long*>(e.args);
-  *op = RingOp{};
+  // A fresh state (the continuation buffers were dropped at completion).
+  op->fix = RingOp::Fix::Plain;
+  op->mode = RingOp::Mode::Wait;
+  op->fd_kind = RingOp::FdKind::Unknown;
+  op->done = 0;
+  op->full = UINT64_MAX;
   if (e.flags & FLEXSC_ENTRY_NOP) return s.has(IORING_OP_NOP);
   const TransferInfo t = transfer_info(e);
   if (t.dir != Dir::None) {
