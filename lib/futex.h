@@ -44,18 +44,20 @@ inline uint64_t now_ns() {
 }
 
 // Spins for up to spin_ns until done(), re-checking it when *progress
-// changes (a line its producers write rarely) and otherwise only every 64
-// rounds (producers publish progress in steps, and not before a call that
-// blocks).
-template <class Done>
-bool spin_until(Done&& done, const std::atomic<uint64_t>& progress, uint64_t spin_ns) {
+// changes (a line its producers write rarely), when poll() brought
+// something in (completions only a check itself can bring: an io_uring
+// completion queue the caller reaps), and otherwise only every 64 rounds
+// (producers publish progress in steps, and not before a call that blocks).
+template <class Done, class Poll>
+bool spin_until(Done&& done, const std::atomic<uint64_t>& progress, uint64_t spin_ns, Poll&& poll) {
   uint64_t seen = progress.load(std::memory_order_acquire);
   if (done()) return true;
   const uint64_t deadline = now_ns() + spin_ns;
   for (unsigned i = 1;; ++i) {
     cpu_relax();
+    const bool fresh = poll();
     const uint64_t now = progress.load(std::memory_order_acquire);
-    if (now != seen || (i & 63) == 0) {
+    if (fresh || now != seen || (i & 63) == 0) {
       seen = now;
       if (done()) return true;
       if ((i & 63) == 0 && now_ns() > deadline) return false;
@@ -63,17 +65,9 @@ bool spin_until(Done&& done, const std::atomic<uint64_t>& progress, uint64_t spi
   }
 }
 
-// Spins for up to spin_ns until done(), checking it every few rounds: for
-// completions that only a check itself can bring in (an io_uring
-// completion queue the caller reaps).
 template <class Done>
-bool spin_polling(Done&& done, uint64_t spin_ns) {
-  const uint64_t deadline = now_ns() + spin_ns;
-  for (unsigned i = 1;; ++i) {
-    if (done()) return true;
-    cpu_relax();
-    if ((i & 63) == 0 && now_ns() > deadline) return false;
-  }
+bool spin_until(Done&& done, const std::atomic<uint64_t>& progress, uint64_t spin_ns) {
+  return spin_until(done, progress, spin_ns, [] { return false; });
 }
 
 }  // namespace flexsc::detail

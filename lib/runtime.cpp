@@ -159,9 +159,13 @@ void Runtime::wait_until(Context* ctx, Done done_now, bool spun) {
   ctx->stats.waits.add();
   backend_->wait_begin(ctx);
   const uint64_t start = now_ns();
-  if (!spun || reaps) {
-    if (reaps ? spin_polling(done, ctx->wait_spin_ns) : spin_until(done, ctx->completed, ctx->wait_spin_ns))
-      return;
+  // A context whose completions wait in a ring reaps on every round, and
+  // looks at its entries only when a reap or a syscall thread brought
+  // something: polling an entry line a syscall thread writes would stall it.
+  if (reaps) {
+    if (spin_until(done_now, ctx->completed, ctx->wait_spin_ns, [&] { return backend_->reap(ctx); })) return;
+  } else if (!spun && spin_until(done_now, ctx->completed, ctx->wait_spin_ns)) {
+    return;
   }
   uint64_t mark = backend_->progress_mark(ctx);
   uint64_t park_ns = kFirstParkNs;
