@@ -66,21 +66,6 @@ struct ContextRing final : BackendState {
 
 ContextRing* ring_of(Context* ctx) { return static_cast<ContextRing*>(ctx->backend_state.get()); }
 
-#if defined(__SANITIZE_THREAD__)
-extern "C" void AnnotateNewMemory(const char* file, int line, const volatile void* mem, size_t size);
-#endif
-
-// liburing maps rings with raw system calls ThreadSanitizer does not see:
-// a new ring where an old one was mapped would inherit the old one's
-// access history (false races between unrelated owners).  Start afresh.
-void forget_old_mappings([[maybe_unused]] const io_uring& ring) {
-#if defined(__SANITIZE_THREAD__)
-  AnnotateNewMemory(__FILE__, __LINE__, ring.sq.ring_ptr, ring.sq.ring_sz);
-  AnnotateNewMemory(__FILE__, __LINE__, ring.cq.ring_ptr, ring.cq.ring_sz);
-  AnnotateNewMemory(__FILE__, __LINE__, ring.sq.sqes, ring.sq.ring_entries * sizeof(io_uring_sqe));
-#endif
-}
-
 unsigned ring_size_for(unsigned capacity) {
   unsigned n = 8;
   while (n < capacity && n < kMaxRingEntries) n *= 2;
@@ -377,7 +362,6 @@ void UringBackend::make_ring(Context* ctx) {
     rc = io_uring_queue_init_params(size, &r->ring, &p);
   }
   if (rc < 0) return;  // no ring (descriptors or memory exhausted): syscall threads run everything
-  forget_old_mappings(r->ring);
   r->ring.ring_fd = r->ring.enter_ring_fd = move_fd_high(r->ring.ring_fd);
   r->wake_fd = eventfd(0, EFD_CLOEXEC);
   if (r->wake_fd < 0) return;
