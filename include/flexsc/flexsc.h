@@ -137,7 +137,10 @@ static inline void flexsc_prep_nop(struct flexsc_entry *e)
 }
 
 /* Nonzero once e is DONE and e->ret may be read: a check that costs one
- * load, for harvest loops that usually find their results ready. */
+ * load, for harvest loops that usually find their results ready.  With the
+ * io_uring backends a completion reaches its entry when the context's owner
+ * calls flexsc_submit(), flexsc_peek() or a wait: a loop that only checks
+ * this must call one of those too. */
 static inline int flexsc_entry_done(const struct flexsc_entry *e)
 {
 	return __atomic_load_n(&e->status, __ATOMIC_ACQUIRE) == FLEXSC_DONE;
