@@ -45,8 +45,9 @@ struct ContextRing final : BackendState {
   std::atomic<unsigned> backlog_count{0};
   std::atomic<unsigned> in_ring{0};  // operations submitted and not yet reaped
   unsigned max_in_ring = 0;          // the completion queue's size, less the wake-up read
+  bool ring_ok = false;
   bool sqpoll = false;
-  int owner_tid = 0;         // without SQPOLL: the only thread that may submit and reap
+  uint64_t owner = 0;        // without SQPOLL: thread_token() of the only thread that may submit and reap
   bool cancel_sent = false;  // without SQPOLL: the owner has cancelled at shutdown
   std::atomic<bool> unsubmitted{false};  // SQEs written since the last io_uring_submit
   unsigned sq_room = 0;      // free SQEs seen at the last look at the kernel's head
@@ -59,7 +60,8 @@ struct ContextRing final : BackendState {
   std::mutex reap_mutex;
 
   ~ContextRing() override {
-    io_uring_queue_exit(&ring);
+    // Only a ring that was set up: liburing would close ring_fd (0) otherwise.
+    if (ring_ok) io_uring_queue_exit(&ring);
     if (wake_fd >= 0) close(wake_fd);
   }
 };
@@ -138,9 +140,17 @@ void queue(Context* ctx, ContextRing* r, uint32_t slot) {
   ctx->stats.ring_backlog.add();
 }
 
+// A number no other thread of the process ever has (thread ids are
+// reused once a thread has exited).
+uint64_t thread_token() {
+  static std::atomic<uint64_t> next{1};
+  thread_local const uint64_t token = next.fetch_add(1, std::memory_order_relaxed);
+  return token;
+}
+
 // Without SQPOLL only the thread that made the ring may submit to it or
 // run its completions.
-bool owns(const ContextRing* r) { return r->sqpoll || r->owner_tid == current_tid(); }
+bool owns(const ContextRing* r) { return r->sqpoll || r->owner == thread_token(); }
 
 bool cancelling(const ContextRing* r) { return r->cancel_started.load(std::memory_order_relaxed) != 0; }
 
@@ -193,6 +203,9 @@ bool complete(Context* ctx, ContextRing* r, uint32_t slot, int res, bool sqpoll)
     case Next::Retry:
       if (op.done != done_before) ctx->stats.ring_splits.add();
       else ctx->stats.ring_retries.add();
+      // Only the ring's thread flushes it: another one (a context handed
+      // over) gives an untouched call to the syscall threads.
+      if (!owns(r) && op.done == 0 && !cancelling(r)) return true;
       if (!cancelling(r)) {
         queue(ctx, r, slot);
         return false;
@@ -362,6 +375,7 @@ void UringBackend::make_ring(Context* ctx) {
     rc = io_uring_queue_init_params(size, &r->ring, &p);
   }
   if (rc < 0) return;  // no ring (descriptors or memory exhausted): syscall threads run everything
+  r->ring_ok = true;
   r->ring.ring_fd = r->ring.enter_ring_fd = move_fd_high(r->ring.ring_fd);
   r->wake_fd = eventfd(0, EFD_CLOEXEC);
   if (r->wake_fd < 0) return;
@@ -373,7 +387,7 @@ void UringBackend::make_ring(Context* ctx) {
   }
   r->max_in_ring = p.cq_entries - 1;
   r->sqpoll = sqpoll_;
-  r->owner_tid = current_tid();
+  r->owner = thread_token();
   r->ops.resize(ctx->capacity);
   r->backlog.resize(ctx->capacity);
   ctx->wake_fd.store(r->wake_fd, std::memory_order_relaxed);

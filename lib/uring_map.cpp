@@ -40,6 +40,26 @@ bool fd_is_nonblocking(long fd) {
   return fl >= 0 && (fl & O_NONBLOCK);
 }
 
+// A socket timeout (SO_RCVTIMEO / SO_SNDTIMEO) the syscall would honour
+// while it waits; io_uring waits by polling and never does.
+bool has_socket_timeout(long fd, bool sending) {
+  struct timeval tv{};
+  socklen_t len = sizeof tv;
+  return raw_syscall6(SYS_getsockopt, fd, SOL_SOCKET, sending ? SO_SNDTIMEO : SO_RCVTIMEO,
+                      reinterpret_cast<long>(&tv), reinterpret_cast<long>(&len), 0) == 0 &&
+         (tv.tv_sec != 0 || tv.tv_usec != 0);
+}
+
+// MSG_WAITALL on a blocking socket: a first attempt without waiting would
+// return what is there; waiting, io_uring itself receives until all came
+// (but knows no SO_RCVTIMEO: such a socket goes to syscall threads).
+bool wait_for_all(RingOp* op, FdKinds* kinds, long fd) {
+  op->fd_kind = kinds->of(fd);
+  if (op->fd_kind != RingOp::FdKind::BlockingStream) return true;
+  op->mode = RingOp::Mode::Wait;
+  return !has_socket_timeout(fd, false);
+}
+
 // Regular files and block devices ignore O_NONBLOCK; everything else
 // (pipes, sockets, terminals, eventfds...) honours it.
 RingOp::FdKind classify_fd(long fd) {
@@ -170,9 +190,12 @@ bool continues_after_short(Dir dir, RingOp* op, long fd) {
 // (it adds MSG_NOSIGNAL), where the syscall does unless asked not to.
 bool signal_missed(const flexsc_entry& e, const TransferInfo& t, int res, bool sqpoll) {
   if (res != -EPIPE && res != -EFBIG) return false;
-  if (sqpoll) return true;
+  // A write that would pass RLIMIT_FSIZE runs in io_uring's workers on
+  // filesystems that cannot start it without blocking (ext4, tmpfs), and
+  // they block every signal.
+  if (sqpoll || res == -EFBIG) return true;
   const long flags = e.nr == SYS_sendmsg ? e.args[2] : e.args[3];
-  return res == -EPIPE && t.socket && !(flags & MSG_NOSIGNAL);
+  return t.socket && !(flags & MSG_NOSIGNAL);
 }
 
 }  // namespace
@@ -263,13 +286,18 @@ bool map_entry(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* k
       return s.has(e.nr == SYS_preadv ? IORING_OP_READV : IORING_OP_WRITEV) && fits_u32(a[2]) && a[3] >= 0;
     case SYS_preadv2:
     case SYS_pwritev2:
+      // Flags io_uring takes as the syscall does (it refuses RWF_HIPRI
+      // without IOPOLL, for one); others go to syscall threads.
       return s.has(e.nr == SYS_preadv2 ? IORING_OP_READV : IORING_OP_WRITEV) && fits_u32(a[2]) &&
-             (a[3] >= 0 || (a[3] == -1 && s.cur_pos)) && a[5] == static_cast<int>(a[5]);
+             (a[3] >= 0 || (a[3] == -1 && s.cur_pos)) &&
+             (a[5] & ~long{RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND}) == 0;
     case SYS_recvfrom:
+      if ((a[3] & MSG_WAITALL) && !wait_for_all(op, kinds, a[0])) return false;
       return s.has(IORING_OP_RECV) && fits_u32(a[2]) && a[4] == 0 && a[5] == 0;
     case SYS_sendto:
       return s.has(IORING_OP_SEND) && fits_u32(a[2]) && a[4] == 0;
     case SYS_recvmsg:
+      if ((a[2] & MSG_WAITALL) && !wait_for_all(op, kinds, a[0])) return false;
       return s.has(IORING_OP_RECVMSG);
     case SYS_sendmsg:
       return s.has(IORING_OP_SENDMSG);
@@ -298,7 +326,7 @@ bool map_entry(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* k
     case SYS_accept4:
       // io_uring waits even on a non-blocking socket; such an accept never
       // blocks, so a syscall thread answers it at once.
-      return s.has(IORING_OP_ACCEPT) && !fd_is_nonblocking(a[0]);
+      return s.has(IORING_OP_ACCEPT) && !fd_is_nonblocking(a[0]) && !has_socket_timeout(a[0], false);
     // connect is left to syscall threads: a TCP connect that fails through
     // io_uring leaves the socket bound to its local address, where the
     // syscall leaves it unbound.
@@ -538,6 +566,13 @@ Next finish(const flexsc_entry& e, RingOp* op, int res, bool sqpoll, long* ret, 
     if (op->fd_kind == RingOp::FdKind::NonblockingStream) {
       if (res == -EOPNOTSUPP && !op->done) return Next::ToThreads;
       *ret = op->done ? static_cast<long>(op->done) : -EAGAIN;
+      return Next::Done;
+    }
+    // A socket with a timeout: the syscall gives up after it, io_uring
+    // would wait for ever.  Nothing moved yet: a syscall thread does it.
+    if (op->fd_kind == RingOp::FdKind::BlockingStream && has_socket_timeout(fd, t.dir == Dir::Out)) {
+      if (!op->done) return Next::ToThreads;
+      *ret = static_cast<long>(op->done);
       return Next::Done;
     }
     op->mode = RingOp::Mode::Wait;

@@ -20,6 +20,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -236,6 +238,35 @@ TEST_P(Uring, SemanticsIoUringChangesArePutBack) {
   EXPECT_EQ(flexsc_syscall(SYS_recvfrom, sv[0], reinterpret_cast<long>(buf), sizeof buf, 0, 0, 0), 3);
   close(sv[0]);
   close(sv[1]);
+  // MSG_WAITALL on a blocking socket: all of it, though it comes in parts.
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  ASSERT_EQ(write(sv[1], "0123456789", 10), 10);
+  std::thread late([&] {
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(write(sv[1], "abcdefghij", 10), 10);
+  });
+  EXPECT_EQ(flexsc_syscall(SYS_recvfrom, sv[0], reinterpret_cast<long>(buf), 20, MSG_WAITALL, 0, 0), 20);
+  late.join();
+  // SO_RCVTIMEO: the read gives up after it, as the syscall does (io_uring
+  // alone would wait for ever).
+  const timeval hundred_ms{0, 100'000};
+  ASSERT_EQ(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &hundred_ms, sizeof hundred_ms), 0);
+  const auto t_read = std::chrono::steady_clock::now();
+  EXPECT_EQ(flexsc_syscall(SYS_read, sv[0], reinterpret_cast<long>(buf), sizeof buf, 0, 0, 0), -EAGAIN);
+  EXPECT_GE(std::chrono::steady_clock::now() - t_read, 90ms);
+  close(sv[0]);
+  close(sv[1]);
+  // preadv2 flags io_uring would refuse without IOPOLL: the syscall's answer.
+  char tmpl[] = "/tmp/flexsc-uring-hipri-XXXXXX";
+  const int file = mkostemp(tmpl, O_CLOEXEC);
+  ASSERT_GE(file, 0);
+  unlink(tmpl);
+  ASSERT_EQ(write(file, "content", 7), 7);
+  iovec iov{buf, 7};
+  const long sync_hipri = syscall(SYS_preadv2, file, &iov, 1, 0, 0, RWF_HIPRI);
+  EXPECT_EQ(flexsc_syscall(SYS_preadv2, file, reinterpret_cast<long>(&iov), 1, 0, 0, RWF_HIPRI),
+            sync_hipri < 0 ? -errno : sync_hipri);
+  close(file);
   // accept on a non-blocking listener: -EAGAIN at once.
   Listener nbl(SOCK_NONBLOCK);
   EXPECT_EQ(flexsc_syscall(SYS_accept, nbl.fd, 0, 0, 0, 0, 0), -EAGAIN);
