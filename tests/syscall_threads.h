@@ -12,30 +12,41 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test_util.h"
 
 namespace flexsc::test {
 
+// Ids of this process's threads whose name starts with `prefix`
+// ("flexsc-sys/", io_uring's "iou-sqp-").
+inline std::vector<int> threads_named(const std::string& prefix) {
+  std::vector<int> tids;
+  DIR* dir = opendir("/proc/self/task");
+  if (!dir) return tids;
+  while (dirent* d = readdir(dir)) {
+    if (d->d_name[0] == '.') continue;
+    std::string comm;
+    std::ifstream(std::string("/proc/self/task/") + d->d_name + "/comm") >> comm;
+    if (comm.rfind(prefix, 0) == 0) tids.push_back(std::atoi(d->d_name));
+  }
+  closedir(dir);
+  return tids;
+}
+
 // Number of threads named flexsc-sys/N now inside syscall `nr` (any: -1).
 inline int syscall_threads_in(long nr) {
   int n = 0;
-  DIR* dir = opendir("/proc/self/task");
-  if (!dir) return -1;
-  while (dirent* d = readdir(dir)) {
-    if (d->d_name[0] == '.') continue;
-    const std::string task = std::string("/proc/self/task/") + d->d_name;
-    std::string comm, sys;
-    std::ifstream(task + "/comm") >> comm;
-    if (comm.rfind("flexsc-sys/", 0) != 0) continue;
-    std::ifstream(task + "/syscall") >> sys;  // "<nr> <args...>", or "running"
+  for (int tid : threads_named("flexsc-sys/")) {
+    std::string sys;
+    std::ifstream("/proc/self/task/" + std::to_string(tid) + "/syscall") >> sys;  // "<nr> <args...>", or "running"
     if (nr == -1 || sys == std::to_string(nr)) ++n;
   }
-  closedir(dir);
   return n;
 }
 

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <flexsc/flexsc.h>
 #include <gtest/gtest.h>
-#include <dirent.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -30,6 +29,7 @@ namespace {
 using flexsc::test::BlockingChannel;
 using flexsc::test::eventually;
 using flexsc::test::offloaded_calls;
+using flexsc::test::read_file;
 using flexsc::test::scaled;
 using flexsc::test::syscall_threads_in;
 using flexsc::test::test_backend;
@@ -56,25 +56,11 @@ int process_cpus() {
 cpu_set_t syscall_thread_cpus() {
   cpu_set_t all;
   CPU_ZERO(&all);
-  if (DIR* dir = opendir("/proc/self/task")) {
-    while (dirent* d = readdir(dir)) {
-      if (d->d_name[0] == '.') continue;
-      std::string comm;
-      std::ifstream(std::string("/proc/self/task/") + d->d_name + "/comm") >> comm;
-      if (comm.rfind("flexsc-sys/", 0) != 0) continue;
-      cpu_set_t set = affinity_of(std::atoi(d->d_name));
-      CPU_OR(&all, &all, &set);
-    }
-    closedir(dir);
+  for (int tid : flexsc::test::threads_named("flexsc-sys/")) {
+    cpu_set_t set = affinity_of(tid);
+    CPU_OR(&all, &all, &set);
   }
   return all;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 flexsc_stats stats() {
@@ -524,19 +510,11 @@ TEST_F(Api, RestartFromAPinnedThreadKeepsTheSyscallCores) {
   flexsc_shutdown();
   ASSERT_EQ(flexsc_init(nullptr), 0);
   EXPECT_EQ(call(SYS_getppid), getppid());  // a syscall thread ran it, on every backend
-  int syscall_threads = 0;
-  DIR* dir = opendir("/proc/self/task");
-  ASSERT_NE(dir, nullptr);
-  while (dirent* d = readdir(dir)) {
-    std::string comm;
-    std::ifstream(std::string("/proc/self/task/") + d->d_name + "/comm") >> comm;
-    if (comm.rfind("flexsc-sys/", 0) != 0) continue;
-    ++syscall_threads;
-    const int cpu = std::atoi(comm.c_str() + std::strlen("flexsc-sys/"));
-    EXPECT_FALSE(CPU_ISSET(cpu, &user)) << comm << " runs on a user CPU";
-  }
-  closedir(dir);
-  EXPECT_GT(syscall_threads, 0);
+  const cpu_set_t syscall = syscall_thread_cpus();
+  EXPECT_GT(CPU_COUNT(&syscall), 0);
+  cpu_set_t both;
+  CPU_AND(&both, &syscall, &user);
+  EXPECT_EQ(CPU_COUNT(&both), 0) << "a syscall thread runs on a user CPU";
   flexsc_shutdown();
   sched_setaffinity(0, sizeof before, &before);
 }

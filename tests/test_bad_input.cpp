@@ -36,6 +36,7 @@ using flexsc::detail::raw_syscall6;
 using flexsc::test::BlockingChannel;
 using flexsc::test::eventually;
 using flexsc::test::Pipe;
+using flexsc::test::read_file;
 using flexsc::test::syscall_threads_in;
 using flexsc::test::test_backend;
 using flexsc::test::thread_in_syscall;
@@ -63,13 +64,6 @@ long via_batch(long nr, long a1 = 0, long a2 = 0, long a3 = 0) {
 
 std::string expect_eq(const char* what, long got, long want) {
   return got == want ? "" : std::string(what) + ": got " + std::to_string(got) + ", want " + std::to_string(want) + "\n";
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 // Every test leaves the runtime stopped, and FLEXSC_BACKEND naming the

@@ -32,7 +32,6 @@
 #include <climits>
 #include <cstddef>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -97,13 +96,6 @@ struct Listener {
     return c;
   }
 };
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class Uring : public ::testing::TestWithParam<const char*> {
  protected:
@@ -394,18 +386,7 @@ TEST_P(Uring, ShutdownCancelsWhatIsInTheKernel) {
 TEST_P(Uring, SubmissionThreadsArePinnedToTheSyscallCore) {
   if (std::string(GetParam()) != "uring-sqpoll") GTEST_SKIP() << "no submission thread without SQPOLL";
   flexsc_shutdown();
-  auto sqpoll_threads = [] {
-    std::vector<int> tids;
-    DIR* dir = opendir("/proc/self/task");
-    while (dirent* d = readdir(dir)) {
-      if (d->d_name[0] == '.') continue;
-      std::string comm;
-      std::ifstream(std::string("/proc/self/task/") + d->d_name + "/comm") >> comm;
-      if (comm.rfind("iou-sqp-", 0) == 0) tids.push_back(std::atoi(d->d_name));
-    }
-    closedir(dir);
-    return tids;
-  };
+  auto sqpoll_threads = [] { return flexsc::test::threads_named("iou-sqp-"); };
   // Those of earlier runtimes leave asynchronously.
   ASSERT_TRUE(flexsc::test::eventually([&] { return sqpoll_threads().empty(); }));
   setenv("FLEXSC_SYSCALL_CORES", "1", 1);
@@ -445,7 +426,7 @@ TEST_P(Uring, StatisticsSayWhichPathEachCallTook) {
   EXPECT_EQ(s.remote_calls, 3u);
   EXPECT_EQ(s.uring_calls, 3u);
   flexsc_shutdown();
-  const std::string report = read_all(path);
+  const std::string report = flexsc::test::read_file(path);
   unlink(path.c_str());
   EXPECT_NE(report.find(std::string("backend ") + GetParam()), std::string::npos) << report;
   EXPECT_NE(report.find("io_uring: 3 calls"), std::string::npos) << report;

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace flexsc::test {
@@ -86,6 +88,14 @@ constexpr bool kForkUnsafeSanitizer =
 inline constexpr const char* kSanitizerForkSkip =
     "GCC 12's sanitizer runtime is not fork-safe while other threads allocate (the child can block on "
     "its internal allocator lock); the plain build runs this test";
+
+// A file's whole contents ("" if it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 // A pipe, closed on scope exit (both ends -1 if it could not be made).
 struct Pipe {
