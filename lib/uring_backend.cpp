@@ -74,6 +74,12 @@ unsigned ring_size_for(unsigned capacity) {
   return n;
 }
 
+// An idle submission thread gives its core back after this long (the
+// kernel counts whole milliseconds).
+unsigned sq_idle_ms(const Config& cfg) {
+  return static_cast<unsigned>(std::max<uint64_t>(1, cfg.drain_spin_ns / 1'000'000));
+}
+
 cpu_set_t cpu_set_of(const std::vector<int>& cpus) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -152,6 +158,11 @@ uint64_t thread_token() {
 // run its completions.
 bool owns(const ContextRing* r) { return r->sqpoll || r->owner == thread_token(); }
 
+// Operations in the kernel, or waiting for room to go there.
+bool busy(const ContextRing* r) {
+  return r->in_ring.load(std::memory_order_relaxed) || r->backlog_count.load(std::memory_order_relaxed);
+}
+
 bool cancelling(const ContextRing* r) { return r->cancel_started.load(std::memory_order_relaxed) != 0; }
 
 // Moves backlogged entries into the ring while it has room; during
@@ -203,10 +214,10 @@ bool complete(Context* ctx, ContextRing* r, uint32_t slot, int res, bool sqpoll)
     case Next::Retry:
       if (op.done != done_before) ctx->stats.ring_splits.add();
       else ctx->stats.ring_retries.add();
-      // Only the ring's thread flushes it: another one (a context handed
-      // over) gives an untouched call to the syscall threads.
-      if (!owns(r) && op.done == 0 && !cancelling(r)) return true;
       if (!cancelling(r)) {
+        // Only the ring's thread flushes it: another one (a context handed
+        // over) gives an untouched call to the syscall threads.
+        if (!owns(r) && op.done == 0) return true;
         queue(ctx, r, slot);
         return false;
       }
@@ -281,8 +292,7 @@ int UringBackend::create(const Config& cfg, bool sqpoll, std::unique_ptr<Backend
       io_uring_params p{};
       p.flags = IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF;
       p.sq_thread_cpu = static_cast<unsigned>(core.cpus.front());
-      // An idle submission thread gives its core back after this long.
-      p.sq_thread_idle = static_cast<unsigned>(std::max<uint64_t>(1, cfg.drain_spin_ns / 1'000'000));
+      p.sq_thread_idle = sq_idle_ms(cfg);
       if ((rc = io_uring_queue_init_params(4, anchor.get(), &p)) < 0) {
         *error = std::string("io_uring SQPOLL is not available: ") + std::strerror(-rc);
         b->threads_->stop();
@@ -316,8 +326,7 @@ void UringBackend::context_gone(Context* ctx) { pool(ctx); }
 void UringBackend::pool(Context* ctx) {
   ContextRing* r = ring_of(ctx);
   constexpr size_t kMaxPooled = 64;
-  if (r && r->in_ring.load(std::memory_order_relaxed) == 0 &&
-      r->backlog_count.load(std::memory_order_relaxed) == 0) {
+  if (r && !busy(r)) {
     std::lock_guard lock(pool_mutex_);
     if (pool_.size() < kMaxPooled) {
       ctx->reaps.store(false, std::memory_order_relaxed);
@@ -365,7 +374,7 @@ void UringBackend::make_ring(Context* ctx) {
   if (sqpoll_) {
     p.flags |= IORING_SETUP_SQPOLL | IORING_SETUP_ATTACH_WQ;
     p.wq_fd = static_cast<unsigned>(anchors_[ctx->core->index]->ring_fd);
-    p.sq_thread_idle = static_cast<unsigned>(std::max<uint64_t>(1, cfg_.drain_spin_ns / 1'000'000));
+    p.sq_thread_idle = sq_idle_ms(cfg_);
   } else {
     p.flags |= kOwnerRunsCompletions;
   }
@@ -406,8 +415,7 @@ void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   if (r && !owns(r)) {
     // The context changed hands.  Its ring is bound to the thread that
     // made it: a new one once the old one is idle; until then, threads.
-    if (r->in_ring.load(std::memory_order_relaxed) == 0 && r->backlog_count.load(std::memory_order_relaxed) == 0 &&
-        ctx->in_flight_count() == count) {  // nothing but this batch
+    if (!busy(r) && ctx->in_flight_count() == count) {  // nothing but this batch
       pool(ctx);  // for its thread, should it come back
       make_ring(ctx);
     }
@@ -484,9 +492,7 @@ bool UringBackend::reap(Context* ctx) {
 
 uint32_t UringBackend::prepare_park(Context* ctx) {
   ContextRing* r = ring_of(ctx);
-  if (!r || !owns(r) ||
-      (r->in_ring.load(std::memory_order_relaxed) == 0 && r->backlog_count.load(std::memory_order_relaxed) == 0))
-    return kParkedFutex;
+  if (!r || !owns(r) || !busy(r)) return kParkedFutex;
   // Completions by syscall threads must wake a wait in the ring: they
   // write the eventfd this read waits on.
   if (!r->wake_armed) {
@@ -528,8 +534,7 @@ bool UringBackend::cancel_ops(Context* ctx, bool owner_outside) {
     } else if (!owner_outside) {
       wake_owner(ctx);
     }
-    if (owns(r) || !owner_outside)
-      return r->in_ring.load(std::memory_order_relaxed) || r->backlog_count.load(std::memory_order_relaxed);
+    if (owns(r) || !owner_outside) return busy(r);
     abandon(ctx, r);
     refill(ctx, r);
     return false;
@@ -539,7 +544,7 @@ bool UringBackend::cancel_ops(Context* ctx, bool owner_outside) {
   // are met on a later round.
   if (r->in_ring.load(std::memory_order_relaxed)) cancel_all(r);
   if (owner_outside) reap(ctx);
-  return r->in_ring.load(std::memory_order_relaxed) || r->backlog_count.load(std::memory_order_relaxed);
+  return busy(r);
 }
 
 uint64_t UringBackend::progress_mark(Context* ctx) const { return threads_->progress_mark(ctx); }
