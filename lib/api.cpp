@@ -172,11 +172,7 @@ struct ThreadContext {
   int depth = 0;  // > 0 while inside flexsc_syscall (a signal handler may re-enter)
   ~ThreadContext() {
     if (!ctx) return;
-    {
-      std::lock_guard lock(registry_mutex());
-      retire_stats(ctx);
-    }
-    registry_remove(ctx);
+    retire_context(ctx);
     ctx->release();
   }
 };
@@ -355,11 +351,7 @@ int flexsc_ctx_destroy(struct flexsc_ctx* handle) {
       leave(ctx);
     }
   }
-  {
-    std::lock_guard lock(registry_mutex());
-    retire_stats(ctx);
-  }
-  registry_remove(ctx);
+  retire_context(ctx);
   ctx->release();
   return 0;
 }

@@ -23,11 +23,6 @@ void registry_add(Context* ctx) {
   g_registry_head = ctx;
 }
 
-void registry_remove(Context* ctx) {
-  std::lock_guard lock(registry_mutex());
-  registry_unlink_locked(ctx);
-}
-
 void registry_unlink_locked(Context* ctx) {
   if (ctx->prev) ctx->prev->next = ctx->next;
   else g_registry_head = ctx->next;
@@ -82,6 +77,10 @@ void Context::release() {
 flexsc_entry* Context::get_entry() {
   if (free_count == 0) return nullptr;
   const uint32_t slot = free_slots[--free_count];
+  if (char* base = submit_lines.base.load(std::memory_order_relaxed)) {
+    const unsigned line = submit_lines.next.load(std::memory_order_relaxed) + prepared_count;
+    prefetch_for_write(base + size_t{line & submit_lines.mask.load(std::memory_order_relaxed)} * 64);
+  }
   prepared[prepared_count++] = slot;
   return &entries[slot];
 }

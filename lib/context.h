@@ -79,6 +79,18 @@ struct Context {
   uint32_t* order_next = nullptr;
   uint32_t* order_prev = nullptr;
   uint32_t order_head = kNoSlot, order_tail = kNoSlot;
+  // Where the backend will write the next submissions, if it writes them
+  // into lines another core reads (an io_uring SQ ring: the kernel read
+  // them last, on the syscall core).  get_entry asks for the line of each
+  // entry it hands out, so the transfer overlaps with the caller filling
+  // it instead of stalling the submit.  Set and cleared by the backend;
+  // atomics, since shutdown clears them while the owner may be preparing
+  // (a prefetch of a stale address is harmless: it never faults).
+  struct SubmitLines {
+    std::atomic<char*> base{nullptr};
+    std::atomic<unsigned> next{0};  // index of the next submission's line
+    std::atomic<unsigned> mask{0};
+  } submit_lines;
   std::atomic<uint32_t> in_api{0};  // the owner is inside a call that uses the runtime
   std::atomic<int> submitter_tid{0};  // who gets the signals its entries raise
   CallerStats stats;
@@ -160,7 +172,6 @@ inline void wake_owner(Context* ctx) {
 std::mutex& registry_mutex();
 Context* registry_head();
 void registry_add(Context* ctx);
-void registry_remove(Context* ctx);
 void registry_unlink_locked(Context* ctx);
 
 }  // namespace flexsc::detail

@@ -40,8 +40,10 @@ const std::string kUringNames;
 
 }  // namespace
 
-void retire_stats(Context* ctx) {
+void retire_context(Context* ctx) {
+  std::lock_guard lock(registry_mutex());
   if (ctx->gen != 0 && ctx->gen == g_retired_gen) g_retired.add(ctx->stats);
+  registry_unlink_locked(ctx);
 }
 
 int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* out, std::string* error) {

@@ -72,7 +72,9 @@ long run_on_caller(long nr, const long args[6]);
 void run_local_entries(Context* ctx);
 void count_on_caller(Context* ctx, long nr, SyscallClass cls);
 
-// Statistics of contexts destroyed while runtime `gen` ran (registry lock held).
-void retire_stats(Context* ctx);
+// A context goes away: its statistics join those of the contexts destroyed
+// while the current runtime ran, and it leaves the registry, in one step
+// under the registry lock (a report in between would count it twice).
+void retire_context(Context* ctx);
 
 }  // namespace flexsc::detail

@@ -19,6 +19,7 @@
 namespace flexsc::detail {
 namespace {
 
+static_assert(sizeof(io_uring_sqe) == 64, "Context::submit_lines counts 64-byte lines");
 constexpr uint64_t kWakeTag = UINT64_MAX;  // user_data of the owner's wake-up read
 // Rings are small: a context with more entries in flight queues the rest
 // (the backlog) and feeds them in as completions make room.
@@ -31,6 +32,8 @@ constexpr unsigned kMaxRingEntries = 256;
 // also binds the ring to that one thread (SINGLE_ISSUER).  Linux 6.1.
 constexpr unsigned kOwnerRunsCompletions =
     IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+// Completions whose lines a submit asks for ahead of the next reap.
+constexpr unsigned kPrefetchCqes = 32;
 // Shutdown gives operations that ignore cancellation this long.
 constexpr uint64_t kCancelGiveUpNs = 2'000'000'000;
 
@@ -57,7 +60,10 @@ struct ContextRing final : BackendState {
   std::atomic<uint64_t> cancel_started{0};  // shutdown cancels (now_ns() when it began)
   // Reaping: the owner's, or, at shutdown, that of the thread the ring
   // belongs to (without SQPOLL) while another thread waits on the context.
-  std::mutex reap_mutex;
+  // Only ever tried, never waited for; released by a plain store, not a
+  // locked instruction, so the reaper does not stall until its store to
+  // the CQ head (a line the kernel reads) has left the core.
+  std::atomic<bool> reaping{false};
 
   ~ContextRing() override {
     // Only a ring that was set up: liburing would close ring_fd (0) otherwise.
@@ -67,6 +73,24 @@ struct ContextRing final : BackendState {
 };
 
 ContextRing* ring_of(Context* ctx) { return static_cast<ContextRing*>(ctx->backend_state.get()); }
+
+// Tells get_entry which SQE the next prepared entry will most likely fill
+// (a hint: the backlog or syscall threads may take it instead).
+void point_submit_lines(Context* ctx, const ContextRing* r) {
+  const io_uring_sq& sq = r->ring.sq;
+  ctx->submit_lines.mask.store(sq.ring_mask, std::memory_order_relaxed);
+  ctx->submit_lines.next.store(sq.sqe_tail, std::memory_order_relaxed);
+  ctx->submit_lines.base.store(reinterpret_cast<char*>(sq.sqes), std::memory_order_relaxed);
+}
+
+void forget_submit_lines(Context* ctx) { ctx->submit_lines.base.store(nullptr, std::memory_order_relaxed); }
+
+// Asks for the lines of count completions from head on: the kernel wrote
+// them on the syscall core, and fetched together their misses overlap
+// instead of coming one after another.
+void prefetch_cqes(const io_uring_cq& cq, unsigned head, unsigned count) {
+  for (unsigned i = 0; i < count; i += 64 / sizeof(io_uring_cqe)) __builtin_prefetch(&cq.cqes[(head + i) & cq.ring_mask]);
+}
 
 unsigned ring_size_for(unsigned capacity) {
   unsigned n = 8;
@@ -331,6 +355,7 @@ void UringBackend::pool(Context* ctx) {
     if (pool_.size() < kMaxPooled) {
       ctx->reaps.store(false, std::memory_order_relaxed);
       ctx->wake_fd.store(-1, std::memory_order_relaxed);
+      forget_submit_lines(ctx);
       pool_.push_back(std::move(ctx->backend_state));
       return;
     }
@@ -359,6 +384,7 @@ bool UringBackend::reuse_ring(Context* ctx, unsigned size) {
   r->backlog.assign(ctx->capacity, 0);
   r->backlog_head = 0;
   ctx->wake_fd.store(r->wake_fd, std::memory_order_relaxed);
+  point_submit_lines(ctx, r);
   ctx->backend_state = std::move(found);
   ctx->reaps.store(true, std::memory_order_release);
   return true;
@@ -400,6 +426,7 @@ void UringBackend::make_ring(Context* ctx) {
   r->ops.resize(ctx->capacity);
   r->backlog.resize(ctx->capacity);
   ctx->wake_fd.store(r->wake_fd, std::memory_order_relaxed);
+  point_submit_lines(ctx, r.get());
   ctx->backend_state = std::move(r);
   ctx->reaps.store(true, std::memory_order_release);
 }
@@ -407,6 +434,7 @@ void UringBackend::make_ring(Context* ctx) {
 void UringBackend::unbind(Context* ctx) {
   ctx->reaps.store(false, std::memory_order_relaxed);
   ctx->wake_fd.store(-1, std::memory_order_relaxed);
+  forget_submit_lines(ctx);
   ctx->backend_state.reset();
 }
 
@@ -441,6 +469,13 @@ void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   }
   if (rest) threads_->submit(ctx, slots, rest);
   flush(r);
+  point_submit_lines(ctx, r);
+  // The next reap reads the CQ tail and the oldest completions, lines
+  // written on the syscall core: have them on the way.
+  if (const unsigned in_ring = r->in_ring.load(std::memory_order_relaxed)) {
+    __builtin_prefetch(r->ring.cq.ktail);
+    prefetch_cqes(r->ring.cq, *r->ring.cq.khead, std::min(in_ring, kPrefetchCqes));
+  }
 }
 
 bool UringBackend::reap(Context* ctx) {
@@ -451,8 +486,11 @@ bool UringBackend::reap(Context* ctx) {
   if (!io_uring_cq_ready(&r->ring) && !taskrun && !r->backlog_count.load(std::memory_order_relaxed) &&
       !r->unsubmitted.load(std::memory_order_relaxed) && !cancelling(r))
     return false;
-  std::unique_lock lock(r->reap_mutex, std::try_to_lock);
-  if (!lock) return false;
+  if (r->reaping.exchange(true, std::memory_order_acquire)) return false;
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag.store(false, std::memory_order_release); }
+  } release{r->reaping};
   const bool owner = owns(r);
   if (owner && !r->sqpoll) {
     if (cancelling(r) && !r->cancel_sent) {
@@ -462,18 +500,17 @@ bool UringBackend::reap(Context* ctx) {
     // Completions that waited (deferred task work) are run by the owner.
     if (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN) io_uring_get_events(&r->ring);
   }
-  unsigned head, n = 0, handed = 0;
+  unsigned n = 0, handed = 0;
   uint32_t to_threads[64];
-  io_uring_cqe* cqe;
-  // The kernel wrote these lines on the syscall core: fetch them all at
-  // once, so their misses overlap instead of coming one after another.
+  // The completions there are now, by one look at the CQ tail: the kernel
+  // keeps writing that line while it completes more, and every further
+  // look would wait for it to come back.
   const io_uring_cq& cq = r->ring.cq;
-  const unsigned ready = io_uring_cq_ready(&r->ring);
-  for (unsigned i = 0; i < ready; i += 64 / sizeof(io_uring_cqe))
-    __builtin_prefetch(&cq.cqes[(*cq.khead + i) & cq.ring_mask]);
-  io_uring_for_each_cqe(&r->ring, head, cqe) {
-    if (handed == std::size(to_threads)) break;
-    ++n;
+  const unsigned head = *cq.khead;
+  const unsigned ready = io_uring_smp_load_acquire(cq.ktail) - head;
+  prefetch_cqes(cq, head, ready);
+  while (n < ready && handed < std::size(to_threads)) {
+    const io_uring_cqe* cqe = &cq.cqes[(head + n++) & cq.ring_mask];
     const uint32_t slot = static_cast<uint32_t>(cqe->user_data);
     if (cqe->user_data == kWakeTag) r->wake_armed = false;
     else if (complete(ctx, r, slot, cqe->res, sqpoll_))
@@ -486,6 +523,7 @@ bool UringBackend::reap(Context* ctx) {
   if (owner) {
     refill(ctx, r);
     flush(r);
+    point_submit_lines(ctx, r);
   }
   return n > 0;
 }

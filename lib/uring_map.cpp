@@ -17,10 +17,6 @@
 namespace flexsc::detail {
 namespace {
 
-constexpr long kMaxLen = UINT32_MAX;  // SQE lengths are 32 bits
-
-bool fits_u32(long v) { return v >= 0 && v <= kMaxLen; }
-
 template <class T>
 T* ptr(long v) {
   return reinterpret_cast<T*>(v);
@@ -50,16 +46,6 @@ bool has_socket_timeout(long fd, bool sending) {
          (tv.tv_sec != 0 || tv.tv_usec != 0);
 }
 
-// MSG_WAITALL on a blocking socket: a first attempt without waiting would
-// return what is there; waiting, io_uring itself receives until all came
-// (but knows no SO_RCVTIMEO: such a socket goes to syscall threads).
-bool wait_for_all(RingOp* op, FdKinds* kinds, long fd) {
-  op->fd_kind = kinds->of(fd);
-  if (op->fd_kind != RingOp::FdKind::BlockingStream) return true;
-  op->mode = RingOp::Mode::Wait;
-  return !has_socket_timeout(fd, false);
-}
-
 // Regular files and block devices ignore O_NONBLOCK; everything else
 // (pipes, sockets, terminals, eventfds...) honours it.
 RingOp::FdKind classify_fd(long fd) {
@@ -78,39 +64,6 @@ bool copy_timespec(long addr, __kernel_timespec* out) {
   out->tv_sec = ts.tv_sec;
   out->tv_nsec = ts.tv_nsec;
   return true;
-}
-
-enum class Dir { None, In, Out };
-
-// The transfer calls: which way data moves, and whether the first attempt
-// may be made without waiting (calls whose descriptor may be a stream).
-struct TransferInfo {
-  Dir dir = Dir::None;
-  bool nowait_first = false;
-  bool vector = false;
-  bool socket = false;
-};
-
-TransferInfo transfer_info(const flexsc_entry& e) {
-  const long* a = reinterpret_cast<const long*>(e.args);
-  switch (e.nr) {
-    case SYS_read: return {Dir::In, true, false, false};
-    case SYS_write: return {Dir::Out, true, false, false};
-    case SYS_readv: return {Dir::In, true, true, false};
-    case SYS_writev: return {Dir::Out, true, true, false};
-    case SYS_pread64: return {Dir::In, false, false, false};
-    case SYS_pwrite64: return {Dir::Out, false, false, false};
-    case SYS_preadv: return {Dir::In, false, true, false};
-    case SYS_pwritev: return {Dir::Out, false, true, false};
-    // At the file position (-1) these are readv/writev with flags.
-    case SYS_preadv2: return {Dir::In, a[3] == -1 && !(a[5] & RWF_NOWAIT), true, false};
-    case SYS_pwritev2: return {Dir::Out, a[3] == -1 && !(a[5] & RWF_NOWAIT), true, false};
-    case SYS_recvfrom: return {Dir::In, !(a[3] & MSG_DONTWAIT), false, true};
-    case SYS_sendto: return {Dir::Out, !(a[3] & MSG_DONTWAIT), false, true};
-    case SYS_recvmsg: return {Dir::In, !(a[2] & MSG_DONTWAIT), true, true};
-    case SYS_sendmsg: return {Dir::Out, !(a[2] & MSG_DONTWAIT), true, true};
-    default: return {};
-  }
 }
 
 // Total length of an iovec array the kernel has just accepted.
@@ -247,59 +200,51 @@ int probe_io_uring(OpSupport* out, std::string* error) {
   return 0;
 }
 
-bool map_entry(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* kinds) {
-  const long* a = reinterpret_cast<const long*>(e.args);
-  // A fresh state (the continuation buffers were dropped at completion).
-  op->fix = RingOp::Fix::Plain;
+// MSG_WAITALL on a blocking socket: a first attempt without waiting would
+// return what is there; waiting, io_uring itself receives until all came
+// (but knows no SO_RCVTIMEO: such a socket goes to syscall threads).
+bool wait_for_all(RingOp* op, FdKinds* kinds, long fd) {
+  op->fd_kind = kinds->of(fd);
+  if (op->fd_kind != RingOp::FdKind::BlockingStream) return true;
   op->mode = RingOp::Mode::Wait;
-  op->fd_kind = RingOp::FdKind::Unknown;
-  op->done = 0;
-  op->full = UINT64_MAX;
-  if (e.flags & FLEXSC_ENTRY_NOP) return s.has(IORING_OP_NOP);
-  const TransferInfo t = transfer_info(e);
-  if (t.dir != Dir::None) {
-    op->fix = RingOp::Fix::Transfer;
-    op->mode = t.nowait_first ? RingOp::Mode::Nowait : RingOp::Mode::Wait;
-    if (!t.vector) op->full = static_cast<uint64_t>(a[2]);
-  }
-  // Positioned transfers: only where the syscall accepts an offset.
-  const bool positioned = e.nr == SYS_pread64 || e.nr == SYS_pwrite64 || e.nr == SYS_preadv ||
-                          e.nr == SYS_pwritev ||
-                          ((e.nr == SYS_preadv2 || e.nr == SYS_pwritev2) && a[3] != -1);
-  if (positioned) {
-    if (kinds->of(static_cast<int>(a[0])) != RingOp::FdKind::Seekable) return false;
-    op->fd_kind = RingOp::FdKind::Seekable;
-  }
+  return !has_socket_timeout(fd, false);
+}
+
+// A positioned transfer goes to io_uring only where the syscall accepts an
+// offset: io_uring ignores it on a stream, where the syscall fails with -ESPIPE.
+bool seekable(RingOp* op, FdKinds* kinds, long fd) {
+  if (kinds->of(static_cast<int>(fd)) != RingOp::FdKind::Seekable) return false;
+  op->fd_kind = RingOp::FdKind::Seekable;
+  return true;
+}
+
+bool map_call(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* kinds) {
+  const long* a = reinterpret_cast<const long*>(e.args);
   switch (e.nr) {
-    case SYS_read:
-    case SYS_write:
-      return s.cur_pos && s.has(e.nr == SYS_read ? IORING_OP_READ : IORING_OP_WRITE) && fits_u32(a[2]);
     case SYS_readv:
     case SYS_writev:
+      start_transfer(e, op);
       return s.cur_pos && s.has(e.nr == SYS_readv ? IORING_OP_READV : IORING_OP_WRITEV) && fits_u32(a[2]);
-    case SYS_pread64:
-    case SYS_pwrite64:
-      // A negative offset is -EINVAL for the syscall, "the file position" for io_uring.
-      return s.has(e.nr == SYS_pread64 ? IORING_OP_READ : IORING_OP_WRITE) && fits_u32(a[2]) && a[3] >= 0;
     case SYS_preadv:
     case SYS_pwritev:
-      return s.has(e.nr == SYS_preadv ? IORING_OP_READV : IORING_OP_WRITEV) && fits_u32(a[2]) && a[3] >= 0;
+      start_transfer(e, op);
+      return s.has(e.nr == SYS_preadv ? IORING_OP_READV : IORING_OP_WRITEV) && fits_u32(a[2]) && a[3] >= 0 &&
+             seekable(op, kinds, a[0]);
     case SYS_preadv2:
     case SYS_pwritev2:
+      start_transfer(e, op);
       // Flags io_uring takes as the syscall does (it refuses RWF_HIPRI
       // without IOPOLL, for one); others go to syscall threads.
       return s.has(e.nr == SYS_preadv2 ? IORING_OP_READV : IORING_OP_WRITEV) && fits_u32(a[2]) &&
              (a[3] >= 0 || (a[3] == -1 && s.cur_pos)) &&
-             (a[5] & ~long{RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND}) == 0;
-    case SYS_recvfrom:
-      if ((a[3] & MSG_WAITALL) && !wait_for_all(op, kinds, a[0])) return false;
-      return s.has(IORING_OP_RECV) && fits_u32(a[2]) && a[4] == 0 && a[5] == 0;
-    case SYS_sendto:
-      return s.has(IORING_OP_SEND) && fits_u32(a[2]) && a[4] == 0;
+             (a[5] & ~long{RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND}) == 0 &&
+             (a[3] == -1 || seekable(op, kinds, a[0]));
     case SYS_recvmsg:
+      start_transfer(e, op);
       if ((a[2] & MSG_WAITALL) && !wait_for_all(op, kinds, a[0])) return false;
       return s.has(IORING_OP_RECVMSG);
     case SYS_sendmsg:
+      start_transfer(e, op);
       return s.has(IORING_OP_SENDMSG);
     case SYS_open:
     case SYS_openat:
@@ -373,57 +318,41 @@ bool map_entry(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* k
   }
 }
 
-void prep_sqe(const flexsc_entry& e, const RingOp& op, io_uring_sqe* sqe) {
-  const long* a = reinterpret_cast<const long*>(e.args);
-  const int fd = static_cast<int>(a[0]);
-  const bool nowait = op.mode == RingOp::Mode::Nowait;
-  const uint64_t done = op.done;
-  char* buf = ptr<char>(a[1]) + done;
-  const unsigned len = static_cast<unsigned>(a[2]) - done;
-  const iovec* iov = op.rest_iov ? op.rest_iov->data() : ptr<const iovec>(a[1]);
-  const unsigned iovcnt = op.rest_iov ? static_cast<unsigned>(op.rest_iov->size()) : static_cast<unsigned>(a[2]);
+void prep_call_sqe(const flexsc_entry& e, const RingOp& op, io_uring_sqe* sqe) {
   if (e.flags & FLEXSC_ENTRY_NOP) {
     io_uring_prep_nop(sqe);
     return;
   }
+  // Each case computes only what it uses.
+  const long* a = reinterpret_cast<const long*>(e.args);
+  const int fd = static_cast<int>(a[0]);
+  const bool nowait = op.mode == RingOp::Mode::Nowait;
+  // The first attempt of a read or write that may meet a stream must not wait.
+  const int nowait_rw = nowait ? RWF_NOWAIT : 0;
+  const uint64_t done = op.done;
+  auto iov = [&] { return op.rest_iov ? op.rest_iov->data() : ptr<const iovec>(a[1]); };
+  auto iovcnt = [&] {
+    return op.rest_iov ? static_cast<unsigned>(op.rest_iov->size()) : static_cast<unsigned>(a[2]);
+  };
   switch (e.nr) {
-    case SYS_read:
-      io_uring_prep_read(sqe, fd, buf, len, -1);
-      break;
-    case SYS_write:
-      io_uring_prep_write(sqe, fd, buf, len, -1);
-      break;
-    case SYS_pread64:
-      io_uring_prep_read(sqe, fd, buf, len, static_cast<uint64_t>(a[3]) + done);
-      break;
-    case SYS_pwrite64:
-      io_uring_prep_write(sqe, fd, buf, len, static_cast<uint64_t>(a[3]) + done);
-      break;
     case SYS_readv:
-      io_uring_prep_readv(sqe, fd, iov, iovcnt, -1);
+      io_uring_prep_readv(sqe, fd, iov(), iovcnt(), -1);
+      sqe->rw_flags = nowait_rw;
       break;
     case SYS_writev:
-      io_uring_prep_writev(sqe, fd, iov, iovcnt, -1);
+      io_uring_prep_writev(sqe, fd, iov(), iovcnt(), -1);
+      sqe->rw_flags = nowait_rw;
       break;
     case SYS_preadv:
     case SYS_preadv2:
     case SYS_pwritev:
     case SYS_pwritev2: {
       const uint64_t off = a[3] == -1 ? UINT64_MAX : static_cast<uint64_t>(a[3]) + done;
-      if (e.nr == SYS_preadv || e.nr == SYS_preadv2) io_uring_prep_readv(sqe, fd, iov, iovcnt, off);
-      else io_uring_prep_writev(sqe, fd, iov, iovcnt, off);
-      if (e.nr == SYS_preadv2 || e.nr == SYS_pwritev2) sqe->rw_flags = static_cast<int>(a[5]);
+      if (e.nr == SYS_preadv || e.nr == SYS_preadv2) io_uring_prep_readv(sqe, fd, iov(), iovcnt(), off);
+      else io_uring_prep_writev(sqe, fd, iov(), iovcnt(), off);
+      if (e.nr == SYS_preadv2 || e.nr == SYS_pwritev2) sqe->rw_flags = static_cast<int>(a[5]) | nowait_rw;
       break;
     }
-    case SYS_recvfrom:
-      io_uring_prep_recv(sqe, fd, ptr<void>(a[1]), static_cast<size_t>(a[2]),
-                         static_cast<int>(a[3]) | (nowait ? MSG_DONTWAIT : 0));
-      break;
-    case SYS_sendto:
-      // Waiting, MSG_WAITALL makes io_uring finish a stream send as the
-      // blocking syscall would (the syscall ignores it for sends).
-      io_uring_prep_send(sqe, fd, buf, len, static_cast<int>(a[3]) | (nowait ? MSG_DONTWAIT : MSG_WAITALL));
-      break;
     case SYS_recvmsg:
       io_uring_prep_recvmsg(sqe, fd, ptr<msghdr>(a[1]), static_cast<unsigned>(a[2]) | (nowait ? MSG_DONTWAIT : 0));
       break;
@@ -539,10 +468,6 @@ void prep_sqe(const flexsc_entry& e, const RingOp& op, io_uring_sqe* sqe) {
       break;
     }
   }
-  // The first attempt of a read or write that may meet a stream must not wait.
-  if (nowait && (e.nr == SYS_read || e.nr == SYS_write || e.nr == SYS_readv || e.nr == SYS_writev ||
-                 e.nr == SYS_preadv2 || e.nr == SYS_pwritev2))
-    sqe->rw_flags |= RWF_NOWAIT;
 }
 
 Next finish(const flexsc_entry& e, RingOp* op, int res, bool sqpoll, long* ret, bool* reran) {
