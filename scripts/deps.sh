@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages flexsc needs, if any is missing.
-# Sourced by bench.sh and test.sh; safe to run on its own.
+# Called by bench.sh and test.sh; safe to run on its own.
+#   bash scripts/deps.sh        the library, tests and benchmarks
+#   bash scripts/deps.sh shim   also what the kernel shim's tests need
 set -euo pipefail
 
 FLEXSC_PACKAGES=(
@@ -12,15 +14,37 @@ FLEXSC_PACKAGES=(
   libgtest-dev                       # tests
   util-linux                         # taskset, for the single-CPU test
 )
+# A QEMU guest booting Debian's kernel, the module built against its
+# headers; without recommended packages (QEMU's recommend a desktop).
+FLEXSC_SHIM_PACKAGES=(
+  linux-headers-amd64                # building kernel-shim/
+  qemu-system-x86                    # the guest (TCG)
+  busybox-static cpio                # the guest's initramfs
+)
 
-missing=()
-for pkg in "${FLEXSC_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  echo "flexsc: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+missing_of() {
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
+  done
+}
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+updated=""
+install() {  # install <apt-get install options...> -- <packages...>
+  local opts=()
+  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  shift
+  [ $# -gt 0 ] || return 0
+  echo "flexsc: installing $*"
+  if [ -z "$updated" ]; then $SUDO apt-get update -qq; updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${opts[@]}" "$@" >/dev/null
+}
+
+mapfile -t missing < <(missing_of "${FLEXSC_PACKAGES[@]}")
+install -- "${missing[@]}"
+if [ "${1:-}" = shim ]; then
+  mapfile -t missing < <(missing_of "${FLEXSC_SHIM_PACKAGES[@]}")
+  install --no-install-recommends -- "${missing[@]}"
 fi

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
+/*
+ * flexsc/shim.h - the interface of the kernel shim, /dev/flexsc.
+ *
+ * Shared word for word by the library and kernel-shim/ (like a uapi header:
+ * fixed-width types only).  Syscall entries and pages are in entry.h.
+ *
+ * A process attaches once (FLEXSC_IOC_ATTACH) with one page of shared
+ * control words, registers its syscall pages (FLEXSC_IOC_REGISTER, one
+ * region per posting context), and turns some of its own threads into
+ * serving threads (FLEXSC_IOC_SERVE): they stay in the kernel and claim
+ * SUBMITTED entries of its regions (SUBMITTED -> BUSY by compare-and-swap),
+ * run them through the kernel's syscall dispatcher and publish DONE.  Only
+ * threads of the attaching process (the same mm) may use the descriptor.
+ */
+#ifndef FLEXSC_SHIM_H
+#define FLEXSC_SHIM_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define FLEXSC_SHIM_DEVICE "/dev/flexsc"
+#define FLEXSC_SHIM_ABI 1
+
+/*
+ * The control page, shared by the process and the module.  Posters publish
+ * their entries, then bump `posted` with a full barrier, then read
+ * `sleeping`: non-zero means a serving thread may be asleep, and
+ * FLEXSC_IOC_WAKE wakes it.  A serving thread about to sleep increments
+ * `sleeping` with a full barrier, then looks at `posted` once more.  Either
+ * side sees the other's store, so no submission is left with every server
+ * asleep, and posting makes no syscall while a server is awake.  The two
+ * words have a cache line each: one is written by posters, the other by
+ * serving threads.
+ */
+struct flexsc_shim_control {
+	__u64 posted;
+	__u64 pad0[7];
+	__u32 sleeping;
+	__u32 pad1[15];
+};
+
+/* FLEXSC_IOC_ATTACH: the process's one attachment (per mm). */
+struct flexsc_shim_attach {
+	__u32 abi;      /* in: FLEXSC_SHIM_ABI */
+	__u32 flags;    /* in: 0 */
+	__u64 control;  /* in: page-aligned address of a struct flexsc_shim_control */
+};
+
+/* FLEXSC_IOC_REGISTER / FLEXSC_IOC_UNREGISTER: a run of syscall pages. */
+struct flexsc_shim_region {
+	__u64 addr;   /* in: page-aligned */
+	__u32 pages;  /* in: 1 .. FLEXSC_SHIM_MAX_PAGES */
+	__u32 id;     /* out (REGISTER), in (UNREGISTER) */
+};
+
+#define FLEXSC_SHIM_MAX_PAGES 1024
+#define FLEXSC_SHIM_MAX_REGIONS 4096
+
+/*
+ * FLEXSC_IOC_SERVE: the caller serves until a signal, a LEAVE or task work
+ * sends it back.  Entries it ran whose syscall queued task work (a close()
+ * defers the file's release that way) are not DONE yet: their addresses
+ * come back in `pending`, the task work runs on the way to userspace, and
+ * the next SERVE call (or one with FLEXSC_SERVE_PUBLISH_ONLY) publishes
+ * them first.  The caller passes `pending` back unchanged.
+ */
+#define FLEXSC_SHIM_MAX_PENDING 16
+#define FLEXSC_SERVE_PUBLISH_ONLY (1u << 0) /* publish `pending`, then return */
+
+enum flexsc_serve_reason {
+	FLEXSC_SERVE_SIGNAL = 1,    /* a signal is pending (or the thread was frozen) */
+	FLEXSC_SERVE_TASK_WORK = 2, /* an entry queued task work: see pending */
+	FLEXSC_SERVE_LEAVE = 3,     /* FLEXSC_IOC_LEAVE was called */
+	FLEXSC_SERVE_PUBLISHED = 4, /* FLEXSC_SERVE_PUBLISH_ONLY */
+};
+
+struct flexsc_shim_serve {
+	__s32 cpu;          /* in: pin the caller to this CPU; -1 leaves its affinity */
+	__u32 flags;        /* in: FLEXSC_SERVE_* */
+	__u64 spin_ns;      /* in: spin this long idle before sleeping */
+	__u64 executed;     /* out: entries run by this call */
+	__u32 reason;       /* out: enum flexsc_serve_reason */
+	__u32 npending;     /* in/out */
+	__u64 pending[FLEXSC_SHIM_MAX_PENDING]; /* in/out: user addresses of entries */
+};
+
+/* FLEXSC_IOC_WAIT: sleep until an entry of the region is DONE. */
+struct flexsc_shim_wait {
+	__u32 id;          /* in: region */
+	__s32 index;       /* in: this entry, or -1 for any entry of the region */
+	__u64 timeout_ns;  /* in: 0 = no timeout */
+};
+
+#define FLEXSC_SHIM_IOC_MAGIC 0xF3
+#define FLEXSC_IOC_ATTACH _IOW(FLEXSC_SHIM_IOC_MAGIC, 1, struct flexsc_shim_attach)
+#define FLEXSC_IOC_REGISTER _IOWR(FLEXSC_SHIM_IOC_MAGIC, 2, struct flexsc_shim_region)
+#define FLEXSC_IOC_UNREGISTER _IOW(FLEXSC_SHIM_IOC_MAGIC, 3, struct flexsc_shim_region)
+#define FLEXSC_IOC_SERVE _IOWR(FLEXSC_SHIM_IOC_MAGIC, 4, struct flexsc_shim_serve)
+#define FLEXSC_IOC_WAIT _IOW(FLEXSC_SHIM_IOC_MAGIC, 5, struct flexsc_shim_wait)
+#define FLEXSC_IOC_WAKE _IO(FLEXSC_SHIM_IOC_MAGIC, 6)  /* wake sleeping serving threads */
+#define FLEXSC_IOC_LEAVE _IO(FLEXSC_SHIM_IOC_MAGIC, 7) /* send every serving thread back */
+
+#endif /* FLEXSC_SHIM_H */

@@ -1,0 +1,773 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * flexsc_shim - exception-less system calls (FlexSC) for Linux.
+ *
+ * Threads of a process enter the kernel once (FLEXSC_IOC_SERVE) and stay,
+ * draining the process's syscall pages: each SUBMITTED entry is claimed with
+ * a compare-and-swap, run through the kernel's syscall dispatcher with the
+ * entry's six arguments, and published DONE.  Serving threads are the
+ * process's own threads, so every call sees its memory, descriptors,
+ * credentials and working directory.  The interface is include/flexsc/shim.h.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
+#include <linux/cpumask.h>
+#include <linux/delay.h>
+#include <linux/freezer.h>
+#include <linux/fs.h>
+#include <linux/kprobes.h>
+#include <linux/kref.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/rcupdate.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/seccomp.h>
+#include <linux/slab.h>
+#include <linux/task_work.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <linux/wait.h>
+#include <asm/syscall.h>
+
+#include <flexsc/entry.h>
+#include <flexsc/shim.h>
+
+/* Kernel-internal restart codes (include/linux/errno.h). */
+#define FLEXSC_ERESTART_FIRST 512 /* ERESTARTSYS */
+#define FLEXSC_ERESTART_LAST 516  /* ERESTART_RESTARTBLOCK */
+
+/* ---- the syscall dispatcher ------------------------------------------- */
+
+typedef long (*flexsc_dispatch_fn)(const struct pt_regs *regs, unsigned int nr);
+typedef long (*flexsc_table_fn)(const struct pt_regs *regs);
+
+static flexsc_dispatch_fn flexsc_x64_sys_call;    /* 6.1 LTS backport and later */
+static const flexsc_table_fn *flexsc_sys_call_table; /* older kernels */
+
+/*
+ * kallsyms_lookup_name is not exported since 5.7, but a kprobe on it tells
+ * where it is.
+ */
+static unsigned long flexsc_lookup(const char *name)
+{
+	typedef unsigned long (*lookup_fn)(const char *name);
+	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
+	lookup_fn lookup;
+
+	if (register_kprobe(&kp) < 0)
+		return 0;
+	lookup = (lookup_fn)kp.addr;
+	unregister_kprobe(&kp);
+	return lookup ? lookup(name) : 0;
+}
+
+static int flexsc_resolve_dispatcher(void)
+{
+	flexsc_x64_sys_call = (flexsc_dispatch_fn)flexsc_lookup("x64_sys_call");
+	if (flexsc_x64_sys_call)
+		return 0;
+	flexsc_sys_call_table = (const flexsc_table_fn *)flexsc_lookup("sys_call_table");
+	if (flexsc_sys_call_table)
+		return 0;
+	pr_err("cannot find the syscall dispatcher (neither x64_sys_call nor sys_call_table resolves): not loading\n");
+	return -ENOENT;
+}
+
+/*
+ * Only calls of the remote and blocking classes of lib/syscall_classes.txt
+ * run on a server: the local ones act on the calling thread itself, and a
+ * call the list does not know is treated as local, as the library does.
+ */
+static bool flexsc_allowed(unsigned int nr)
+{
+	switch (nr) {
+#include "remote_calls.h"
+		return true;
+	default:
+		return false;
+	}
+}
+
+static long flexsc_dispatch(unsigned int nr, const struct flexsc_entry *e)
+{
+	struct pt_regs regs = {};
+
+	regs.di = e->args[0];
+	regs.si = e->args[1];
+	regs.dx = e->args[2];
+	regs.r10 = e->args[3];
+	regs.r8 = e->args[4];
+	regs.r9 = e->args[5];
+	regs.orig_ax = nr;
+	regs.ax = -ENOSYS;
+	if (flexsc_x64_sys_call)
+		return flexsc_x64_sys_call(&regs, nr);
+	return flexsc_sys_call_table[nr](&regs);
+}
+
+/* ---- per-process state ------------------------------------------------ */
+
+struct flexsc_region {
+	struct kref ref;
+	u32 id;
+	unsigned long uaddr;
+	unsigned int npages;
+	unsigned int nentries;
+	struct page **pages;
+	struct flexsc_entry *entries; /* vmap of the pinned pages */
+	wait_queue_head_t waiters;   /* FLEXSC_IOC_WAIT */
+};
+
+struct flexsc_proc {
+	struct list_head node; /* in flexsc_procs */
+	struct mm_struct *mm;  /* identity only: never dereferenced */
+	struct page *control_page;
+	struct flexsc_shim_control *control;
+	wait_queue_head_t servers; /* sleeping serving threads */
+	bool leaving;
+	struct mutex regions_lock; /* REGISTER / UNREGISTER */
+	unsigned int nslots;       /* slots in use: regions[0 .. nslots) */
+	struct flexsc_region __rcu *regions[FLEXSC_SHIM_MAX_REGIONS];
+};
+
+static LIST_HEAD(flexsc_procs);
+static DEFINE_MUTEX(flexsc_procs_lock);
+
+static void flexsc_region_free(struct kref *ref)
+{
+	struct flexsc_region *r = container_of(ref, struct flexsc_region, ref);
+
+	vunmap(r->entries);
+	unpin_user_pages_dirty_lock(r->pages, r->npages, true);
+	kvfree(r->pages);
+	kfree(r);
+}
+
+/* Pins and maps npages of the caller's memory at uaddr. */
+static int flexsc_pin(unsigned long uaddr, unsigned int npages, struct page **pages, void **mapped)
+{
+	int pinned = pin_user_pages_fast(uaddr, npages, FOLL_WRITE | FOLL_LONGTERM, pages);
+
+	if (pinned < 0)
+		return pinned;
+	if (pinned != npages) {
+		unpin_user_pages(pages, pinned);
+		return -EFAULT;
+	}
+	*mapped = vmap(pages, npages, VM_MAP, PAGE_KERNEL);
+	if (!*mapped) {
+		unpin_user_pages(pages, npages);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static struct flexsc_proc *flexsc_proc_of(struct file *file)
+{
+	struct flexsc_proc *p = READ_ONCE(file->private_data);
+
+	/* A descriptor inherited by a child or passed to another process. */
+	if (p && p->mm != current->mm)
+		return ERR_PTR(-EPERM);
+	return p ? p : ERR_PTR(-ENXIO);
+}
+
+static bool flexsc_seccomp_active(void)
+{
+#ifdef CONFIG_SECCOMP
+	return READ_ONCE(current->seccomp.mode) != SECCOMP_MODE_DISABLED;
+#else
+	return false;
+#endif
+}
+
+static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *uarg)
+{
+	struct flexsc_shim_attach a;
+	struct flexsc_proc *p, *q;
+	void *mapped;
+	int ret;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.abi != FLEXSC_SHIM_ABI || a.flags || !PAGE_ALIGNED(a.control) || !a.control)
+		return -EINVAL;
+	/* Its syscalls would bypass the filter. */
+	if (flexsc_seccomp_active())
+		return -EPERM;
+	p = kvzalloc(sizeof(*p), GFP_KERNEL);
+	if (!p)
+		return -ENOMEM;
+	ret = flexsc_pin(a.control, 1, &p->control_page, &mapped);
+	if (ret) {
+		kvfree(p);
+		return ret;
+	}
+	p->control = mapped;
+	p->mm = current->mm;
+	init_waitqueue_head(&p->servers);
+	mutex_init(&p->regions_lock);
+
+	mutex_lock(&flexsc_procs_lock);
+	ret = 0;
+	list_for_each_entry(q, &flexsc_procs, node)
+		if (q->mm == current->mm)
+			ret = -EBUSY; /* one attachment per process */
+	if (!ret && cmpxchg(&file->private_data, NULL, p))
+		ret = -EBUSY;
+	if (!ret)
+		list_add(&p->node, &flexsc_procs);
+	mutex_unlock(&flexsc_procs_lock);
+	if (ret) {
+		vunmap(p->control);
+		unpin_user_page(p->control_page);
+		kvfree(p);
+	}
+	return ret;
+}
+
+/* Takes region slot out of the list (regions_lock held). */
+static struct flexsc_region *flexsc_unlink_region(struct flexsc_proc *p, u32 slot)
+{
+	struct flexsc_region *r = rcu_dereference_protected(p->regions[slot], lockdep_is_held(&p->regions_lock));
+
+	RCU_INIT_POINTER(p->regions[slot], NULL);
+	return r;
+}
+
+/*
+ * Drops the list's reference to an unlinked region, after a grace period:
+ * a server that found it before keeps it alive with its own reference.
+ */
+static void flexsc_drop_region(struct flexsc_region *r)
+{
+	wake_up_all(&r->waiters);
+	kref_put(&r->ref, flexsc_region_free);
+}
+
+static long flexsc_register(struct flexsc_proc *p, struct flexsc_shim_region __user *uarg)
+{
+	struct flexsc_shim_region a;
+	struct flexsc_region *r;
+	void *mapped;
+	unsigned int slot;
+	int ret;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (!a.addr || !PAGE_ALIGNED(a.addr) || !a.pages || a.pages > FLEXSC_SHIM_MAX_PAGES)
+		return -EINVAL;
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	r->pages = kvcalloc(a.pages, sizeof(*r->pages), GFP_KERNEL);
+	if (!r->pages) {
+		kfree(r);
+		return -ENOMEM;
+	}
+	ret = flexsc_pin(a.addr, a.pages, r->pages, &mapped);
+	if (ret) {
+		kvfree(r->pages);
+		kfree(r);
+		return ret;
+	}
+	kref_init(&r->ref);
+	r->entries = mapped;
+	r->uaddr = a.addr;
+	r->npages = a.pages;
+	r->nentries = a.pages * FLEXSC_ENTRIES_PER_PAGE;
+	init_waitqueue_head(&r->waiters);
+
+	mutex_lock(&p->regions_lock);
+	for (slot = 0; slot < FLEXSC_SHIM_MAX_REGIONS; slot++)
+		if (!rcu_access_pointer(p->regions[slot]))
+			break;
+	if (slot == FLEXSC_SHIM_MAX_REGIONS) {
+		mutex_unlock(&p->regions_lock);
+		kref_put(&r->ref, flexsc_region_free);
+		return -ENOSPC;
+	}
+	r->id = slot;
+	rcu_assign_pointer(p->regions[slot], r);
+	if (slot >= p->nslots)
+		WRITE_ONCE(p->nslots, slot + 1);
+	mutex_unlock(&p->regions_lock);
+
+	a.id = slot;
+	if (copy_to_user(uarg, &a, sizeof(a))) {
+		/* The caller cannot learn the id: take the region back. */
+		mutex_lock(&p->regions_lock);
+		flexsc_unlink_region(p, slot);
+		mutex_unlock(&p->regions_lock);
+		synchronize_rcu();
+		flexsc_drop_region(r);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static long flexsc_unregister(struct flexsc_proc *p, struct flexsc_shim_region __user *uarg)
+{
+	struct flexsc_shim_region a;
+	struct flexsc_region *r;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.id >= FLEXSC_SHIM_MAX_REGIONS)
+		return -EINVAL;
+	mutex_lock(&p->regions_lock);
+	r = flexsc_unlink_region(p, a.id);
+	mutex_unlock(&p->regions_lock);
+	if (!r)
+		return -ENOENT;
+	synchronize_rcu();
+	flexsc_drop_region(r);
+	return 0;
+}
+
+/* A reference to region slot, or NULL. */
+static struct flexsc_region *flexsc_get_region(struct flexsc_proc *p, u32 slot)
+{
+	struct flexsc_region *r;
+
+	if (slot >= FLEXSC_SHIM_MAX_REGIONS)
+		return NULL;
+	rcu_read_lock();
+	r = rcu_dereference(p->regions[slot]);
+	if (r && !kref_get_unless_zero(&r->ref))
+		r = NULL;
+	rcu_read_unlock();
+	return r;
+}
+
+/* ---- serving ----------------------------------------------------------- */
+
+static void flexsc_publish(struct flexsc_region *r, struct flexsc_entry *e)
+{
+	smp_store_release(&e->status, FLEXSC_DONE);
+	/* wq_has_sleeper() orders the store above before its check. */
+	if (wq_has_sleeper(&r->waiters))
+		wake_up_all(&r->waiters);
+}
+
+/*
+ * Entries a SERVE call could not publish go back to userspace in `pending`
+ * (their user address, 64-byte aligned, with these bits in the low ones):
+ * task work their call queued must run first, or their call was interrupted
+ * and is made again by the next SERVE call of the same thread.
+ */
+#define FLEXSC_PENDING_RERUN 1ul       /* make the call again */
+#define FLEXSC_PENDING_RESTARTBLOCK 2ul /* ... as restart_syscall */
+#define FLEXSC_PENDING_BITS (FLEXSC_PENDING_RERUN | FLEXSC_PENDING_RESTARTBLOCK)
+
+/*
+ * Runs one claimed entry (as restart_syscall with restartblock).  Returns 0
+ * when its result is final, or the FLEXSC_PENDING_* bits to make the call
+ * again: a restart code while a stop or a freeze is pending (every other
+ * signal is blocked on a server).  A dying process gets EINTR.
+ */
+static unsigned long flexsc_run(struct flexsc_entry *e, bool restartblock)
+{
+	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
+	long ret;
+
+	if (e->flags & FLEXSC_ENTRY_NOP) {
+		e->ret = 0;
+		return 0;
+	}
+	if (nr >= NR_syscalls) {
+		e->ret = -ENOSYS;
+		return 0;
+	}
+	if (!flexsc_allowed(nr)) {
+		e->ret = -EPERM;
+		return 0;
+	}
+	/* A filter installed later with TSYNC reaches this thread too. */
+	if (flexsc_seccomp_active()) {
+		e->ret = -EPERM;
+		return 0;
+	}
+	ret = flexsc_dispatch(nr, e);
+	if (ret <= -FLEXSC_ERESTART_FIRST && ret >= -FLEXSC_ERESTART_LAST) {
+		if (fatal_signal_pending(current)) {
+			e->ret = -EINTR;
+			return 0;
+		}
+		/* restart_syscall finishes what such a call started (a sleep's rest). */
+		return ret == -FLEXSC_ERESTART_LAST ? FLEXSC_PENDING_RERUN | FLEXSC_PENDING_RESTARTBLOCK
+						    : FLEXSC_PENDING_RERUN;
+	}
+	e->ret = ret;
+	return 0;
+}
+
+struct flexsc_server {
+	struct flexsc_proc *p;
+	struct flexsc_shim_serve *s;
+	u64 executed;
+	u64 seen_posted;
+	unsigned int next_slot; /* where the next pass starts: regions take turns */
+};
+
+/* The BUSY entry at user address addr, with a reference to its region. */
+static struct flexsc_entry *flexsc_busy_entry(struct flexsc_proc *p, unsigned long addr,
+					      struct flexsc_region **region)
+{
+	unsigned int slot;
+
+	for (slot = 0; slot < READ_ONCE(p->nslots); slot++) {
+		struct flexsc_region *r = flexsc_get_region(p, slot);
+		unsigned long off = addr - (r ? r->uaddr : 0);
+
+		if (!r)
+			continue;
+		if (addr >= r->uaddr && off < (unsigned long)r->nentries * FLEXSC_ENTRY_SIZE &&
+		    !(off % FLEXSC_ENTRY_SIZE) &&
+		    READ_ONCE(r->entries[off / FLEXSC_ENTRY_SIZE].status) == FLEXSC_BUSY) {
+			*region = r;
+			return &r->entries[off / FLEXSC_ENTRY_SIZE];
+		}
+		kref_put(&r->ref, flexsc_region_free);
+	}
+	return NULL;
+}
+
+/*
+ * What a previous call of this thread left pending: publishes the entries
+ * whose task work has run on the way out, makes the interrupted calls
+ * again.  Only BUSY entries of this process's regions are touched, whatever
+ * userspace passes.
+ */
+static void flexsc_finish_pending(struct flexsc_server *sv)
+{
+	struct flexsc_shim_serve *s = sv->s;
+	unsigned int i, n = s->npending, kept = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned long bits = s->pending[i] & FLEXSC_PENDING_BITS;
+		struct flexsc_region *r;
+		struct flexsc_entry *e = flexsc_busy_entry(sv->p, s->pending[i] & ~FLEXSC_PENDING_BITS, &r);
+
+		if (!e)
+			continue;
+		if (bits)
+			bits = flexsc_run(e, bits & FLEXSC_PENDING_RESTARTBLOCK);
+		if (bits || task_work_pending(current))
+			s->pending[kept++] = (s->pending[i] & ~FLEXSC_PENDING_BITS) | bits;
+		else
+			flexsc_publish(r, e);
+		kref_put(&r->ref, flexsc_region_free);
+	}
+	s->npending = kept;
+}
+
+enum flexsc_pass { FLEXSC_IDLE, FLEXSC_WORKED, FLEXSC_STOP };
+
+/* Why the server must go back to userspace, or 0. */
+static u32 flexsc_must_return(struct flexsc_server *sv)
+{
+	if (READ_ONCE(sv->p->leaving))
+		return FLEXSC_SERVE_LEAVE;
+	if (signal_pending(current) || freezing(current))
+		return FLEXSC_SERVE_SIGNAL;
+	return 0;
+}
+
+/* One pass over every region: claims and runs what is SUBMITTED. */
+static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
+{
+	unsigned int n = READ_ONCE(sv->p->nslots), k;
+	bool worked = false;
+
+	for (k = 0; k < n; k++) {
+		unsigned int slot = (sv->next_slot + k) % n;
+		struct flexsc_region *r = flexsc_get_region(sv->p, slot);
+		unsigned int i;
+
+		if (!r)
+			continue;
+		for (i = 0; i < r->nentries; i++) {
+			struct flexsc_entry *e = &r->entries[i];
+			unsigned long rerun;
+
+			if (READ_ONCE(e->status) != FLEXSC_SUBMITTED ||
+			    cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
+				continue;
+			worked = true;
+			rerun = flexsc_run(e, false);
+			sv->executed++;
+			if (!rerun && !task_work_pending(current)) {
+				flexsc_publish(r, e);
+			} else {
+				/* Finished by the next call, once back from userspace. */
+				sv->s->pending[sv->s->npending++] =
+					(r->uaddr + (unsigned long)i * FLEXSC_ENTRY_SIZE) | rerun;
+				sv->s->reason = rerun ? FLEXSC_SERVE_SIGNAL : FLEXSC_SERVE_TASK_WORK;
+				sv->next_slot = slot;
+				kref_put(&r->ref, flexsc_region_free);
+				return FLEXSC_STOP;
+			}
+			cond_resched();
+			sv->s->reason = flexsc_must_return(sv);
+			if (sv->s->reason) {
+				sv->next_slot = slot;
+				kref_put(&r->ref, flexsc_region_free);
+				return FLEXSC_STOP;
+			}
+		}
+		kref_put(&r->ref, flexsc_region_free);
+	}
+	sv->next_slot = n ? (sv->next_slot + 1) % n : 0;
+	return worked ? FLEXSC_WORKED : FLEXSC_IDLE;
+}
+
+static u64 flexsc_posted(struct flexsc_proc *p)
+{
+	return smp_load_acquire(&p->control->posted);
+}
+
+/*
+ * Nothing to do for the whole spin: announce the sleep, look once more, and
+ * sleep until a poster wakes us (FLEXSC_IOC_WAKE), a LEAVE or a signal.
+ */
+static void flexsc_sleep(struct flexsc_server *sv)
+{
+	struct flexsc_proc *p = sv->p;
+	atomic_t *sleeping = (atomic_t *)&p->control->sleeping;
+
+	atomic_inc(sleeping);
+	smp_mb__after_atomic();
+	if (flexsc_posted(p) == sv->seen_posted)
+		wait_event_interruptible(p->servers, flexsc_posted(p) != sv->seen_posted ||
+							     READ_ONCE(p->leaving) || freezing(current));
+	atomic_dec(sleeping);
+}
+
+static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user *uarg)
+{
+	struct flexsc_server sv = { .p = p };
+	struct flexsc_shim_serve *s;
+	sigset_t blocked, saved;
+	long ret = 0;
+
+	s = kmalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return -ENOMEM;
+	if (copy_from_user(s, uarg, sizeof(*s))) {
+		kfree(s);
+		return -EFAULT;
+	}
+	if (s->npending > FLEXSC_SHIM_MAX_PENDING || (s->flags & ~FLEXSC_SERVE_PUBLISH_ONLY) ||
+	    (s->cpu >= 0 && (s->cpu >= nr_cpu_ids || !cpu_online(s->cpu))) || s->cpu < -1) {
+		kfree(s);
+		return -EINVAL;
+	}
+	sv.s = s;
+	s->executed = 0;
+	s->reason = 0;
+
+	/* Only the signals that stop or kill a server get through. */
+	siginitsetinv(&blocked, sigmask(SIGKILL) | sigmask(SIGSTOP));
+	sigprocmask(SIG_SETMASK, &blocked, &saved);
+
+	flexsc_finish_pending(&sv);
+	if (s->npending) {
+		/* Interrupted again, or more task work: back to userspace first. */
+		s->reason = (s->pending[0] & FLEXSC_PENDING_RERUN) ? FLEXSC_SERVE_SIGNAL : FLEXSC_SERVE_TASK_WORK;
+		goto out;
+	}
+	if (s->flags & FLEXSC_SERVE_PUBLISH_ONLY) {
+		s->reason = FLEXSC_SERVE_PUBLISHED;
+		goto out;
+	}
+	if (s->cpu >= 0) {
+		ret = set_cpus_allowed_ptr(current, cpumask_of(s->cpu));
+		if (ret)
+			goto out;
+	}
+	sv.seen_posted = flexsc_posted(p);
+	for (;;) {
+		u64 idle_since;
+		enum flexsc_pass r;
+
+		s->reason = flexsc_must_return(&sv);
+		if (s->reason)
+			break;
+		/* Read before the pass: a post during it is seen by the next one. */
+		sv.seen_posted = flexsc_posted(p);
+		r = flexsc_pass(&sv);
+		if (r == FLEXSC_STOP)
+			break;
+		if (r == FLEXSC_WORKED)
+			continue;
+		idle_since = ktime_get_ns();
+		while (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv) &&
+		       ktime_get_ns() - idle_since < s->spin_ns) {
+			cpu_relax();
+			cond_resched();
+		}
+		if (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv))
+			flexsc_sleep(&sv);
+	}
+out:
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	s->executed = sv.executed;
+	if (copy_to_user(uarg, s, sizeof(*s)))
+		ret = -EFAULT;
+	kfree(s);
+	return ret;
+}
+
+/* ---- waiting ----------------------------------------------------------- */
+
+static bool flexsc_any_done(struct flexsc_region *r, int index)
+{
+	unsigned int i;
+
+	if (index >= 0)
+		return smp_load_acquire(&r->entries[index].status) == FLEXSC_DONE;
+	for (i = 0; i < r->nentries; i++)
+		if (smp_load_acquire(&r->entries[i].status) == FLEXSC_DONE)
+			return true;
+	return false;
+}
+
+static long flexsc_wait(struct flexsc_proc *p, struct flexsc_shim_wait __user *uarg)
+{
+	struct flexsc_shim_wait a;
+	struct flexsc_region *r;
+	long left;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	r = flexsc_get_region(p, a.id);
+	if (!r)
+		return -ENOENT;
+	if (a.index < -1 || (a.index >= 0 && (u32)a.index >= r->nentries)) {
+		kref_put(&r->ref, flexsc_region_free);
+		return -EINVAL;
+	}
+	if (!a.timeout_ns) {
+		left = wait_event_interruptible(r->waiters, flexsc_any_done(r, a.index) ||
+							    !rcu_access_pointer(p->regions[a.id]));
+	} else {
+		left = wait_event_interruptible_timeout(r->waiters,
+							flexsc_any_done(r, a.index) ||
+							!rcu_access_pointer(p->regions[a.id]),
+							nsecs_to_jiffies(a.timeout_ns));
+		left = left > 0 ? 0 : (left == 0 ? -ETIMEDOUT : left);
+	}
+	kref_put(&r->ref, flexsc_region_free);
+	return left;
+}
+
+/* ---- the device -------------------------------------------------------- */
+
+static long flexsc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	void __user *uarg = (void __user *)arg;
+	struct flexsc_proc *p;
+
+	if (cmd == FLEXSC_IOC_ATTACH)
+		return flexsc_attach(file, uarg);
+	p = flexsc_proc_of(file);
+	if (IS_ERR(p))
+		return PTR_ERR(p);
+	switch (cmd) {
+	case FLEXSC_IOC_REGISTER:
+		return flexsc_register(p, uarg);
+	case FLEXSC_IOC_UNREGISTER:
+		return flexsc_unregister(p, uarg);
+	case FLEXSC_IOC_SERVE:
+		return flexsc_serve(p, uarg);
+	case FLEXSC_IOC_WAIT:
+		return flexsc_wait(p, uarg);
+	case FLEXSC_IOC_WAKE:
+		wake_up_all(&p->servers);
+		return 0;
+	case FLEXSC_IOC_LEAVE:
+		WRITE_ONCE(p->leaving, true);
+		wake_up_all(&p->servers);
+		return 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int flexsc_open(struct inode *inode, struct file *file)
+{
+	/* misc_open left the miscdevice there: attaching fills it. */
+	file->private_data = NULL;
+	return 0;
+}
+
+/* The last reference to the descriptor: no ioctl is running. */
+static int flexsc_release(struct inode *inode, struct file *file)
+{
+	struct flexsc_proc *p = file->private_data;
+	unsigned int slot;
+
+	if (!p)
+		return 0;
+	mutex_lock(&flexsc_procs_lock);
+	list_del(&p->node);
+	mutex_unlock(&flexsc_procs_lock);
+	/* No server is left: no reader of the list either. */
+	for (slot = 0; slot < p->nslots; slot++) {
+		struct flexsc_region *r;
+
+		mutex_lock(&p->regions_lock);
+		r = flexsc_unlink_region(p, slot);
+		mutex_unlock(&p->regions_lock);
+		if (r)
+			flexsc_drop_region(r);
+	}
+	vunmap(p->control);
+	unpin_user_pages_dirty_lock(&p->control_page, 1, true);
+	kvfree(p);
+	return 0;
+}
+
+static const struct file_operations flexsc_fops = {
+	.owner = THIS_MODULE,
+	.open = flexsc_open,
+	.unlocked_ioctl = flexsc_ioctl,
+	.release = flexsc_release,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice flexsc_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "flexsc",
+	.fops = &flexsc_fops,
+	.mode = 0666,
+};
+
+static int __init flexsc_init(void)
+{
+	int ret = flexsc_resolve_dispatcher();
+
+	if (ret)
+		return ret;
+	ret = misc_register(&flexsc_dev);
+	if (ret)
+		return ret;
+	pr_info("ready: /dev/flexsc (dispatcher %s)\n", flexsc_x64_sys_call ? "x64_sys_call" : "sys_call_table");
+	return 0;
+}
+
+static void __exit flexsc_exit(void)
+{
+	misc_deregister(&flexsc_dev);
+}
+
+module_init(flexsc_init);
+module_exit(flexsc_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("flexsc: exception-less system calls served by threads that stay in the kernel");

@@ -1,0 +1,340 @@
+// The kernel shim's own interface, /dev/flexsc, driven directly (no
+// library): run inside the QEMU guest by tests/shim/guest.sh.
+#include <fcntl.h>
+#include <flexsc/entry.h>
+#include <flexsc/shim.h>
+#include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+long sys_ioctl(int fd, unsigned long cmd, void* arg) {
+  const long r = ioctl(fd, cmd, arg);
+  return r < 0 ? -errno : r;
+}
+
+// One process's attachment: the control page, a region of syscall pages
+// and serving threads that loop in FLEXSC_IOC_SERVE until told to leave.
+class Shim {
+ public:
+  explicit Shim(unsigned pages = 1, unsigned servers = 1) : pages_(pages) {
+    fd_ = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
+    if (fd_ < 0) return;
+    control_ = static_cast<flexsc_shim_control*>(map(1));
+    entries_ = static_cast<flexsc_entry*>(map(pages));
+    flexsc_shim_attach a{FLEXSC_SHIM_ABI, 0, reinterpret_cast<uint64_t>(control_)};
+    attach_rc_ = sys_ioctl(fd_, FLEXSC_IOC_ATTACH, &a);
+    flexsc_shim_region r{reinterpret_cast<uint64_t>(entries_), pages, 0};
+    register_rc_ = sys_ioctl(fd_, FLEXSC_IOC_REGISTER, &r);
+    id_ = r.id;
+    for (unsigned i = 0; i < servers; ++i) servers_.emplace_back([this] { serve(); });
+  }
+  ~Shim() {
+    if (fd_ < 0) return;
+    sys_ioctl(fd_, FLEXSC_IOC_LEAVE, nullptr);
+    for (auto& t : servers_) t.join();
+    close(fd_);
+    munmap(control_, 4096);
+    munmap(entries_, size_t{pages_} * 4096);
+  }
+  bool ok() const { return fd_ >= 0 && attach_rc_ == 0 && register_rc_ == 0; }
+  int fd() const { return fd_; }
+  uint32_t id() const { return id_; }
+  flexsc_entry* entry(unsigned i) { return &entries_[i]; }
+
+  // Posts entry i: fills it, publishes SUBMITTED, rings the doorbell.
+  void post(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+    flexsc_entry* e = entry(i);
+    e->nr = static_cast<uint32_t>(nr);
+    e->flags = 0;
+    const long args[6] = {a0, a1, a2, a3, a4, a5};
+    std::memcpy(e->args, args, sizeof args);
+    e->ret = LONG_MIN;
+    __atomic_store_n(&e->status, FLEXSC_SUBMITTED, __ATOMIC_RELEASE);
+    ring();
+  }
+  void ring() {
+    __atomic_fetch_add(&control_->posted, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&control_->sleeping, __ATOMIC_SEQ_CST)) sys_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
+  }
+  // Waits for entry i in the kernel, then takes its result and frees it.
+  long wait(unsigned i, std::chrono::nanoseconds timeout = 20s) {
+    flexsc_shim_wait w{id_, static_cast<int32_t>(i), static_cast<uint64_t>(timeout.count())};
+    while (__atomic_load_n(&entry(i)->status, __ATOMIC_ACQUIRE) != FLEXSC_DONE) {
+      const long rc = sys_ioctl(fd_, FLEXSC_IOC_WAIT, &w);
+      if (rc == -ETIMEDOUT) return LONG_MIN;
+      if (rc < 0 && rc != -EINTR) return LONG_MIN + 1;
+    }
+    const long r = entry(i)->ret;
+    __atomic_store_n(&entry(i)->status, FLEXSC_FREE, __ATOMIC_RELAXED);
+    return r;
+  }
+  long call(long nr, long a0 = 0, long a1 = 0, long a2 = 0) {
+    post(0, nr, a0, a1, a2);
+    return wait(0);
+  }
+
+ private:
+  static void* map(unsigned pages) {
+    void* p = mmap(nullptr, size_t{pages} * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  void serve() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    flexsc_shim_serve s{};
+    s.cpu = -1;
+    s.spin_ns = 50'000;
+    for (;;) {
+      const long rc = sys_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
+      if (rc < 0 || s.reason == FLEXSC_SERVE_LEAVE) break;
+    }
+    // Whatever is still pending is published before the thread goes.
+    s.flags = FLEXSC_SERVE_PUBLISH_ONLY;
+    for (int i = 0; i < 100 && s.npending; ++i) sys_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
+  }
+
+  unsigned pages_;
+  int fd_ = -1;
+  long attach_rc_ = -1, register_rc_ = -1;
+  uint32_t id_ = 0;
+  flexsc_shim_control* control_ = nullptr;
+  flexsc_entry* entries_ = nullptr;
+  std::vector<std::thread> servers_;
+};
+
+// Runs f in a child process; its exit status (0 = pass).
+template <class F>
+int in_child(F f) {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(f());
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+TEST(Shim, RunsCallsAsTheProcess) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  EXPECT_EQ(shim.call(SYS_getppid), getppid());
+  EXPECT_EQ(shim.call(SYS_getpid), getpid());
+  EXPECT_EQ(shim.call(SYS_getpgrp), getpgrp());
+  char cwd[256] = {}, mine[256] = {};
+  ASSERT_NE(getcwd(mine, sizeof mine), nullptr);
+  EXPECT_EQ(shim.call(SYS_getcwd, reinterpret_cast<long>(cwd), sizeof cwd), static_cast<long>(strlen(mine) + 1));
+  EXPECT_STREQ(cwd, mine);
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  // A descriptor of the process, a buffer of the process.
+  EXPECT_EQ(shim.call(SYS_write, p[1], reinterpret_cast<long>("hello"), 5), 5);
+  char buf[8] = {};
+  EXPECT_EQ(read(p[0], buf, sizeof buf), 5);
+  EXPECT_STREQ(buf, "hello");
+  EXPECT_EQ(shim.call(SYS_write, p[1], 1, 5), -EFAULT);  // a bad pointer
+  EXPECT_EQ(shim.call(SYS_close, 12345), -EBADF);
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST(Shim, UnknownNumbersAndThreadCallsAreRefused) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  EXPECT_EQ(shim.call(100000), -ENOSYS);
+  EXPECT_EQ(shim.call(-1), -ENOSYS);  // nr is 32 bits: 0xffffffff
+  // Local class: would act on the serving thread.
+  EXPECT_EQ(shim.call(SYS_gettid), -EPERM);
+  EXPECT_EQ(shim.call(SYS_exit, 0), -EPERM);
+  EXPECT_EQ(shim.call(SYS_rt_sigprocmask, SIG_BLOCK, 0, 0), -EPERM);
+  EXPECT_EQ(shim.call(SYS_clone, SIGCHLD), -EPERM);
+  // The process is still whole and the server still serves.
+  EXPECT_EQ(shim.call(SYS_getpid), getpid());
+}
+
+TEST(Shim, NopEntriesCompleteWithoutACall) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  shim.entry(0)->flags = FLEXSC_ENTRY_NOP;
+  shim.entry(0)->nr = SYS_exit;
+  __atomic_store_n(&shim.entry(0)->status, FLEXSC_SUBMITTED, __ATOMIC_RELEASE);
+  shim.ring();
+  EXPECT_EQ(shim.wait(0), 0);
+}
+
+TEST(Shim, CloseHasTakenEffectWhenTheEntryIsDone) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  for (int round = 0; round < 50; ++round) {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ASSERT_EQ(shim.call(SYS_close, sv[1]), 0);
+    // The release (and the peer's EOF) ran before DONE: no wait needed.
+    char c;
+    ASSERT_EQ(recv(sv[0], &c, 1, MSG_DONTWAIT), 0) << "round " << round;
+    close(sv[0]);
+  }
+}
+
+TEST(Shim, ABlockedServerDoesNotStallTheOthers) {
+  Shim shim(1, 2);
+  ASSERT_TRUE(shim.ok());
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  char c;
+  shim.post(1, SYS_read, p[0], reinterpret_cast<long>(&c), 1);  // blocks one server
+  std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(shim.call(SYS_getppid), getppid());
+  ASSERT_EQ(write(p[1], "x", 1), 1);
+  EXPECT_EQ(shim.wait(1), 1);
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST(Shim, WaitTimesOutAndWakes) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  flexsc_shim_wait w{shim.id(), 3, 10'000'000};  // entry 3 is never posted
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w), -ETIMEDOUT);
+  const timespec ts{0, 100'000'000};
+  shim.post(2, SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  EXPECT_EQ(shim.wait(2), 0);
+}
+
+TEST(Shim, BadArgumentsAreRefusedCleanly) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  const int fd = shim.fd();
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, reinterpret_cast<void*>(8)), -EFAULT);
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_SERVE, reinterpret_cast<void*>(-4096L)), -EFAULT);
+  flexsc_shim_region r{12345, 1, 0};  // not page aligned
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, &r), -EINVAL);
+  r = {0x1000, 0, 0};
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, &r), -EINVAL);
+  r = {0x1000, FLEXSC_SHIM_MAX_PAGES + 1, 0};
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, &r), -EINVAL);
+  r = {0x1000, 1, 0};  // nothing mapped there
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, &r), -EFAULT);
+  r = {0, 1, 999};
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_UNREGISTER, &r), -ENOENT);
+  flexsc_shim_wait w{77, -1, 1};
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_WAIT, &w), -ENOENT);
+  w = {shim.id(), 64, 1};  // one page: entries 0..63
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_WAIT, &w), -EINVAL);
+  flexsc_shim_serve s{};
+  s.cpu = 100000;
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_SERVE, &s), -EINVAL);
+  s.cpu = -1;
+  s.npending = FLEXSC_SHIM_MAX_PENDING + 1;
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_SERVE, &s), -EINVAL);
+  // Pending addresses that are not BUSY entries of this process are ignored.
+  s.npending = 3;
+  s.pending[0] = 0;
+  s.pending[1] = reinterpret_cast<uint64_t>(shim.entry(5)) + 8;
+  s.pending[2] = reinterpret_cast<uint64_t>(shim.entry(6));
+  s.flags = FLEXSC_SERVE_PUBLISH_ONLY;
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_SERVE, &s), 0);
+  EXPECT_EQ(shim.entry(6)->status, FLEXSC_FREE);
+  // Random command numbers and arguments.
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 2000; ++i) {
+    unsigned long cmd = static_cast<unsigned>(rng());
+    if (i % 2) cmd = _IOC(static_cast<unsigned>(rng() % 4), FLEXSC_SHIM_IOC_MAGIC, static_cast<unsigned>(rng() % 16),
+                          static_cast<unsigned>(rng() % 256));
+    if (cmd == FLEXSC_IOC_SERVE || cmd == FLEXSC_IOC_LEAVE || cmd == FLEXSC_IOC_WAIT) continue;
+    sys_ioctl(fd, cmd, reinterpret_cast<void*>(rng() % 2 ? rng() : 0));
+  }
+  EXPECT_EQ(shim.call(SYS_getpid), getpid());
+  // A second attachment of the same process.
+  const int fd2 = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd2, 0);
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  flexsc_shim_attach a{FLEXSC_SHIM_ABI, 0, reinterpret_cast<uint64_t>(page)};
+  EXPECT_EQ(sys_ioctl(fd2, FLEXSC_IOC_ATTACH, &a), -EBUSY);
+  EXPECT_EQ(sys_ioctl(fd2, FLEXSC_IOC_WAKE, nullptr), -ENXIO);  // not attached
+  close(fd2);
+  munmap(page, 4096);
+}
+
+TEST(Shim, AnotherProcessCannotUseTheDescriptor) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  const int fd = shim.fd();
+  const int rc = in_child([fd] {
+    flexsc_shim_region r{0, 1, 0};
+    flexsc_shim_serve s{};
+    s.cpu = -1;
+    return sys_ioctl(fd, FLEXSC_IOC_UNREGISTER, &r) == -EPERM && sys_ioctl(fd, FLEXSC_IOC_SERVE, &s) == -EPERM &&
+                   sys_ioctl(fd, FLEXSC_IOC_WAKE, nullptr) == -EPERM
+               ? 0
+               : 1;
+  });
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(shim.call(SYS_getpid), getpid());
+}
+
+TEST(Shim, AProcessUnderSeccompIsRefused) {
+  const int rc = in_child([] {
+    sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    sock_fprog prog{1, allow};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+      return 2;
+    Shim shim;
+    return !shim.ok() ? 0 : 1;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(Shim, KillingAServingProcessReleasesEverything) {
+  for (int round = 0; round < 5; ++round) {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      Shim shim(4, 2);
+      int p[2];
+      if (!shim.ok() || pipe(p) != 0) _exit(1);
+      char c;
+      shim.post(7, SYS_read, p[0], reinterpret_cast<long>(&c), 1);  // a server blocked in the kernel
+      if (write(ready[1], "r", 1) != 1) _exit(1);
+      for (;;) shim.call(SYS_getppid);
+    }
+    char c;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    std::this_thread::sleep_for(20ms);
+    kill(pid, SIGKILL);
+    int st = 0;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    close(ready[0]);
+    close(ready[1]);
+  }
+}
+
+TEST(Shim, TheModuleStaysWhileInUse) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  EXPECT_EQ(syscall(SYS_delete_module, "flexsc_shim", O_NONBLOCK), -1);
+  EXPECT_TRUE(errno == EBUSY || errno == EWOULDBLOCK) << std::strerror(errno);
+  EXPECT_EQ(shim.call(SYS_getpid), getpid());
+}
+
+}  // namespace
