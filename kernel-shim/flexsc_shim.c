@@ -12,6 +12,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
+#include <linux/close_range.h>
+#include <linux/futex.h>
+#include <linux/ioprio.h>
+#include <linux/resource.h>
 #include <linux/cpumask.h>
 #include <linux/delay.h>
 #include <linux/freezer.h>
@@ -22,8 +26,10 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/nospec.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/seccomp.h>
 #include <linux/slab.h>
@@ -36,9 +42,20 @@
 #include <flexsc/entry.h>
 #include <flexsc/shim.h>
 
-/* Kernel-internal restart codes (include/linux/errno.h). */
-#define FLEXSC_ERESTART_FIRST 512 /* ERESTARTSYS */
-#define FLEXSC_ERESTART_LAST 516  /* ERESTART_RESTARTBLOCK */
+/*
+ * Kernel-internal restart codes (include/linux/errno.h): ERESTARTSYS,
+ * ERESTARTNOINTR, ERESTARTNOHAND and ERESTART_RESTARTBLOCK (515 is
+ * ENOIOCTLCMD, never returned to userspace either, but no restart).
+ */
+#define FLEXSC_ERESTART_BLOCK 516
+
+static bool flexsc_restart_code(long ret)
+{
+	return ret == -512 || ret == -513 || ret == -514 || ret == -FLEXSC_ERESTART_BLOCK;
+}
+
+/* Longest idle spin a server may ask for. */
+#define FLEXSC_MAX_SPIN_NS (10 * NSEC_PER_MSEC)
 
 /* ---- the syscall dispatcher ------------------------------------------- */
 
@@ -92,6 +109,75 @@ static bool flexsc_allowed(unsigned int nr)
 	}
 }
 
+/* CPU-clock ids of one thread (CLOCK_THREAD_CPUTIME_ID, or built per thread). */
+static bool flexsc_thread_clock(long id)
+{
+	return id == CLOCK_THREAD_CPUTIME_ID || (id < 0 && (id & 4));
+}
+
+/*
+ * Calls whose arguments make them act on the calling thread (pid 0, a
+ * thread clock, a signal mask for the call, PI futexes, ...): the same
+ * rules as lib/classify.cpp, which runs them on the caller.
+ */
+static bool flexsc_thread_args(unsigned int nr, const __s64 *a)
+{
+	switch (nr) {
+	case __NR_sched_setparam:
+	case __NR_sched_getparam:
+	case __NR_sched_setscheduler:
+	case __NR_sched_getscheduler:
+	case __NR_sched_rr_get_interval:
+	case __NR_sched_setaffinity:
+	case __NR_sched_getaffinity:
+	case __NR_sched_setattr:
+	case __NR_sched_getattr:
+	case __NR_perf_event_open:
+		return (nr == __NR_perf_event_open ? a[1] : a[0]) == 0;
+	case __NR_getpriority:
+	case __NR_setpriority:
+		return a[0] == PRIO_PROCESS && a[1] == 0;
+	case __NR_ioprio_get:
+	case __NR_ioprio_set:
+		return a[0] == IOPRIO_WHO_PROCESS && a[1] == 0;
+	case __NR_getrusage:
+		return a[0] == RUSAGE_THREAD;
+	case __NR_clock_gettime:
+	case __NR_clock_getres:
+	case __NR_clock_nanosleep:
+	case __NR_timer_create:
+		return flexsc_thread_clock(a[0]);
+	case __NR_close_range:
+		return a[2] & CLOSE_RANGE_UNSHARE;
+	case __NR_ppoll:
+		return a[3];
+	case __NR_pselect6:
+	case __NR_io_pgetevents:
+		return a[5];
+	case __NR_epoll_pwait:
+	case __NR_epoll_pwait2:
+		return a[4];
+	case __NR_futex:
+		switch (a[1] & FUTEX_CMD_MASK) {
+		case FUTEX_LOCK_PI:
+		case FUTEX_UNLOCK_PI:
+		case FUTEX_TRYLOCK_PI:
+		case FUTEX_WAIT_REQUEUE_PI:
+		case FUTEX_CMP_REQUEUE_PI:
+		case FUTEX_LOCK_PI2:
+			return true;
+		default:
+			return false;
+		}
+	case __NR_wait4:
+		return a[2] & __WNOTHREAD;
+	case __NR_waitid:
+		return a[3] & __WNOTHREAD;
+	default:
+		return false;
+	}
+}
+
 static long flexsc_dispatch(unsigned int nr, const struct flexsc_entry *e)
 {
 	struct pt_regs regs = {};
@@ -106,7 +192,7 @@ static long flexsc_dispatch(unsigned int nr, const struct flexsc_entry *e)
 	regs.ax = -ENOSYS;
 	if (flexsc_x64_sys_call)
 		return flexsc_x64_sys_call(&regs, nr);
-	return flexsc_sys_call_table[nr](&regs);
+	return flexsc_sys_call_table[array_index_nospec(nr, NR_syscalls)](&regs);
 }
 
 /* ---- per-process state ------------------------------------------------ */
@@ -119,13 +205,16 @@ struct flexsc_region {
 	unsigned int nentries;
 	struct page **pages;
 	struct flexsc_entry *entries; /* vmap of the pinned pages */
+	struct mm_struct *mm;         /* charged for the pinned pages (locked_vm) */
 	wait_queue_head_t waiters;   /* FLEXSC_IOC_WAIT */
 };
 
 struct flexsc_proc {
 	struct list_head node; /* in flexsc_procs */
-	struct mm_struct *mm;  /* identity only: never dereferenced */
-	struct page *control_page;
+	struct mm_struct *mm;  /* mmgrab()ed: its address is never reused while we hold it */
+	spinlock_t serving_lock;
+	struct list_head serving; /* threads inside SERVE (struct flexsc_serving) */
+	struct page *control_pages[FLEXSC_SHIM_CONTROL_PAGES];
 	struct flexsc_shim_control *control;
 	wait_queue_head_t servers; /* sleeping serving threads */
 	bool leaving;
@@ -143,6 +232,8 @@ static void flexsc_region_free(struct kref *ref)
 
 	vunmap(r->entries);
 	unpin_user_pages_dirty_lock(r->pages, r->npages, true);
+	account_locked_vm(r->mm, r->npages, false);
+	mmdrop(r->mm);
 	kvfree(r->pages);
 	kfree(r);
 }
@@ -202,13 +293,16 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 	p = kvzalloc(sizeof(*p), GFP_KERNEL);
 	if (!p)
 		return -ENOMEM;
-	ret = flexsc_pin(a.control, 1, &p->control_page, &mapped);
+	ret = flexsc_pin(a.control, FLEXSC_SHIM_CONTROL_PAGES, p->control_pages, &mapped);
 	if (ret) {
 		kvfree(p);
 		return ret;
 	}
 	p->control = mapped;
 	p->mm = current->mm;
+	mmgrab(p->mm);
+	spin_lock_init(&p->serving_lock);
+	INIT_LIST_HEAD(&p->serving);
 	init_waitqueue_head(&p->servers);
 	mutex_init(&p->regions_lock);
 
@@ -224,7 +318,8 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 	mutex_unlock(&flexsc_procs_lock);
 	if (ret) {
 		vunmap(p->control);
-		unpin_user_page(p->control_page);
+		unpin_user_pages(p->control_pages, FLEXSC_SHIM_CONTROL_PAGES);
+		mmdrop(p->mm);
 		kvfree(p);
 	}
 	return ret;
@@ -269,12 +364,22 @@ static long flexsc_register(struct flexsc_proc *p, struct flexsc_shim_region __u
 		kfree(r);
 		return -ENOMEM;
 	}
-	ret = flexsc_pin(a.addr, a.pages, r->pages, &mapped);
+	/* Pinned pages count against RLIMIT_MEMLOCK, as io_uring's do. */
+	ret = account_locked_vm(current->mm, a.pages, true);
 	if (ret) {
 		kvfree(r->pages);
 		kfree(r);
 		return ret;
 	}
+	ret = flexsc_pin(a.addr, a.pages, r->pages, &mapped);
+	if (ret) {
+		account_locked_vm(current->mm, a.pages, false);
+		kvfree(r->pages);
+		kfree(r);
+		return ret;
+	}
+	r->mm = current->mm;
+	mmgrab(r->mm);
 	kref_init(&r->ref);
 	r->entries = mapped;
 	r->uaddr = a.addr;
@@ -292,22 +397,32 @@ static long flexsc_register(struct flexsc_proc *p, struct flexsc_shim_region __u
 		return -ENOSPC;
 	}
 	r->id = slot;
+	kref_get(&r->ref); /* ours, for the copy below: the list's may go meanwhile */
 	rcu_assign_pointer(p->regions[slot], r);
 	if (slot >= p->nslots)
 		WRITE_ONCE(p->nslots, slot + 1);
 	mutex_unlock(&p->regions_lock);
 
 	a.id = slot;
-	if (copy_to_user(uarg, &a, sizeof(a))) {
-		/* The caller cannot learn the id: take the region back. */
+	ret = copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
+	if (ret) {
+		/* The caller cannot learn the id: take the region back, if still listed. */
+		bool listed;
+
 		mutex_lock(&p->regions_lock);
-		flexsc_unlink_region(p, slot);
+		listed = rcu_access_pointer(p->regions[slot]) == r;
+		if (listed)
+			flexsc_unlink_region(p, slot);
 		mutex_unlock(&p->regions_lock);
-		synchronize_rcu();
-		flexsc_drop_region(r);
-		return -EFAULT;
+		if (listed) {
+			synchronize_rcu();
+			flexsc_drop_region(r);
+		}
 	}
-	return 0;
+	kref_put(&r->ref, flexsc_region_free);
+	/* Entries submitted before the registration are there already. */
+	wake_up_all(&p->servers);
+	return ret;
 }
 
 static long flexsc_unregister(struct flexsc_proc *p, struct flexsc_shim_region __user *uarg)
@@ -370,20 +485,24 @@ static void flexsc_publish(struct flexsc_region *r, struct flexsc_entry *e)
  * again: a restart code while a stop or a freeze is pending (every other
  * signal is blocked on a server).  A dying process gets EINTR.
  */
-static unsigned long flexsc_run(struct flexsc_entry *e, bool restartblock)
+static unsigned long flexsc_run(struct flexsc_proc *p, struct flexsc_entry *e, bool restartblock)
 {
 	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
 	long ret;
 
 	if (e->flags & FLEXSC_ENTRY_NOP) {
+		atomic64_inc((atomic64_t *)&p->control->nops);
 		e->ret = 0;
 		return 0;
 	}
+	if (!restartblock && nr < FLEXSC_SHIM_COUNTED_CALLS)
+		atomic64_inc((atomic64_t *)&p->control->calls[nr]);
 	if (nr >= NR_syscalls) {
 		e->ret = -ENOSYS;
 		return 0;
 	}
-	if (!flexsc_allowed(nr)) {
+	/* restart_syscall continues a call checked when it started. */
+	if (!restartblock && (!flexsc_allowed(nr) || flexsc_thread_args(nr, e->args))) {
 		e->ret = -EPERM;
 		return 0;
 	}
@@ -393,14 +512,19 @@ static unsigned long flexsc_run(struct flexsc_entry *e, bool restartblock)
 		return 0;
 	}
 	ret = flexsc_dispatch(nr, e);
-	if (ret <= -FLEXSC_ERESTART_FIRST && ret >= -FLEXSC_ERESTART_LAST) {
+	/* Shutdown interrupts a blocked call with the stop signal: cancelled. */
+	if (READ_ONCE(p->leaving) && (ret == -EINTR || flexsc_restart_code(ret))) {
+		e->ret = -ECANCELED;
+		return 0;
+	}
+	if (flexsc_restart_code(ret)) {
 		if (fatal_signal_pending(current)) {
 			e->ret = -EINTR;
 			return 0;
 		}
 		/* restart_syscall finishes what such a call started (a sleep's rest). */
-		return ret == -FLEXSC_ERESTART_LAST ? FLEXSC_PENDING_RERUN | FLEXSC_PENDING_RESTARTBLOCK
-						    : FLEXSC_PENDING_RERUN;
+		return ret == -FLEXSC_ERESTART_BLOCK ? FLEXSC_PENDING_RERUN | FLEXSC_PENDING_RESTARTBLOCK
+						     : FLEXSC_PENDING_RERUN;
 	}
 	e->ret = ret;
 	return 0;
@@ -456,7 +580,7 @@ static void flexsc_finish_pending(struct flexsc_server *sv)
 		if (!e)
 			continue;
 		if (bits)
-			bits = flexsc_run(e, bits & FLEXSC_PENDING_RESTARTBLOCK);
+			bits = flexsc_run(sv->p, e, bits & FLEXSC_PENDING_RESTARTBLOCK);
 		if (bits || task_work_pending(current))
 			s->pending[kept++] = (s->pending[i] & ~FLEXSC_PENDING_BITS) | bits;
 		else
@@ -475,6 +599,9 @@ static u32 flexsc_must_return(struct flexsc_server *sv)
 		return FLEXSC_SERVE_LEAVE;
 	if (signal_pending(current) || freezing(current))
 		return FLEXSC_SERVE_SIGNAL;
+	/* CPU-time limits and timers reach a thread as task work. */
+	if (task_work_pending(current))
+		return FLEXSC_SERVE_TASK_WORK;
 	return 0;
 }
 
@@ -499,7 +626,7 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
 			    cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
 				continue;
 			worked = true;
-			rerun = flexsc_run(e, false);
+			rerun = flexsc_run(sv->p, e, false);
 			sv->executed++;
 			if (!rerun && !task_work_pending(current)) {
 				flexsc_publish(r, e);
@@ -521,6 +648,7 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
 			}
 		}
 		kref_put(&r->ref, flexsc_region_free);
+		cond_resched();
 	}
 	sv->next_slot = n ? (sv->next_slot + 1) % n : 0;
 	return worked ? FLEXSC_WORKED : FLEXSC_IDLE;
@@ -548,8 +676,32 @@ static void flexsc_sleep(struct flexsc_server *sv)
 	atomic_dec(sleeping);
 }
 
+struct flexsc_serving {
+	struct list_head node;
+	struct task_struct *task;
+};
+
+/*
+ * Whether the caller is a serving thread running an entry: an entry that
+ * calls into /dev/flexsc would nest SERVE calls without bound (or wait for
+ * its own completion).
+ */
+static bool flexsc_is_serving(struct flexsc_proc *p)
+{
+	struct flexsc_serving *sv;
+	bool found = false;
+
+	spin_lock(&p->serving_lock);
+	list_for_each_entry(sv, &p->serving, node)
+		if (sv->task == current)
+			found = true;
+	spin_unlock(&p->serving_lock);
+	return found;
+}
+
 static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user *uarg)
 {
+	struct flexsc_serving serving = { .task = current };
 	struct flexsc_server sv = { .p = p };
 	struct flexsc_shim_serve *s;
 	sigset_t blocked, saved;
@@ -563,6 +715,7 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 		return -EFAULT;
 	}
 	if (s->npending > FLEXSC_SHIM_MAX_PENDING || (s->flags & ~FLEXSC_SERVE_PUBLISH_ONLY) ||
+	    s->stop_signal > _NSIG || s->stop_signal == SIGKILL || s->stop_signal == SIGSTOP ||
 	    (s->cpu >= 0 && (s->cpu >= nr_cpu_ids || !cpu_online(s->cpu))) || s->cpu < -1) {
 		kfree(s);
 		return -EINVAL;
@@ -570,9 +723,15 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 	sv.s = s;
 	s->executed = 0;
 	s->reason = 0;
+	s->spin_ns = min_t(u64, s->spin_ns, FLEXSC_MAX_SPIN_NS);
+	spin_lock(&p->serving_lock);
+	list_add(&serving.node, &p->serving);
+	spin_unlock(&p->serving_lock);
 
 	/* Only the signals that stop or kill a server get through. */
 	siginitsetinv(&blocked, sigmask(SIGKILL) | sigmask(SIGSTOP));
+	if (s->stop_signal)
+		sigdelset(&blocked, s->stop_signal);
 	sigprocmask(SIG_SETMASK, &blocked, &saved);
 
 	flexsc_finish_pending(&sv);
@@ -615,6 +774,9 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 			flexsc_sleep(&sv);
 	}
 out:
+	spin_lock(&p->serving_lock);
+	list_del(&serving.node);
+	spin_unlock(&p->serving_lock);
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	s->executed = sv.executed;
 	if (copy_to_user(uarg, s, sizeof(*s)))
@@ -652,15 +814,17 @@ static long flexsc_wait(struct flexsc_proc *p, struct flexsc_shim_wait __user *u
 		kref_put(&r->ref, flexsc_region_free);
 		return -EINVAL;
 	}
+	/* Ends when the entry is done, or when the region is unregistered. */
 	if (!a.timeout_ns) {
 		left = wait_event_interruptible(r->waiters, flexsc_any_done(r, a.index) ||
-							    !rcu_access_pointer(p->regions[a.id]));
+							    rcu_access_pointer(p->regions[a.id]) != r);
 	} else {
-		left = wait_event_interruptible_timeout(r->waiters,
-							flexsc_any_done(r, a.index) ||
-							!rcu_access_pointer(p->regions[a.id]),
-							nsecs_to_jiffies(a.timeout_ns));
-		left = left > 0 ? 0 : (left == 0 ? -ETIMEDOUT : left);
+		left = wait_event_interruptible_hrtimeout(r->waiters,
+							  flexsc_any_done(r, a.index) ||
+							  rcu_access_pointer(p->regions[a.id]) != r,
+							  ns_to_ktime(a.timeout_ns));
+		if (left == -ETIME)
+			left = -ETIMEDOUT;
 	}
 	kref_put(&r->ref, flexsc_region_free);
 	return left;
@@ -678,6 +842,8 @@ static long flexsc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	p = flexsc_proc_of(file);
 	if (IS_ERR(p))
 		return PTR_ERR(p);
+	if (flexsc_is_serving(p))
+		return -EDEADLK;
 	switch (cmd) {
 	case FLEXSC_IOC_REGISTER:
 		return flexsc_register(p, uarg);
@@ -728,7 +894,8 @@ static int flexsc_release(struct inode *inode, struct file *file)
 			flexsc_drop_region(r);
 	}
 	vunmap(p->control);
-	unpin_user_pages_dirty_lock(&p->control_page, 1, true);
+	unpin_user_pages_dirty_lock(p->control_pages, FLEXSC_SHIM_CONTROL_PAGES, true);
+	mmdrop(p->mm);
 	kvfree(p);
 	return 0;
 }

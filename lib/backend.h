@@ -36,8 +36,9 @@ class Backend {
 
   // The owner of ctx is about to park: returns how (kParkedFutex...), to
   // be stored into ctx->waiting before the last check; then park() sleeps.
+  // target: the entry it waits for, or nullptr for any of ctx's.
   virtual uint32_t prepare_park(Context*) { return kParkedFutex; }
-  virtual void park(Context* ctx, uint32_t how, uint64_t timeout_ns);
+  virtual void park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry* target);
 
   // The owner of ctx has spun without seeing its entries complete and is
   // about to park: make sure they progress (run them inline in single-core

@@ -79,6 +79,16 @@ SyscallClass classify(long nr, const long a[6]) {
       return (a[2] & kCloseRangeUnshare) ? local : table;
     case SYS_perf_event_open:
       return a[1] == 0 ? local : table;
+    // A signal mask swapped in for the call is the calling thread's (and
+    // a signal it lets through interrupts that thread's call).
+    case SYS_ppoll:
+      return a[3] ? local : table;
+    case SYS_pselect6:
+    case SYS_io_pgetevents:
+      return a[5] ? local : table;
+    case SYS_epoll_pwait:
+    case SYS_epoll_pwait2:
+      return a[4] ? local : table;
     case SYS_futex:
       if (is_pi_futex(a[1])) return local;
       return is_futex_wait(a[1]) ? SyscallClass::Blocking : SyscallClass::Remote;

@@ -36,6 +36,7 @@ inline bool is_done(flexsc_entry* e) { return status_of(e).load(std::memory_orde
 // Values of Context::waiting: how its owner is parked.
 inline constexpr uint32_t kParkedFutex = 1;  // on the word itself
 inline constexpr uint32_t kParkedRing = 2;   // in its io_uring wait, woken through wake_fd
+inline constexpr uint32_t kParkedShim = 3;   // in the kernel shim's wait, woken by its entries' completions
 
 // What a backend keeps per context (an io_uring ring).
 struct BackendState {

@@ -14,6 +14,7 @@
 #ifdef FLEXSC_HAVE_IO_URING
 #include "uring_backend.h"
 #endif
+#include "shim_backend.h"
 
 namespace flexsc::detail {
 namespace {
@@ -54,22 +55,25 @@ int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* ou
   int rc;
   if (b == "thread" || b == "test-perturb") {
     rc = ThreadBackend::create(cfg, b == "test-perturb", &rt->backend_, error);
+  } else if (b == "shim") {
+    rc = ShimBackend::create(cfg, &rt->backend_, error);
 #ifdef FLEXSC_HAVE_IO_URING
   } else if (b == "uring" || b == "uring-sqpoll") {
     rc = UringBackend::create(cfg, b == "uring-sqpoll", &rt->backend_, error);
-  } else if (b == "auto") {
-    // io_uring where it works: SQPOLL when syscall cores are dedicated
-    // (a submission thread on a shared core would compete with the user).
-    rc = -ENOSYS;
-    if (auto_wants_sqpoll(cfg)) rc = UringBackend::create(cfg, true, &rt->backend_, error);
-    if (rc < 0) rc = UringBackend::create(cfg, false, &rt->backend_, error);
-    if (rc < 0) rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
-#else
-  } else if (b == "auto") {
-    rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
 #endif
+  } else if (b == "auto") {
+    // The kernel shim where it is loaded and takes this process; then
+    // io_uring where it works: SQPOLL when syscall cores are dedicated (a
+    // submission thread on a shared core would compete with the user).
+    std::string ignored;
+    rc = ShimBackend::create(cfg, &rt->backend_, &ignored);
+#ifdef FLEXSC_HAVE_IO_URING
+    if (rc < 0 && auto_wants_sqpoll(cfg)) rc = UringBackend::create(cfg, true, &rt->backend_, error);
+    if (rc < 0) rc = UringBackend::create(cfg, false, &rt->backend_, error);
+#endif
+    if (rc < 0) rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
   } else {
-    *error = "backend '" + b + "' is not available in this build (available: thread" + kUringNames + ")";
+    *error = "backend '" + b + "' is not available in this build (available: thread, shim" + kUringNames + ")";
     rc = -ENOSYS;
   }
   if (rc < 0) return rc;
@@ -109,7 +113,8 @@ int Runtime::submit(Context* ctx) {
       }
       e->flags = cls == SyscallClass::Blocking ? kEntryBlocking : 0;
     }
-    status_of(e).store(FLEXSC_SUBMITTED, std::memory_order_relaxed);
+    // Release: the kernel shim's servers find entries by their status.
+    status_of(e).store(FLEXSC_SUBMITTED, std::memory_order_release);
     ctx->prepared[remote++] = slot | (e->flags & kEntryBlocking ? Context::kSqBlocking : 0);
   }
   ctx->prepared_count = 0;
@@ -144,14 +149,16 @@ void count_on_caller(Context* ctx, long nr, SyscallClass cls) {
   }
 }
 
-void Backend::park(Context* ctx, uint32_t how, uint64_t timeout_ns) { futex_wait(&ctx->waiting, how, timeout_ns); }
+void Backend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry*) {
+  futex_wait(&ctx->waiting, how, timeout_ns);
+}
 
 // Spin for the configured time, then park until done().  Parking has a
 // timeout: each time it runs out, the waiter checks that the syscall
 // threads serving it are not all stuck in blocking calls.  Contexts whose
 // completions wait in a ring are reaped on every check.
 template <class Done>
-void Runtime::wait_until(Context* ctx, Done done_now, bool spun) {
+void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_entry* target) {
   const bool reaps = ctx->reaps.load(std::memory_order_relaxed);
   auto done = [&] {
     if (reaps) backend_->reap(ctx);
@@ -179,7 +186,7 @@ void Runtime::wait_until(Context* ctx, Done done_now, bool spun) {
       return;
     }
     ctx->stats.wait_parks.add();
-    backend_->park(ctx, how, park_ns);
+    backend_->park(ctx, how, park_ns, target);
     ctx->waiting.store(0, std::memory_order_relaxed);
     if (done()) return;
     backend_->before_park(ctx, mark, now_ns() - start);
@@ -189,13 +196,13 @@ void Runtime::wait_until(Context* ctx, Done done_now, bool spun) {
 }
 
 long Runtime::wait_entry(Context* ctx, flexsc_entry* e, bool spun) {
-  wait_until(ctx, [e] { return is_done(e); }, spun);
+  wait_until(ctx, [e] { return is_done(e); }, spun, e);
   return e->ret;
 }
 
 int Runtime::wait_any(Context* ctx, flexsc_entry** out, bool spun) {
   if (!ctx->any_unseen()) return -EAGAIN;
-  wait_until(ctx, [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; }, spun);
+  wait_until(ctx, [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; }, spun, nullptr);
   return 0;
 }
 

@@ -44,7 +44,7 @@ class Runtime {
  private:
   Runtime() = default;
   template <class Done>
-  void wait_until(Context* ctx, Done done, bool spun);
+  void wait_until(Context* ctx, Done done, bool spun, const flexsc_entry* target);
   void print_stats() const;
 
   Config cfg_;

@@ -12,6 +12,7 @@
 
 #include "context.h"
 #include "futex.h"
+#include "process.h"
 #include "raw_syscall.h"
 
 namespace flexsc::detail {
@@ -20,18 +21,6 @@ namespace {
 constexpr size_t kSyscallThreadStack = 256 * 1024;
 // A call of any class that makes no progress this long counts as stuck.
 constexpr uint64_t kLongWaitNs = 10'000'000;
-
-void ignore_signal(int) {}
-
-// A real-time signal nobody handles, used to interrupt a syscall thread
-// blocked in a call when the runtime shuts down.
-int pick_cancel_signal() {
-  for (int sig = SIGRTMAX; sig > SIGRTMIN + 2; --sig) {
-    struct sigaction sa;
-    if (sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler == SIG_DFL) return sig;
-  }
-  return 0;
-}
 
 void wake_one(SyscallCore* core) {
   core->sleep_word.fetch_add(1, std::memory_order_seq_cst);
@@ -516,12 +505,7 @@ void ThreadBackend::stop() {
       SyscallThread* t = core->threads[i];
       if (!t->handle) continue;
       // A thread blocked in a call is interrupted; its entry gets -ECANCELED.
-      for (unsigned tries = 0; !t->exited.load(std::memory_order_acquire); ++tries) {
-        if (cancel_signal_ && tries % 10 == 0) pthread_kill(t->handle, cancel_signal_);
-        usleep(1000);
-      }
-      pthread_join(t->handle, nullptr);
-      t->handle = {};
+      interrupt_and_join(&t->handle, t->exited, cancel_signal_);
     }
     Context* ctx;
     while (core->ready.pop(ctx)) {

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "context.h"
+#include "process.h"
 #include "runtime.h"
 #include "thread_backend.h"
 
@@ -109,25 +110,6 @@ cpu_set_t cpu_set_of(const std::vector<int>& cpus) {
   CPU_ZERO(&set);
   for (int c : cpus) CPU_SET(c, &set);
   return set;
-}
-
-// The runtime's descriptors live at the top of the descriptor range, out
-// of the way of a program that expects the lowest free numbers (and of
-// tests comparing descriptor tables).  Returns the new number, or fd.
-int move_fd_high(int fd) {
-  rlimit lim;
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < 64) return fd;
-  const int top = static_cast<int>(std::min<rlim_t>(lim.rlim_cur, 1 << 20)) - 1;
-  // F_DUPFD takes the lowest free number from `from` up: step down from
-  // the top until a window has one.
-  for (int from = top; from > top / 2; from -= 64) {
-    const int high = fcntl(fd, F_DUPFD_CLOEXEC, from);
-    if (high >= 0) {
-      close(fd);
-      return high;
-    }
-  }
-  return fd;
 }
 
 void set_done(flexsc_entry* e, long ret) {
@@ -544,10 +526,10 @@ uint32_t UringBackend::prepare_park(Context* ctx) {
   return kParkedRing;
 }
 
-void UringBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns) {
+void UringBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry* target) {
   ContextRing* r = ring_of(ctx);
   if (how != kParkedRing || !r) {
-    Backend::park(ctx, how, timeout_ns);
+    Backend::park(ctx, how, timeout_ns, target);
     return;
   }
   __kernel_timespec ts{static_cast<long long>(timeout_ns / 1'000'000'000),

@@ -41,7 +41,7 @@ class UringBackend final : public Backend {
   void submit(Context* ctx, uint32_t* slots, unsigned count) override;
   bool reap(Context* ctx) override;
   uint32_t prepare_park(Context* ctx) override;
-  void park(Context* ctx, uint32_t how, uint64_t timeout_ns) override;
+  void park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry* target) override;
   uint64_t progress_mark(Context* ctx) const override;
   void before_park(Context* ctx, uint64_t since, uint64_t waited_ns) override;
   bool cancel_ops(Context* ctx, bool owner_outside) override;

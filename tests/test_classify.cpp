@@ -17,8 +17,8 @@ using C = flexsc::detail::SyscallClass;
 
 namespace {
 
-C cls(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0) {
-  const long a[6] = {a0, a1, a2, a3, 0, 0};
+C cls(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+  const long a[6] = {a0, a1, a2, a3, a4, a5};
   return classify(nr, a);
 }
 
@@ -79,6 +79,15 @@ TEST(Classify, ArgumentsRefineTheClass) {
   EXPECT_EQ(cls(SYS_flock, 3, LOCK_EX), C::Blocking);
   EXPECT_EQ(cls(SYS_close_range, 3, 10, 2 /* CLOSE_RANGE_UNSHARE */), C::Local);
   EXPECT_EQ(cls(SYS_close_range, 3, 10, 0), C::Remote);
+  // A signal mask for the call is the calling thread's.
+  EXPECT_EQ(cls(SYS_ppoll, 0, 0, 0, 0x1000), C::Local);
+  EXPECT_EQ(cls(SYS_ppoll, 0, 0, 0, 0), C::Blocking);
+  EXPECT_EQ(cls(SYS_pselect6, 0, 0, 0, 0, 0, 0x1000), C::Local);
+  EXPECT_EQ(cls(SYS_pselect6, 0, 0, 0, 0, 0, 0), C::Blocking);
+  EXPECT_EQ(cls(SYS_epoll_pwait, 3, 0, 1, -1, 0x1000), C::Local);
+  EXPECT_EQ(cls(SYS_epoll_pwait, 3, 0, 1, -1, 0), C::Blocking);
+  EXPECT_EQ(cls(SYS_epoll_pwait2, 3, 0, 1, 0, 0x1000), C::Local);
+  EXPECT_EQ(cls(SYS_io_pgetevents, 0, 1, 1, 0, 0, 0x1000), C::Local);
 }
 
 }  // namespace

@@ -33,18 +33,27 @@
  * words have a cache line each: one is written by posters, the other by
  * serving threads.
  */
+#define FLEXSC_SHIM_COUNTED_CALLS 512 /* calls[] covers syscall numbers below this */
+
 struct flexsc_shim_control {
 	__u64 posted;
 	__u64 pad0[7];
 	__u32 sleeping;
 	__u32 pad1[15];
+	/* Statistics, bumped by serving threads before an entry is DONE. */
+	__u64 nops;                              /* NOP entries completed */
+	__u64 pad2[7];
+	__u64 calls[FLEXSC_SHIM_COUNTED_CALLS];  /* calls run, by syscall number */
 };
+
+/* The control area spans this many pages (page-aligned, registered whole). */
+#define FLEXSC_SHIM_CONTROL_PAGES ((sizeof(struct flexsc_shim_control) + 4095) / 4096)
 
 /* FLEXSC_IOC_ATTACH: the process's one attachment (per mm). */
 struct flexsc_shim_attach {
 	__u32 abi;      /* in: FLEXSC_SHIM_ABI */
 	__u32 flags;    /* in: 0 */
-	__u64 control;  /* in: page-aligned address of a struct flexsc_shim_control */
+	__u64 control;  /* in: page-aligned address of FLEXSC_SHIM_CONTROL_PAGES pages: struct flexsc_shim_control */
 };
 
 /* FLEXSC_IOC_REGISTER / FLEXSC_IOC_UNREGISTER: a run of syscall pages. */
@@ -63,7 +72,9 @@ struct flexsc_shim_region {
  * defers the file's release that way) are not DONE yet: their addresses
  * come back in `pending`, the task work runs on the way to userspace, and
  * the next SERVE call (or one with FLEXSC_SERVE_PUBLISH_ONLY) publishes
- * them first.  The caller passes `pending` back unchanged.
+ * them first.  The caller passes `pending` back unchanged.  After
+ * FLEXSC_IOC_LEAVE, a call interrupted (by the stop signal) completes with
+ * -ECANCELED.
  */
 #define FLEXSC_SHIM_MAX_PENDING 16
 #define FLEXSC_SERVE_PUBLISH_ONLY (1u << 0) /* publish `pending`, then return */
@@ -79,9 +90,11 @@ struct flexsc_shim_serve {
 	__s32 cpu;          /* in: pin the caller to this CPU; -1 leaves its affinity */
 	__u32 flags;        /* in: FLEXSC_SERVE_* */
 	__u64 spin_ns;      /* in: spin this long idle before sleeping */
-	__u64 executed;     /* out: entries run by this call */
+	__u32 stop_signal;  /* in: left unblocked, to interrupt a call at shutdown (0: none) */
 	__u32 reason;       /* out: enum flexsc_serve_reason */
+	__u64 executed;     /* out: entries run by this call */
 	__u32 npending;     /* in/out */
+	__u32 pad;
 	__u64 pending[FLEXSC_SHIM_MAX_PENDING]; /* in/out: user addresses of entries */
 };
 

@@ -9,6 +9,8 @@
 # Each program is a host binary, copied into the initramfs with every
 # library ldd lists; /init loads the module and runs each program in
 # turn with its arguments after a '::' (e.g. "bin/test_shim::--gtest_brief=1").
+# An argument VAR=value (no slash before the '=') sets an environment
+# variable for the programs after it.
 # Programs write results the host reads back from the serial console.
 # Exit status: 0 when every program exited 0 and the kernel logged no
 # BUG, WARNING or Oops; 1 otherwise; 77 (SKIP) when QEMU, the kernel
@@ -73,7 +75,7 @@ echo "module built in $((SECONDS - t1)) s"
 root=$work/initramfs
 rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,run} || exit 1
 cp /bin/busybox "$root/bin/"
-for app in sh mount insmod rmmod lsmod poweroff dmesg grep cat echo sleep mkdir ls; do
+for app in sh mount insmod rmmod lsmod poweroff dmesg grep cat echo sleep mkdir ls ip; do
   ln -s busybox "$root/bin/$app"
 done
 cp "$module" "$root/flexsc_shim.ko" || exit 1
@@ -89,6 +91,10 @@ copy_with_libs() {
 }
 runs=()
 for spec in "$@"; do
+  if [[ "$spec" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then
+    runs+=("export $spec")
+    continue
+  fi
   bin=$(readlink -f "${spec%%::*}")
   copy_with_libs "$bin" || exit 1
   args=""
@@ -99,8 +105,11 @@ done
   echo '#!/bin/sh'
   echo 'mount -t devtmpfs dev /dev; mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t tmpfs tmp /tmp'
   echo 'export PATH=/bin HOME=/tmp TMPDIR=/tmp'
+  echo 'ulimit -n 20000  # as on the host: the suites use high descriptor numbers'
+  echo 'ip link set lo up  # the suites talk over loopback'
   echo 'if insmod /flexsc_shim.ko; then echo "FLEXSC-GUEST insmod ok"; else echo "FLEXSC-GUEST insmod failed"; fi'
   for r in "${runs[@]}"; do
+    if [[ "$r" == export* ]]; then echo "$r"; continue; fi
     echo "echo \"FLEXSC-GUEST run $r\""
     echo "$r; echo \"FLEXSC-GUEST exit \$? $r\""
   done
@@ -126,6 +135,7 @@ echo "guest ran $((SECONDS - t2)) s (qemu exit $qemu_rc, $accel); $((SECONDS - t
 status=0
 grep -a "FLEXSC-GUEST insmod ok" "$log" >/dev/null || { echo "FAIL: the module did not load"; status=1; }
 for r in "${runs[@]}"; do
+  [[ "$r" == export* ]] && continue
   line=$(grep -a "FLEXSC-GUEST exit [0-9]* $r" "$log" | tail -1)
   if [ -z "$line" ]; then
     echo "FAIL: no result from '$r'"; status=1

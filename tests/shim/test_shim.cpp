@@ -39,7 +39,7 @@ class Shim {
   explicit Shim(unsigned pages = 1, unsigned servers = 1) : pages_(pages) {
     fd_ = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
     if (fd_ < 0) return;
-    control_ = static_cast<flexsc_shim_control*>(map(1));
+    control_ = static_cast<flexsc_shim_control*>(map(FLEXSC_SHIM_CONTROL_PAGES));
     entries_ = static_cast<flexsc_entry*>(map(pages));
     flexsc_shim_attach a{FLEXSC_SHIM_ABI, 0, reinterpret_cast<uint64_t>(control_)};
     attach_rc_ = sys_ioctl(fd_, FLEXSC_IOC_ATTACH, &a);
@@ -53,13 +53,14 @@ class Shim {
     sys_ioctl(fd_, FLEXSC_IOC_LEAVE, nullptr);
     for (auto& t : servers_) t.join();
     close(fd_);
-    munmap(control_, 4096);
+    munmap(control_, FLEXSC_SHIM_CONTROL_PAGES * 4096);
     munmap(entries_, size_t{pages_} * 4096);
   }
   bool ok() const { return fd_ >= 0 && attach_rc_ == 0 && register_rc_ == 0; }
   int fd() const { return fd_; }
   uint32_t id() const { return id_; }
   flexsc_entry* entry(unsigned i) { return &entries_[i]; }
+  const flexsc_shim_control* control() const { return control_; }
 
   // Posts entry i: fills it, publishes SUBMITTED, rings the doorbell.
   void post(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
@@ -138,6 +139,7 @@ TEST(Shim, RunsCallsAsTheProcess) {
   ASSERT_TRUE(shim.ok());
   EXPECT_EQ(shim.call(SYS_getppid), getppid());
   EXPECT_EQ(shim.call(SYS_getpid), getpid());
+  EXPECT_EQ(shim.control()->calls[SYS_getpid], 1u);  // counted before DONE
   EXPECT_EQ(shim.call(SYS_getpgrp), getpgrp());
   char cwd[256] = {}, mine[256] = {};
   ASSERT_NE(getcwd(mine, sizeof mine), nullptr);
@@ -168,6 +170,57 @@ TEST(Shim, UnknownNumbersAndThreadCallsAreRefused) {
   EXPECT_EQ(shim.call(SYS_clone, SIGCHLD), -EPERM);
   // The process is still whole and the server still serves.
   EXPECT_EQ(shim.call(SYS_getpid), getpid());
+}
+
+TEST(Shim, CallsActingOnTheServingThreadByTheirArgumentsAreRefused) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(0, &set);
+  EXPECT_EQ(shim.call(SYS_sched_setaffinity, 0, sizeof set, reinterpret_cast<long>(&set)), -EPERM);
+  EXPECT_EQ(shim.call(SYS_close_range, 1000, 1001, 2 /* CLOSE_RANGE_UNSHARE */), -EPERM);
+  sigset_t none;
+  sigemptyset(&none);
+  const timespec zero{0, 0};
+  shim.post(0, SYS_ppoll, 0, 0, reinterpret_cast<long>(&zero), reinterpret_cast<long>(&none), 8);
+  EXPECT_EQ(shim.wait(0), -EPERM);
+  // Without a signal mask it is an ordinary call.
+  EXPECT_EQ(shim.call(SYS_ppoll, 0, 0, reinterpret_cast<long>(&zero)), 0);
+  EXPECT_EQ(shim.call(SYS_close_range, 1000, 1001, 0), 0);
+}
+
+TEST(Shim, AnEntryCannotCallIntoTheShim) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  flexsc_shim_serve s{};
+  s.cpu = -1;
+  // Would nest SERVE in the server without bound.
+  EXPECT_EQ(shim.call(SYS_ioctl, shim.fd(), static_cast<long>(FLEXSC_IOC_SERVE), reinterpret_cast<long>(&s)),
+            -EDEADLK);
+  flexsc_shim_wait w{shim.id(), 5, 0};
+  EXPECT_EQ(shim.call(SYS_ioctl, shim.fd(), static_cast<long>(FLEXSC_IOC_WAIT), reinterpret_cast<long>(&w)),
+            -EDEADLK);
+  EXPECT_EQ(shim.call(SYS_getpid), getpid());
+}
+
+TEST(Shim, AStoppedSleepIsFinishedAfterTheProcessContinues) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  const timespec ts{0, 300'000'000};
+  const auto t0 = std::chrono::steady_clock::now();
+  shim.post(0, SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  const pid_t self = getpid();
+  const int rc = in_child([self] {
+    usleep(50'000);
+    kill(self, SIGSTOP);
+    usleep(50'000);
+    kill(self, SIGCONT);
+    return 0;
+  });
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(shim.wait(0), 0);  // restarted as restart_syscall, not -EPERM or -EINTR
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 290ms);
 }
 
 TEST(Shim, NopEntriesCompleteWithoutACall) {
@@ -266,12 +319,13 @@ TEST(Shim, BadArgumentsAreRefusedCleanly) {
   // A second attachment of the same process.
   const int fd2 = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd2, 0);
-  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const size_t control_bytes = FLEXSC_SHIM_CONTROL_PAGES * 4096;
+  void* page = mmap(nullptr, control_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   flexsc_shim_attach a{FLEXSC_SHIM_ABI, 0, reinterpret_cast<uint64_t>(page)};
   EXPECT_EQ(sys_ioctl(fd2, FLEXSC_IOC_ATTACH, &a), -EBUSY);
   EXPECT_EQ(sys_ioctl(fd2, FLEXSC_IOC_WAKE, nullptr), -ENXIO);  // not attached
   close(fd2);
-  munmap(page, 4096);
+  munmap(page, control_bytes);
 }
 
 TEST(Shim, AnotherProcessCannotUseTheDescriptor) {

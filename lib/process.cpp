@@ -1,0 +1,47 @@
+#include "process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace flexsc::detail {
+
+void ignore_signal(int) {}
+
+int pick_cancel_signal() {
+  for (int sig = SIGRTMAX; sig > SIGRTMIN + 2; --sig) {
+    struct sigaction sa;
+    if (sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler == SIG_DFL) return sig;
+  }
+  return 0;
+}
+
+void interrupt_and_join(pthread_t* handle, const std::atomic<bool>& exited, int signal) {
+  for (unsigned tries = 0; !exited.load(std::memory_order_acquire); ++tries) {
+    if (signal && tries % 10 == 0) pthread_kill(*handle, signal);
+    usleep(1000);
+  }
+  pthread_join(*handle, nullptr);
+  *handle = {};
+}
+
+int move_fd_high(int fd) {
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < 64) return fd;
+  const int top = static_cast<int>(std::min<rlim_t>(lim.rlim_cur, 1 << 20)) - 1;
+  // F_DUPFD takes the lowest free number from `from` up: step down from
+  // the top until a window has one.
+  for (int from = top; from > top / 2; from -= 64) {
+    const int high = fcntl(fd, F_DUPFD_CLOEXEC, from);
+    if (high >= 0) {
+      close(fd);
+      return high;
+    }
+  }
+  return fd;
+}
+
+}  // namespace flexsc::detail

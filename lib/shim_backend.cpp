@@ -1,0 +1,282 @@
+#include "shim_backend.h"
+
+#include <fcntl.h>
+#include <hwloc.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "context.h"
+#include "futex.h"
+#include "process.h"
+
+namespace flexsc::detail {
+namespace {
+
+// Serving threads started per syscall core: one serves, one is spare for
+// when the first blocks in a call; more start when both are stuck.
+constexpr unsigned kInitialServers = 2;
+// A waiter whose entry nobody claimed for this long, while no server is
+// idle, starts another server.
+constexpr uint64_t kStuckNs = 10'000'000;
+constexpr size_t kServerStack = 256 * 1024;
+
+// The context's region at the shim.
+struct ShimRegion final : BackendState {
+  int fd = -1;
+  uint32_t id = 0;
+  ~ShimRegion() override {
+    flexsc_shim_region r{0, 0, id};
+    ioctl(fd, FLEXSC_IOC_UNREGISTER, &r);
+  }
+};
+
+ShimRegion* region_of(Context* ctx) { return static_cast<ShimRegion*>(ctx->backend_state.get()); }
+
+long shim_ioctl(int fd, unsigned long cmd, void* arg) { return ioctl(fd, cmd, arg) < 0 ? -errno : 0; }
+
+struct StartArg {
+  ShimBackend* backend;
+  void* server;
+};
+
+}  // namespace
+
+int ShimBackend::create(const Config& cfg, std::unique_ptr<Backend>* out, std::string* error) {
+  std::unique_ptr<ShimBackend> b(new ShimBackend());
+  b->cfg_ = cfg;
+  const int fd = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    *error = std::string("the kernel shim is not available: " FLEXSC_SHIM_DEVICE ": ") + std::strerror(errno) +
+             (errno == ENOENT ? " (load kernel-shim/flexsc_shim.ko)" : "");
+    return -ENODEV;
+  }
+  b->fd_ = move_fd_high(fd);
+  void* page = mmap(nullptr, FLEXSC_SHIM_CONTROL_PAGES * 4096, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) {
+    *error = "cannot map the shim's control page";
+    return -ENOMEM;
+  }
+  b->control_ = static_cast<flexsc_shim_control*>(page);
+  flexsc_shim_attach a{FLEXSC_SHIM_ABI, 0, reinterpret_cast<uint64_t>(page)};
+  if (long rc = shim_ioctl(b->fd_, FLEXSC_IOC_ATTACH, &a); rc < 0) {
+    *error = std::string("the kernel shim refuses this process: ") + std::strerror(static_cast<int>(-rc)) +
+             (rc == -EPERM ? " (a seccomp filter is installed: offloaded calls would bypass it)" : "");
+    return -ENODEV;
+  }
+  hwloc_topology_t topo = nullptr;
+  int rc = load_topology(&topo, nullptr, {});
+  if (rc < 0) {
+    *error = "cannot read the CPU topology (hwloc)";
+    return rc;
+  }
+  rc = plan_placement(topo, cfg.cores_forced ? &cfg.syscall_cpus : nullptr, &b->placement_, error);
+  hwloc_topology_destroy(topo);
+  if (rc < 0) return rc;
+  b->stop_signal_ = pick_cancel_signal();
+  if (b->stop_signal_) {
+    struct sigaction sa{};
+    sa.sa_handler = ignore_signal;  // no SA_RESTART: a blocked call returns
+    sigemptyset(&sa.sa_mask);
+    sigaction(b->stop_signal_, &sa, &b->old_action_);
+  }
+  b->per_core_.assign(b->placement_.syscall_cores.size(), 0);
+  for (unsigned core = 0; core < b->placement_.syscall_cores.size(); ++core) {
+    for (unsigned i = 0; i < kInitialServers; ++i) {
+      if ((rc = b->spawn(core)) < 0) {
+        *error = std::string("cannot start a serving thread: ") + std::strerror(-rc);
+        b->stop();
+        return rc;
+      }
+    }
+  }
+  *out = std::move(b);
+  return 0;
+}
+
+ShimBackend::~ShimBackend() {
+  stop();
+  if (fd_ >= 0) close(fd_);
+  if (control_) munmap(control_, FLEXSC_SHIM_CONTROL_PAGES * 4096);
+}
+
+int ShimBackend::spawn(unsigned core) {
+  std::lock_guard lock(servers_mutex_);
+  if (per_core_[core] >= cfg_.max_syscall_threads || stopping_.load()) return -EAGAIN;
+  auto server = std::make_unique<Server>();
+  server->backend = this;
+  server->core = core;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kServerStack);
+  // Pinned from birth to its syscall core (single-core mode: the user's CPUs).
+  const auto& pc = placement_.syscall_cores[core];
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  for (int c : pc.cpus) CPU_SET(c, &cpus);
+  if (!pc.shared) pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
+  // Born with every signal blocked; the shim opens only the stop signal.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const int rc = pthread_create(&server->handle, &attr, server_main, server.get());
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return -rc;
+  ++per_core_[core];
+  spawned_.fetch_add(1, std::memory_order_relaxed);
+  servers_.push_back(std::move(server));
+  return 0;
+}
+
+void* ShimBackend::server_main(void* arg) {
+  auto* self = static_cast<Server*>(arg);
+  char name[16];
+  std::snprintf(name, sizeof name, "flexsc-shim/%d", self->backend->placement_.syscall_cores[self->core].cpus.front());
+  pthread_setname_np(pthread_self(), name);
+  self->backend->serve(self);
+  self->exited.store(true, std::memory_order_release);
+  return nullptr;
+}
+
+// Serves until the runtime stops.  SERVE comes back for a signal (the stop
+// signal), for task work (entries it publishes on the next call) or for
+// LEAVE; what is still pending at the end is published (interrupted calls
+// complete with -ECANCELED once LEAVE was called).
+void ShimBackend::serve(Server* self) {
+  flexsc_shim_serve s{};
+  s.cpu = -1;  // pinned already
+  s.spin_ns = placement_.syscall_cores[self->core].shared ? 0 : cfg_.drain_spin_ns;
+  s.stop_signal = static_cast<uint32_t>(stop_signal_);
+  while (!stopping_.load(std::memory_order_acquire)) {
+    const long rc = shim_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
+    if (rc < 0 && rc != -EINTR) {
+      std::fprintf(stderr, "flexsc: a shim serving thread stops: %s\n", std::strerror(static_cast<int>(-rc)));
+      break;
+    }
+    if (s.reason == FLEXSC_SERVE_LEAVE) break;
+  }
+  s.flags = FLEXSC_SERVE_PUBLISH_ONLY;
+  for (int tries = 0; s.npending && tries < 1000; ++tries) shim_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
+}
+
+void ShimBackend::bind(Context* ctx) {
+  const int cpu = sched_getcpu();
+  const auto& map = placement_.core_of_cpu;
+  const int idx = cpu >= 0 && static_cast<size_t>(cpu) < map.size() ? map[static_cast<size_t>(cpu)] : -1;
+  ctx->core = nullptr;  // the thread backend's; servers here serve every context
+  ctx->wait_spin_ns = placement_.syscall_cores[idx < 0 ? 0 : static_cast<size_t>(idx)].shared ? 0 : cfg_.wait_spin_ns;
+  unbind(ctx);
+  auto region = std::make_unique<ShimRegion>();
+  region->fd = fd_;
+  flexsc_shim_region r{reinterpret_cast<uint64_t>(ctx->entries), ctx->capacity / FLEXSC_ENTRIES_PER_PAGE, 0};
+  if (shim_ioctl(fd_, FLEXSC_IOC_REGISTER, &r) < 0) return;  // submit then cancels: no region
+  region->id = r.id;
+  ctx->backend_state = std::move(region);
+}
+
+void ShimBackend::unbind(Context* ctx) { ctx->backend_state.reset(); }
+
+void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
+  if (!region_of(ctx)) {
+    // Registration failed (pages or regions exhausted): nothing would run them.
+    for (unsigned i = 0; i < count; ++i) {
+      flexsc_entry* e = &ctx->entries[slots[i] & ~Context::kSqBlocking];
+      e->ret = -ENOMEM;
+      status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+    }
+    return;
+  }
+  // The entries are SUBMITTED (release stores); the doorbell's full barrier
+  // orders them before the look at the sleepers (shim.h).
+  __atomic_fetch_add(&control_->posted, 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&control_->sleeping, __ATOMIC_SEQ_CST)) shim_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
+}
+
+uint32_t ShimBackend::prepare_park(Context* ctx) { return region_of(ctx) ? kParkedShim : kParkedFutex; }
+
+void ShimBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry* target) {
+  ShimRegion* region = region_of(ctx);
+  if (how != kParkedShim || !region) {
+    Backend::park(ctx, how, timeout_ns, target);
+    return;
+  }
+  flexsc_shim_wait w{region->id, target ? static_cast<int32_t>(target - ctx->entries) : -1, timeout_ns};
+  shim_ioctl(fd_, FLEXSC_IOC_WAIT, &w);
+}
+
+uint64_t ShimBackend::progress_mark(Context*) const { return 0; }
+
+// An entry nobody has claimed after a long wait, and no server idle: every
+// server sits in a call.  One more starts (FlexSC woke a spare from the
+// scheduler; the shim does not do that yet).
+void ShimBackend::before_park(Context* ctx, uint64_t, uint64_t waited_ns) {
+  if (waited_ns < kStuckNs || __atomic_load_n(&control_->sleeping, __ATOMIC_SEQ_CST)) return;
+  bool unclaimed = false;
+  for (unsigned i = 0; i < ctx->capacity && !unclaimed; ++i)
+    unclaimed = status_of(&ctx->entries[i]).load(std::memory_order_relaxed) == FLEXSC_SUBMITTED;
+  if (!unclaimed) return;
+  const int cpu = sched_getcpu();
+  const auto& map = placement_.core_of_cpu;
+  const int idx = cpu >= 0 && static_cast<size_t>(cpu) < map.size() ? map[static_cast<size_t>(cpu)] : -1;
+  spawn(idx < 0 ? 0 : static_cast<unsigned>(idx));
+}
+
+void ShimBackend::stop() {
+  if (stopping_.exchange(true)) return;
+  if (fd_ >= 0) shim_ioctl(fd_, FLEXSC_IOC_LEAVE, nullptr);
+  std::lock_guard lock(servers_mutex_);
+  for (auto& s : servers_) {
+    if (!s->handle) continue;
+    // A server blocked in a call is interrupted; its entry gets -ECANCELED.
+    interrupt_and_join(&s->handle, s->exited, stop_signal_);
+  }
+  if (stop_signal_) {
+    sigaction(stop_signal_, &old_action_, nullptr);
+    stop_signal_ = 0;
+  }
+}
+
+// After stop(): entries no server claimed are cancelled.
+bool ShimBackend::cancel_ops(Context* ctx, bool) {
+  uint64_t n = 0;
+  for (unsigned i = 0; i < ctx->capacity; ++i) {
+    uint16_t expected = FLEXSC_SUBMITTED;
+    flexsc_entry* e = &ctx->entries[i];
+    if (status_of(e).load(std::memory_order_relaxed) != FLEXSC_SUBMITTED ||
+        !status_of(e).compare_exchange_strong(expected, FLEXSC_BUSY))
+      continue;
+    e->ret = -ECANCELED;
+    status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+    ++n;
+  }
+  cancelled_.fetch_add(n, std::memory_order_relaxed);
+  return false;
+}
+
+void ShimBackend::collect(StatsTotals* totals) const {
+  for (unsigned nr = 0; nr < FLEXSC_SHIM_COUNTED_CALLS && nr < kSyscallTableSize; ++nr) {
+    const uint64_t n = __atomic_load_n(&control_->calls[nr], __ATOMIC_RELAXED);
+    totals->remote_calls[nr] += n;
+    totals->remote += n;
+  }
+  totals->nops += __atomic_load_n(&control_->nops, __ATOMIC_RELAXED);
+  totals->syscall_threads += spawned_.load(std::memory_order_relaxed);
+  totals->cancelled += cancelled_.load(std::memory_order_relaxed);
+}
+
+void ShimBackend::forget_threads() {
+  // In a forked child: the servers and the attachment are the parent's.
+  for (auto& s : servers_) {
+    s->handle = {};
+    s->exited.store(true);
+  }
+  stopping_.store(true);
+}
+
+}  // namespace flexsc::detail
