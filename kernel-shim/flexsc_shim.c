@@ -590,6 +590,21 @@ static void flexsc_finish_pending(struct flexsc_server *sv)
 	s->npending = kept;
 }
 
+/*
+ * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (they
+ * are blocked here): the submitter must get it, which userspace does.
+ */
+static bool flexsc_caller_signal(void)
+{
+	bool raised;
+
+	spin_lock_irq(&current->sighand->siglock);
+	raised = sigismember(&current->pending.signal, SIGPIPE) ||
+		 sigismember(&current->pending.signal, SIGXFSZ);
+	spin_unlock_irq(&current->sighand->siglock);
+	return raised;
+}
+
 enum flexsc_pass { FLEXSC_IDLE, FLEXSC_WORKED, FLEXSC_STOP };
 
 /* Why the server must go back to userspace, or 0. */
@@ -621,13 +636,22 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
 		for (i = 0; i < r->nentries; i++) {
 			struct flexsc_entry *e = &r->entries[i];
 			unsigned long rerun;
+			bool raised; /* one left pending earlier: not this call's */
 
 			if (READ_ONCE(e->status) != FLEXSC_SUBMITTED ||
 			    cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
 				continue;
 			worked = true;
+			raised = flexsc_caller_signal();
 			rerun = flexsc_run(sv->p, e, false);
 			sv->executed++;
+			if (!rerun && !raised && flexsc_caller_signal()) {
+				sv->s->pending[sv->s->npending++] = r->uaddr + (unsigned long)i * FLEXSC_ENTRY_SIZE;
+				sv->s->reason = FLEXSC_SERVE_CALLER_SIGNAL;
+				sv->next_slot = slot;
+				kref_put(&r->ref, flexsc_region_free);
+				return FLEXSC_STOP;
+			}
 			if (!rerun && !task_work_pending(current)) {
 				flexsc_publish(r, e);
 			} else {

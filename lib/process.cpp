@@ -3,9 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+
+#include "raw_syscall.h"
 
 namespace flexsc::detail {
 
@@ -17,6 +22,17 @@ int pick_cancel_signal() {
     if (sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler == SIG_DFL) return sig;
   }
   return 0;
+}
+
+void forward_thread_signal(int submitter_tid) {
+  for (int sig : {SIGPIPE, SIGXFSZ}) {
+    uint64_t set = uint64_t{1} << (sig - 1);
+    struct timespec zero {};
+    if (raw_syscall6(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), 0, reinterpret_cast<long>(&zero),
+                     sizeof set, 0, 0) == sig &&
+        submitter_tid)
+      raw_syscall6(SYS_tgkill, getpid(), submitter_tid, sig, 0, 0, 0);
+  }
 }
 
 void interrupt_and_join(pthread_t* handle, const std::atomic<bool>& exited, int signal) {

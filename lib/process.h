@@ -21,6 +21,13 @@ int pick_cancel_signal();
 // tests comparing descriptor tables).  Returns the new number, or fd.
 int move_fd_high(int fd);
 
+// A write to a broken pipe (SIGPIPE) or past RLIMIT_FSIZE (SIGXFSZ)
+// signals the thread that made it: a thread of the runtime, where the
+// signal stays blocked.  Takes it there and sends it on to the thread that
+// submitted the entry (if known), as the kernel would have signalled it.
+// Call before the entry completes.
+void forward_thread_signal(int submitter_tid);
+
 // Joins a thread of the runtime that may sit in a blocking call: `signal`
 // (when non-zero) interrupts it every 10 ms until it has set `exited`.
 // Clears *handle.

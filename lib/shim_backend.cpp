@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "classify.h"
 #include "context.h"
 #include "futex.h"
 #include "process.h"
@@ -137,7 +138,8 @@ int ShimBackend::spawn(unsigned core) {
 void* ShimBackend::server_main(void* arg) {
   auto* self = static_cast<Server*>(arg);
   char name[16];
-  std::snprintf(name, sizeof name, "flexsc-shim/%d", self->backend->placement_.syscall_cores[self->core].cpus.front());
+  // Syscall threads, as the thread backend's: in the kernel, serving.
+  std::snprintf(name, sizeof name, "flexsc-sys/%d", self->backend->placement_.syscall_cores[self->core].cpus.front());
   pthread_setname_np(pthread_self(), name);
   self->backend->serve(self);
   self->exited.store(true, std::memory_order_release);
@@ -159,10 +161,23 @@ void ShimBackend::serve(Server* self) {
       std::fprintf(stderr, "flexsc: a shim serving thread stops: %s\n", std::strerror(static_cast<int>(-rc)));
       break;
     }
+    if (s.reason == FLEXSC_SERVE_CALLER_SIGNAL && s.npending)
+      forward_thread_signal(submitter_of(s.pending[s.npending - 1]));
     if (s.reason == FLEXSC_SERVE_LEAVE) break;
   }
   s.flags = FLEXSC_SERVE_PUBLISH_ONLY;
   for (int tries = 0; s.npending && tries < 1000; ++tries) shim_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
+}
+
+// The thread that last submitted to the context holding the entry at addr.
+int ShimBackend::submitter_of(uint64_t addr) {
+  std::lock_guard lock(registry_mutex());
+  for (Context* c = registry_head(); c; c = c->next) {
+    const auto begin = reinterpret_cast<uint64_t>(c->entries);
+    if (addr >= begin && addr < begin + uint64_t{c->capacity} * FLEXSC_ENTRY_SIZE)
+      return c->submitter_tid.load(std::memory_order_relaxed);
+  }
+  return 0;
 }
 
 void ShimBackend::bind(Context* ctx) {
@@ -264,6 +279,7 @@ void ShimBackend::collect(StatsTotals* totals) const {
     const uint64_t n = __atomic_load_n(&control_->calls[nr], __ATOMIC_RELAXED);
     totals->remote_calls[nr] += n;
     totals->remote += n;
+    if (kSyscallTable[nr].cls == SyscallClass::Blocking) totals->blocking += n;
   }
   totals->nops += __atomic_load_n(&control_->nops, __ATOMIC_RELAXED);
   totals->syscall_threads += spawned_.load(std::memory_order_relaxed);

@@ -56,6 +56,7 @@ class ShimBackend final : public Backend {
   int spawn(unsigned core);
   static void* server_main(void* arg);
   void serve(Server* self);
+  static int submitter_of(uint64_t addr);
 
   Config cfg_;
   Placement placement_;

@@ -198,25 +198,9 @@ class Drainer {
       self_->stats.cancelled.add();
     }
     if (ret == -EPIPE || ret == -EFBIG) [[unlikely]]
-      forward_thread_signal(ctx);
+      forward_thread_signal(ctx->submitter_tid.load(std::memory_order_relaxed));
     if constexpr (Perturb) ret = perturb(ret);
     return ret;
-  }
-
-  // A write to a broken pipe (SIGPIPE) or past RLIMIT_FSIZE (SIGXFSZ)
-  // signals the calling thread: here, this one, where it stays blocked.
-  // Take it and send it on to the thread that submitted the entry, before
-  // the entry completes, as the kernel would have.
-  static void forward_thread_signal(Context* ctx) {
-    const int owner = ctx->submitter_tid.load(std::memory_order_relaxed);
-    for (int sig : {SIGPIPE, SIGXFSZ}) {
-      uint64_t set = uint64_t{1} << (sig - 1);
-      struct timespec zero{};
-      if (raw_syscall6(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), 0, reinterpret_cast<long>(&zero),
-                       sizeof set, 0, 0) == sig &&
-          owner)
-        raw_syscall6(SYS_tgkill, getpid(), owner, sig, 0, 0, 0);
-    }
   }
 
   // Idle: one thread per core spins for a bounded time, watching the ready

@@ -102,7 +102,7 @@ class Api : public ::testing::Test {
 // library's choice: not assumed here.
 void expect_auto_choice(const char* chosen) {
   const std::string b = chosen;
-  EXPECT_TRUE(b == "thread" || b == "uring" || b == "uring-sqpoll") << "auto chose " << b;
+  EXPECT_TRUE(b == "thread" || b == "uring" || b == "uring-sqpoll" || b == "shim") << "auto chose " << b;
   cpu_set_t set;
   CPU_ZERO(&set);
   sched_getaffinity(0, sizeof set, &set);

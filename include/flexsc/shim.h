@@ -72,7 +72,11 @@ struct flexsc_shim_region {
  * defers the file's release that way) are not DONE yet: their addresses
  * come back in `pending`, the task work runs on the way to userspace, and
  * the next SERVE call (or one with FLEXSC_SERVE_PUBLISH_ONLY) publishes
- * them first.  The caller passes `pending` back unchanged.  After
+ * them first.  The caller passes `pending` back unchanged.  A call that
+ * raised SIGPIPE or SIGXFSZ (a write to a broken pipe, past RLIMIT_FSIZE)
+ * comes back the same way with reason FLEXSC_SERVE_CALLER_SIGNAL: the
+ * signal is pending on the server, blocked, for it to send on to the
+ * thread that submitted the entry before the entry completes.  After
  * FLEXSC_IOC_LEAVE, a call interrupted (by the stop signal) completes with
  * -ECANCELED.
  */
@@ -84,6 +88,7 @@ enum flexsc_serve_reason {
 	FLEXSC_SERVE_TASK_WORK = 2, /* an entry queued task work: see pending */
 	FLEXSC_SERVE_LEAVE = 3,     /* FLEXSC_IOC_LEAVE was called */
 	FLEXSC_SERVE_PUBLISHED = 4, /* FLEXSC_SERVE_PUBLISH_ONLY */
+	FLEXSC_SERVE_CALLER_SIGNAL = 5, /* an entry's call raised SIGPIPE or SIGXFSZ: see below */
 };
 
 struct flexsc_shim_serve {

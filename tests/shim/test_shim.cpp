@@ -108,6 +108,7 @@ class Shim {
     s.spin_ns = 50'000;
     for (;;) {
       const long rc = sys_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
+      if (s.reason == FLEXSC_SERVE_CALLER_SIGNAL) ++caller_signals_;
       if (rc < 0 || s.reason == FLEXSC_SERVE_LEAVE) break;
     }
     // Whatever is still pending is published before the thread goes.
@@ -122,6 +123,9 @@ class Shim {
   flexsc_shim_control* control_ = nullptr;
   flexsc_entry* entries_ = nullptr;
   std::vector<std::thread> servers_;
+
+ public:
+  std::atomic<int> caller_signals_{0};  // SERVE calls back for a SIGPIPE/SIGXFSZ to send on
 };
 
 // Runs f in a child process; its exit status (0 = pass).
@@ -188,6 +192,20 @@ TEST(Shim, CallsActingOnTheServingThreadByTheirArgumentsAreRefused) {
   // Without a signal mask it is an ordinary call.
   EXPECT_EQ(shim.call(SYS_ppoll, 0, 0, reinterpret_cast<long>(&zero)), 0);
   EXPECT_EQ(shim.call(SYS_close_range, 1000, 1001, 0), 0);
+}
+
+TEST(Shim, ASignalForTheCallerComesBackToUserspaceFirst) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  close(p[0]);
+  // The write raises SIGPIPE at the server; the entry completes only after
+  // the server has been back in userspace to send it on.
+  EXPECT_EQ(shim.call(SYS_write, p[1], reinterpret_cast<long>("x"), 1), -EPIPE);
+  EXPECT_EQ(shim.caller_signals_.load(), 1);
+  EXPECT_EQ(shim.call(SYS_getpid), getpid());
+  close(p[1]);
 }
 
 TEST(Shim, AnEntryCannotCallIntoTheShim) {
