@@ -461,12 +461,18 @@ static struct flexsc_region *flexsc_get_region(struct flexsc_proc *p, u32 slot)
 
 /* ---- serving ----------------------------------------------------------- */
 
+/* Wakes the region's waiters, after entries were published DONE. */
+static void flexsc_wake_waiters(struct flexsc_region *r)
+{
+	/* wq_has_sleeper() orders the DONE stores before its check. */
+	if (wq_has_sleeper(&r->waiters))
+		wake_up_all(&r->waiters);
+}
+
 static void flexsc_publish(struct flexsc_region *r, struct flexsc_entry *e)
 {
 	smp_store_release(&e->status, FLEXSC_DONE);
-	/* wq_has_sleeper() orders the store above before its check. */
-	if (wq_has_sleeper(&r->waiters))
-		wake_up_all(&r->waiters);
+	flexsc_wake_waiters(r);
 }
 
 /*
@@ -620,7 +626,20 @@ static u32 flexsc_must_return(struct flexsc_server *sv)
 	return 0;
 }
 
-/* One pass over every region: claims and runs what is SUBMITTED. */
+/*
+ * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (a
+ * write that failed with EPIPE or EFBIG): the submitter must get it, which
+ * userspace does.
+ */
+static bool flexsc_raised_caller_signal(const struct flexsc_entry *e)
+{
+	return (e->ret == -EPIPE || e->ret == -EFBIG) && flexsc_caller_signal();
+}
+
+/*
+ * One pass over every region: claims and runs what is SUBMITTED, publishing
+ * each entry at once and waking the region's waiters once per pass.
+ */
 static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
 {
 	unsigned int n = READ_ONCE(sv->p->nslots), k;
@@ -629,49 +648,45 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
 	for (k = 0; k < n; k++) {
 		unsigned int slot = (sv->next_slot + k) % n;
 		struct flexsc_region *r = flexsc_get_region(sv->p, slot);
+		bool published = false, stop = false;
 		unsigned int i;
 
 		if (!r)
 			continue;
-		for (i = 0; i < r->nentries; i++) {
+		for (i = 0; i < r->nentries && !stop; i++) {
 			struct flexsc_entry *e = &r->entries[i];
 			unsigned long rerun;
-			bool raised; /* one left pending earlier: not this call's */
 
 			if (READ_ONCE(e->status) != FLEXSC_SUBMITTED ||
 			    cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
 				continue;
 			worked = true;
-			raised = flexsc_caller_signal();
 			rerun = flexsc_run(sv->p, e, false);
 			sv->executed++;
-			if (!rerun && !raised && flexsc_caller_signal()) {
-				sv->s->pending[sv->s->npending++] = r->uaddr + (unsigned long)i * FLEXSC_ENTRY_SIZE;
-				sv->s->reason = FLEXSC_SERVE_CALLER_SIGNAL;
-				sv->next_slot = slot;
-				kref_put(&r->ref, flexsc_region_free);
-				return FLEXSC_STOP;
-			}
-			if (!rerun && !task_work_pending(current)) {
-				flexsc_publish(r, e);
+			if (!rerun && !task_work_pending(current) && !flexsc_raised_caller_signal(e)) {
+				smp_store_release(&e->status, FLEXSC_DONE);
+				published = true;
 			} else {
 				/* Finished by the next call, once back from userspace. */
 				sv->s->pending[sv->s->npending++] =
 					(r->uaddr + (unsigned long)i * FLEXSC_ENTRY_SIZE) | rerun;
-				sv->s->reason = rerun ? FLEXSC_SERVE_SIGNAL : FLEXSC_SERVE_TASK_WORK;
-				sv->next_slot = slot;
-				kref_put(&r->ref, flexsc_region_free);
-				return FLEXSC_STOP;
+				sv->s->reason = rerun ? FLEXSC_SERVE_SIGNAL
+					      : task_work_pending(current) ? FLEXSC_SERVE_TASK_WORK
+									   : FLEXSC_SERVE_CALLER_SIGNAL;
+				stop = true;
+				break;
 			}
 			cond_resched();
 			sv->s->reason = flexsc_must_return(sv);
-			if (sv->s->reason) {
-				sv->next_slot = slot;
-				kref_put(&r->ref, flexsc_region_free);
-				return FLEXSC_STOP;
-			}
+			stop = sv->s->reason != 0;
 		}
+		if (published)
+			flexsc_wake_waiters(r);
 		kref_put(&r->ref, flexsc_region_free);
+		if (stop) {
+			sv->next_slot = slot;
+			return FLEXSC_STOP;
+		}
 		cond_resched();
 	}
 	sv->next_slot = n ? (sv->next_slot + 1) % n : 0;

@@ -97,9 +97,12 @@ for spec in "$@"; do
   fi
   bin=$(readlink -f "${spec%%::*}")
   copy_with_libs "$bin" || exit 1
+  # Arguments: whitespace-separated words, each quoted for the guest's shell.
   args=""
-  [[ "$spec" == *::* ]] && args=${spec#*::}
-  runs+=("/prog/$(basename "$bin") $args")
+  if [[ "$spec" == *::* ]]; then
+    for word in ${spec#*::}; do args+=" $(printf '%q' "$word")"; done
+  fi
+  runs+=("/prog/$(basename "$bin")$args")
 done
 {
   echo '#!/bin/sh'
@@ -108,10 +111,12 @@ done
   echo 'ulimit -n 20000  # as on the host: the suites use high descriptor numbers'
   echo 'ip link set lo up  # the suites talk over loopback'
   echo 'if insmod /flexsc_shim.ko; then echo "FLEXSC-GUEST insmod ok"; else echo "FLEXSC-GUEST insmod failed"; fi'
+  k=0
   for r in "${runs[@]}"; do
     if [[ "$r" == export* ]]; then echo "$r"; continue; fi
-    echo "echo \"FLEXSC-GUEST run $r\""
-    echo "$r; echo \"FLEXSC-GUEST exit \$? $r\""
+    k=$((k + 1))
+    echo "echo 'FLEXSC-GUEST run #$k'"
+    echo "$r; echo \"FLEXSC-GUEST exit \$? #$k\""
   done
   echo 'dmesg | grep -E "BUG|WARNING|Oops|Call Trace|flexsc" | sed "s/^/FLEXSC-DMESG /"'
   echo 'echo "FLEXSC-GUEST done"'
@@ -134,9 +139,11 @@ echo "guest ran $((SECONDS - t2)) s (qemu exit $qemu_rc, $accel); $((SECONDS - t
 
 status=0
 grep -a "FLEXSC-GUEST insmod ok" "$log" >/dev/null || { echo "FAIL: the module did not load"; status=1; }
+k=0
 for r in "${runs[@]}"; do
   [[ "$r" == export* ]] && continue
-  line=$(grep -a "FLEXSC-GUEST exit [0-9]* $r" "$log" | tail -1)
+  k=$((k + 1))
+  line=$(tr -d '\r' <"$log" | grep -a "FLEXSC-GUEST exit [0-9]* #$k\$" | tail -1)
   if [ -z "$line" ]; then
     echo "FAIL: no result from '$r'"; status=1
   elif [[ "$line" != *"exit 0 "* ]]; then
@@ -146,7 +153,7 @@ for r in "${runs[@]}"; do
   fi
 done
 grep -a "FLEXSC-GUEST done" "$log" >/dev/null || { echo "FAIL: the guest did not finish (timeout or crash)"; status=1; }
-if grep -aE "FLEXSC-DMESG .*(BUG|WARNING|Oops|Call Trace)" "$log"; then
+if grep -aE "FLEXSC-DMESG .*(BUG|WARNING|Oops|Call Trace)|Kernel panic" "$log"; then
   echo "FAIL: the guest kernel logged the above"; status=1
 fi
 if [ $status -ne 0 ]; then
