@@ -485,14 +485,24 @@ static void flexsc_publish(struct flexsc_region *r, struct flexsc_entry *e)
 #define FLEXSC_PENDING_RESTARTBLOCK 2ul /* ... as restart_syscall */
 #define FLEXSC_PENDING_BITS (FLEXSC_PENDING_RERUN | FLEXSC_PENDING_RESTARTBLOCK)
 
+struct flexsc_server {
+	struct flexsc_proc *p;
+	struct flexsc_shim_serve *s;
+	u64 executed;
+	u64 seen_posted;
+	unsigned int next_slot; /* where the next pass starts: regions take turns */
+	int slot;               /* in control->servers, or -1 */
+};
+
 /*
  * Runs one claimed entry (as restart_syscall with restartblock).  Returns 0
  * when its result is final, or the FLEXSC_PENDING_* bits to make the call
  * again: a restart code while a stop or a freeze is pending (every other
  * signal is blocked on a server).  A dying process gets EINTR.
  */
-static unsigned long flexsc_run(struct flexsc_proc *p, struct flexsc_entry *e, bool restartblock)
+static unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e, bool restartblock)
 {
+	struct flexsc_proc *p = sv->p;
 	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
 	long ret;
 
@@ -517,9 +527,14 @@ static unsigned long flexsc_run(struct flexsc_proc *p, struct flexsc_entry *e, b
 		e->ret = -EPERM;
 		return 0;
 	}
+	if (sv->slot >= 0)
+		WRITE_ONCE(p->control->servers[sv->slot].nr, nr);
 	ret = flexsc_dispatch(nr, e);
+	if (sv->slot >= 0)
+		WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
 	/* Shutdown interrupts a blocked call with the stop signal: cancelled. */
 	if (READ_ONCE(p->leaving) && (ret == -EINTR || flexsc_restart_code(ret))) {
+		atomic64_inc((atomic64_t *)&p->control->cancelled);
 		e->ret = -ECANCELED;
 		return 0;
 	}
@@ -536,13 +551,6 @@ static unsigned long flexsc_run(struct flexsc_proc *p, struct flexsc_entry *e, b
 	return 0;
 }
 
-struct flexsc_server {
-	struct flexsc_proc *p;
-	struct flexsc_shim_serve *s;
-	u64 executed;
-	u64 seen_posted;
-	unsigned int next_slot; /* where the next pass starts: regions take turns */
-};
 
 /* The BUSY entry at user address addr, with a reference to its region. */
 static struct flexsc_entry *flexsc_busy_entry(struct flexsc_proc *p, unsigned long addr,
@@ -586,7 +594,7 @@ static void flexsc_finish_pending(struct flexsc_server *sv)
 		if (!e)
 			continue;
 		if (bits)
-			bits = flexsc_run(sv->p, e, bits & FLEXSC_PENDING_RESTARTBLOCK);
+			bits = flexsc_run(sv, e, bits & FLEXSC_PENDING_RESTARTBLOCK);
 		if (bits || task_work_pending(current))
 			s->pending[kept++] = (s->pending[i] & ~FLEXSC_PENDING_BITS) | bits;
 		else
@@ -661,7 +669,7 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
 			    cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
 				continue;
 			worked = true;
-			rerun = flexsc_run(sv->p, e, false);
+			rerun = flexsc_run(sv, e, false);
 			sv->executed++;
 			if (!rerun && !task_work_pending(current) && !flexsc_raised_caller_signal(e)) {
 				smp_store_release(&e->status, FLEXSC_DONE);
@@ -738,6 +746,20 @@ static bool flexsc_is_serving(struct flexsc_proc *p)
 	return found;
 }
 
+/* A free slot of control->servers for the calling server, or -1. */
+static int flexsc_claim_slot(struct flexsc_proc *p)
+{
+	int i;
+
+	for (i = 0; i < FLEXSC_SHIM_MAX_SERVERS; i++) {
+		if (cmpxchg(&p->control->servers[i].tid, 0, current->pid) == 0) {
+			WRITE_ONCE(p->control->servers[i].nr, -1);
+			return i;
+		}
+	}
+	return -1;
+}
+
 static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user *uarg)
 {
 	struct flexsc_serving serving = { .task = current };
@@ -760,6 +782,7 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 		return -EINVAL;
 	}
 	sv.s = s;
+	sv.slot = flexsc_claim_slot(p);
 	s->executed = 0;
 	s->reason = 0;
 	s->spin_ns = min_t(u64, s->spin_ns, FLEXSC_MAX_SPIN_NS);
@@ -813,6 +836,8 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 			flexsc_sleep(&sv);
 	}
 out:
+	if (sv.slot >= 0)
+		smp_store_release(&p->control->servers[sv.slot].tid, 0);
 	spin_lock(&p->serving_lock);
 	list_del(&serving.node);
 	spin_unlock(&p->serving_lock);

@@ -247,6 +247,12 @@ long run_on_caller(long nr, const long a[6]) {
   return ret;
 }
 
+int backend_threads_in_call(long nr) {
+  std::lock_guard lock(g_life);
+  Runtime* rt = g_rt.load();
+  return rt ? rt->backend().threads_in_call(nr) : -1;
+}
+
 Runtime* enter(Context* ctx) {
   ctx->in_api.exchange(1, std::memory_order_seq_cst);  // a full barrier before reading g_rt
   Runtime* rt = g_rt.load(std::memory_order_acquire);

@@ -65,6 +65,11 @@ class Backend {
   // The owner is about to wait on ctx (before spinning).
   virtual void wait_begin(Context* ctx) = 0;
 
+  // For observers (tests): how many of the backend's syscall threads are
+  // now running syscall nr (-1: alive at all), or -1 when /proc tells
+  // (the threads make the calls themselves).
+  virtual int threads_in_call(long /*nr*/) const { return -1; }
+
   // In a forked child: the syscall threads do not exist there.  Forget
   // them so the backend can be destroyed without joining them.
   virtual void forget_threads() = 0;

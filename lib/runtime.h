@@ -70,6 +70,10 @@ int current_tid();
 long run_on_caller(long nr, const long args[6]);
 
 void run_local_entries(Context* ctx);
+
+// For tests: Backend::threads_in_call of the running runtime (-1 when none
+// runs, or when /proc tells).
+int backend_threads_in_call(long nr);
 void count_on_caller(Context* ctx, long nr, SyscallClass cls);
 
 // A context goes away: its statistics join those of the contexts destroyed

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -88,7 +89,7 @@ int ShimBackend::create(const Config& cfg, std::unique_ptr<Backend>* out, std::s
   }
   b->per_core_.assign(b->placement_.syscall_cores.size(), 0);
   for (unsigned core = 0; core < b->placement_.syscall_cores.size(); ++core) {
-    for (unsigned i = 0; i < kInitialServers; ++i) {
+    for (unsigned i = 0; i < std::min(kInitialServers, cfg.max_syscall_threads); ++i) {
       if ((rc = b->spawn(core)) < 0) {
         *error = std::string("cannot start a serving thread: ") + std::strerror(-rc);
         b->stop();
@@ -282,8 +283,19 @@ void ShimBackend::collect(StatsTotals* totals) const {
     if (kSyscallTable[nr].cls == SyscallClass::Blocking) totals->blocking += n;
   }
   totals->nops += __atomic_load_n(&control_->nops, __ATOMIC_RELAXED);
+  totals->cancelled += __atomic_load_n(&control_->cancelled, __ATOMIC_RELAXED);
   totals->syscall_threads += spawned_.load(std::memory_order_relaxed);
   totals->cancelled += cancelled_.load(std::memory_order_relaxed);
+}
+
+int ShimBackend::threads_in_call(long nr) const {
+  int n = 0;
+  for (const auto& slot : control_->servers) {
+    const int tid = __atomic_load_n(&slot.tid, __ATOMIC_ACQUIRE);
+    const int running = __atomic_load_n(&slot.nr, __ATOMIC_RELAXED);
+    n += tid != 0 && (nr == -1 || running == nr);
+  }
+  return n;
 }
 
 void ShimBackend::forget_threads() {

@@ -43,6 +43,9 @@ class ShimBackend final : public Backend {
   const Placement& placement() const override { return placement_; }
   void wait_begin(Context*) override {}
   void forget_threads() override;
+  // Serving threads sit in the shim's ioctl as far as /proc can tell: the
+  // control page says what they run.
+  int threads_in_call(long nr) const override;
 
  private:
   struct Server {

@@ -34,6 +34,7 @@
  * serving threads.
  */
 #define FLEXSC_SHIM_COUNTED_CALLS 512 /* calls[] covers syscall numbers below this */
+#define FLEXSC_SHIM_MAX_SERVERS 64     /* servers[] slots; more servers run unreported */
 
 struct flexsc_shim_control {
 	__u64 posted;
@@ -42,8 +43,14 @@ struct flexsc_shim_control {
 	__u32 pad1[15];
 	/* Statistics, bumped by serving threads before an entry is DONE. */
 	__u64 nops;                              /* NOP entries completed */
-	__u64 pad2[7];
+	__u64 cancelled;                         /* calls interrupted at shutdown (-ECANCELED) */
+	__u64 pad2[6];
 	__u64 calls[FLEXSC_SHIM_COUNTED_CALLS];  /* calls run, by syscall number */
+	/* For observers (tests, tools): each serving thread's id and the call it runs now (-1: none). */
+	struct {
+		__s32 tid;
+		__s32 nr;
+	} servers[FLEXSC_SHIM_MAX_SERVERS];
 };
 
 /* The control area spans this many pages (page-aligned, registered whole). */
