@@ -212,6 +212,7 @@ struct flexsc_region {
 struct flexsc_proc {
 	struct list_head node; /* in flexsc_procs */
 	struct mm_struct *mm;  /* mmgrab()ed: its address is never reused while we hold it */
+	atomic_t in_call; /* servers inside a call */
 	spinlock_t serving_lock;
 	struct list_head serving; /* threads inside SERVE (struct flexsc_serving) */
 	struct page *control_pages[FLEXSC_SHIM_CONTROL_PAGES];
@@ -529,7 +530,11 @@ static unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e
 	}
 	if (sv->slot >= 0)
 		WRITE_ONCE(p->control->servers[sv->slot].nr, nr);
+	/* Evidence that a server sitting in a call does not stall the others. */
+	if (atomic_inc_return(&p->in_call) > 1)
+		atomic64_inc((atomic64_t *)&p->control->overlapped);
 	ret = flexsc_dispatch(nr, e);
+	atomic_dec(&p->in_call);
 	if (sv->slot >= 0)
 		WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
 	/* Shutdown interrupts a blocked call with the stop signal: cancelled. */

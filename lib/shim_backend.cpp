@@ -284,6 +284,9 @@ void ShimBackend::collect(StatsTotals* totals) const {
   }
   totals->nops += __atomic_load_n(&control_->nops, __ATOMIC_RELAXED);
   totals->cancelled += __atomic_load_n(&control_->cancelled, __ATOMIC_RELAXED);
+  // The thread backend's takeovers are spares relieving a blocked thread;
+  // here every server serves every page, and this counts their overlap.
+  totals->takeovers += __atomic_load_n(&control_->overlapped, __ATOMIC_RELAXED);
   totals->syscall_threads += spawned_.load(std::memory_order_relaxed);
   totals->cancelled += cancelled_.load(std::memory_order_relaxed);
 }

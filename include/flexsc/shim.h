@@ -44,7 +44,8 @@ struct flexsc_shim_control {
 	/* Statistics, bumped by serving threads before an entry is DONE. */
 	__u64 nops;                              /* NOP entries completed */
 	__u64 cancelled;                         /* calls interrupted at shutdown (-ECANCELED) */
-	__u64 pad2[6];
+	__u64 overlapped;                        /* calls run while another server sat in a call */
+	__u64 pad2[5];
 	__u64 calls[FLEXSC_SHIM_COUNTED_CALLS];  /* calls run, by syscall number */
 	/* For observers (tests, tools): each serving thread's id and the call it runs now (-1: none). */
 	struct {

@@ -75,7 +75,7 @@ echo "module built in $((SECONDS - t1)) s"
 root=$work/initramfs
 rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,run} || exit 1
 cp /bin/busybox "$root/bin/"
-for app in sh mount insmod rmmod lsmod poweroff dmesg grep cat echo sleep mkdir ls ip; do
+for app in sh mount insmod rmmod lsmod poweroff dmesg grep cat echo sleep mkdir ls ip setsid; do
   ln -s busybox "$root/bin/$app"
 done
 cp "$module" "$root/flexsc_shim.ko" || exit 1
@@ -116,7 +116,8 @@ done
     if [[ "$r" == export* ]]; then echo "$r"; continue; fi
     k=$((k + 1))
     echo "echo 'FLEXSC-GUEST run #$k'"
-    echo "$r; echo \"FLEXSC-GUEST exit \$? #$k\""
+    # Each in a session of its own, a process group leader, as under a shell.
+    echo "setsid $r; echo \"FLEXSC-GUEST exit \$? #$k\""
   done
   echo 'dmesg | grep -E "BUG|WARNING|Oops|Call Trace|flexsc" | sed "s/^/FLEXSC-DMESG /"'
   echo 'echo "FLEXSC-GUEST done"'
