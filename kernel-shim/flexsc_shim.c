@@ -213,6 +213,7 @@ struct flexsc_proc {
 	struct list_head node; /* in flexsc_procs */
 	struct mm_struct *mm;  /* mmgrab()ed: its address is never reused while we hold it */
 	atomic_t in_call; /* servers inside a call */
+	atomic_t spinner; /* an idle server spins: the others sleep at once */
 	spinlock_t serving_lock;
 	struct list_head serving; /* threads inside SERVE (struct flexsc_serving) */
 	struct page *control_pages[FLEXSC_SHIM_CONTROL_PAGES];
@@ -486,6 +487,11 @@ static void flexsc_publish(struct flexsc_region *r, struct flexsc_entry *e)
 #define FLEXSC_PENDING_RESTARTBLOCK 2ul /* ... as restart_syscall */
 #define FLEXSC_PENDING_BITS (FLEXSC_PENDING_RERUN | FLEXSC_PENDING_RESTARTBLOCK)
 
+static u64 flexsc_posted(struct flexsc_proc *p)
+{
+	return smp_load_acquire(&p->control->posted);
+}
+
 struct flexsc_server {
 	struct flexsc_proc *p;
 	struct flexsc_shim_serve *s;
@@ -533,7 +539,16 @@ static unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e
 	/* Evidence that a server sitting in a call does not stall the others. */
 	if (atomic_inc_return(&p->in_call) > 1)
 		atomic64_inc((atomic64_t *)&p->control->overlapped);
+	/*
+	 * A call that may sleep: this server stops counting as ready, so a
+	 * poster wakes another; and one wakes now for what was posted already.
+	 */
+	if ((e->flags & FLEXSC_ENTRY_MAY_BLOCK) &&
+	    atomic_dec_return((atomic_t *)&p->control->ready) == 0 && flexsc_posted(p) != sv->seen_posted)
+		wake_up(&p->servers);
 	ret = flexsc_dispatch(nr, e);
+	if (e->flags & FLEXSC_ENTRY_MAY_BLOCK)
+		atomic_inc((atomic_t *)&p->control->ready);
 	atomic_dec(&p->in_call);
 	if (sv->slot >= 0)
 		WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
@@ -706,10 +721,6 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
 	return worked ? FLEXSC_WORKED : FLEXSC_IDLE;
 }
 
-static u64 flexsc_posted(struct flexsc_proc *p)
-{
-	return smp_load_acquire(&p->control->posted);
-}
 
 /*
  * Nothing to do for the whole spin: announce the sleep, look once more, and
@@ -718,14 +729,14 @@ static u64 flexsc_posted(struct flexsc_proc *p)
 static void flexsc_sleep(struct flexsc_server *sv)
 {
 	struct flexsc_proc *p = sv->p;
-	atomic_t *sleeping = (atomic_t *)&p->control->sleeping;
+	atomic_t *ready = (atomic_t *)&p->control->ready;
 
-	atomic_inc(sleeping);
-	smp_mb__after_atomic();
+	/* atomic_dec_return() is a full barrier before the look at `posted`. */
+	atomic_dec_return(ready);
 	if (flexsc_posted(p) == sv->seen_posted)
-		wait_event_interruptible(p->servers, flexsc_posted(p) != sv->seen_posted ||
-							     READ_ONCE(p->leaving) || freezing(current));
-	atomic_dec(sleeping);
+		wait_event_interruptible_exclusive(p->servers, flexsc_posted(p) != sv->seen_posted ||
+								       READ_ONCE(p->leaving) || freezing(current));
+	atomic_inc(ready);
 }
 
 struct flexsc_serving {
@@ -788,6 +799,7 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 	}
 	sv.s = s;
 	sv.slot = flexsc_claim_slot(p);
+	atomic_inc((atomic_t *)&p->control->ready);
 	s->executed = 0;
 	s->reason = 0;
 	s->spin_ns = min_t(u64, s->spin_ns, FLEXSC_MAX_SPIN_NS);
@@ -831,16 +843,21 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 			break;
 		if (r == FLEXSC_WORKED)
 			continue;
-		idle_since = ktime_get_ns();
-		while (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv) &&
-		       ktime_get_ns() - idle_since < s->spin_ns) {
-			cpu_relax();
-			cond_resched();
+		/* One idle server spins; the others sleep at once. */
+		if (atomic_cmpxchg(&p->spinner, 0, 1) == 0) {
+			idle_since = ktime_get_ns();
+			while (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv) &&
+			       ktime_get_ns() - idle_since < s->spin_ns) {
+				cpu_relax();
+				cond_resched();
+			}
+			atomic_set(&p->spinner, 0);
 		}
 		if (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv))
 			flexsc_sleep(&sv);
 	}
 out:
+	atomic_dec((atomic_t *)&p->control->ready);
 	if (sv.slot >= 0)
 		smp_store_release(&p->control->servers[sv.slot].tid, 0);
 	spin_lock(&p->serving_lock);
@@ -923,7 +940,7 @@ static long flexsc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case FLEXSC_IOC_WAIT:
 		return flexsc_wait(p, uarg);
 	case FLEXSC_IOC_WAKE:
-		wake_up_all(&p->servers);
+		wake_up(&p->servers); /* one: they wait exclusively */
 		return 0;
 	case FLEXSC_IOC_LEAVE:
 		WRITE_ONCE(p->leaving, true);

@@ -28,7 +28,7 @@ class Runtime;
 struct SyscallCore;
 
 // Library-internal entry flag: the entry is in the blocking class.
-inline constexpr uint16_t kEntryBlocking = 1u << 15;
+inline constexpr uint16_t kEntryBlocking = FLEXSC_ENTRY_MAY_BLOCK;
 
 inline std::atomic_ref<uint16_t> status_of(flexsc_entry* e) { return std::atomic_ref<uint16_t>(e->status); }
 inline bool is_done(flexsc_entry* e) { return status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE; }

@@ -211,7 +211,7 @@ void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   // The entries are SUBMITTED (release stores); the doorbell's full barrier
   // orders them before the look at the sleepers (shim.h).
   __atomic_fetch_add(&control_->posted, 1, __ATOMIC_SEQ_CST);
-  if (__atomic_load_n(&control_->sleeping, __ATOMIC_SEQ_CST)) shim_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
+  if (__atomic_load_n(&control_->ready, __ATOMIC_SEQ_CST) == 0) shim_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
 }
 
 uint32_t ShimBackend::prepare_park(Context* ctx) { return region_of(ctx) ? kParkedShim : kParkedFutex; }
@@ -232,7 +232,7 @@ uint64_t ShimBackend::progress_mark(Context*) const { return 0; }
 // server sits in a call.  One more starts (FlexSC woke a spare from the
 // scheduler; the shim does not do that yet).
 void ShimBackend::before_park(Context* ctx, uint64_t, uint64_t waited_ns) {
-  if (waited_ns < kStuckNs || __atomic_load_n(&control_->sleeping, __ATOMIC_SEQ_CST)) return;
+  if (waited_ns < kStuckNs || __atomic_load_n(&control_->ready, __ATOMIC_SEQ_CST)) return;
   bool unclaimed = false;
   for (unsigned i = 0; i < ctx->capacity && !unclaimed; ++i)
     unclaimed = status_of(&ctx->entries[i]).load(std::memory_order_relaxed) == FLEXSC_SUBMITTED;

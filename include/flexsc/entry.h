@@ -34,6 +34,9 @@ enum flexsc_status {
 
 /* Entry flags. */
 #define FLEXSC_ENTRY_NOP (1u << 0) /* complete with ret 0, make no syscall */
+/* Set by the library on submit: the call may sleep without bound (the
+ * blocking class).  The kernel shim lets another server take over then. */
+#define FLEXSC_ENTRY_MAY_BLOCK (1u << 15)
 
 /*
  * One syscall, one cache line.  nr holds the low 32 bits of the syscall

@@ -23,13 +23,15 @@
 #define FLEXSC_SHIM_ABI 1
 
 /*
- * The control page, shared by the process and the module.  Posters publish
- * their entries, then bump `posted` with a full barrier, then read
- * `sleeping`: non-zero means a serving thread may be asleep, and
- * FLEXSC_IOC_WAKE wakes it.  A serving thread about to sleep increments
- * `sleeping` with a full barrier, then looks at `posted` once more.  Either
- * side sees the other's store, so no submission is left with every server
- * asleep, and posting makes no syscall while a server is awake.  The two
+ * The control area, shared by the process and the module.  Posters publish
+ * their entries, then bump `posted` with a full barrier, then read `ready`:
+ * zero means no serving thread is ready to take them (every one asleep, or
+ * in a call marked FLEXSC_ENTRY_MAY_BLOCK), and FLEXSC_IOC_WAKE wakes one.
+ * A serving thread about to sleep, or to make such a call, decrements
+ * `ready` with a full barrier, then looks at `posted` once more (and wakes
+ * a sleeping one for what arrived).  Either side sees the other's store, so
+ * no submission is left with no server ready, and posting makes no syscall
+ * while one is.  Only one idle server spins; the others sleep.  The two
  * words have a cache line each: one is written by posters, the other by
  * serving threads.
  */
@@ -39,7 +41,7 @@
 struct flexsc_shim_control {
 	__u64 posted;
 	__u64 pad0[7];
-	__u32 sleeping;
+	__u32 ready;
 	__u32 pad1[15];
 	/* Statistics, bumped by serving threads before an entry is DONE. */
 	__u64 nops;                              /* NOP entries completed */
@@ -124,7 +126,7 @@ struct flexsc_shim_wait {
 #define FLEXSC_IOC_UNREGISTER _IOW(FLEXSC_SHIM_IOC_MAGIC, 3, struct flexsc_shim_region)
 #define FLEXSC_IOC_SERVE _IOWR(FLEXSC_SHIM_IOC_MAGIC, 4, struct flexsc_shim_serve)
 #define FLEXSC_IOC_WAIT _IOW(FLEXSC_SHIM_IOC_MAGIC, 5, struct flexsc_shim_wait)
-#define FLEXSC_IOC_WAKE _IO(FLEXSC_SHIM_IOC_MAGIC, 6)  /* wake sleeping serving threads */
+#define FLEXSC_IOC_WAKE _IO(FLEXSC_SHIM_IOC_MAGIC, 6)  /* wake one sleeping serving thread */
 #define FLEXSC_IOC_LEAVE _IO(FLEXSC_SHIM_IOC_MAGIC, 7) /* send every serving thread back */
 
 #endif /* FLEXSC_SHIM_H */

@@ -10,7 +10,9 @@
 # library ldd lists; /init loads the module and runs each program in
 # turn with its arguments after a '::' (e.g. "bin/test_shim::--gtest_brief=1").
 # An argument VAR=value (no slash before the '=') sets an environment
-# variable for the programs after it.
+# variable for the programs after it.  FETCH=<guest path> copies that file
+# back after the programs ran, to <workdir>/<its name>, through the serial
+# console.
 # Programs write results the host reads back from the serial console.
 # Exit status: 0 when every program exited 0 and the kernel logged no
 # BUG, WARNING or Oops; 1 otherwise; 77 (SKIP) when QEMU, the kernel
@@ -90,7 +92,12 @@ copy_with_libs() {
   done
 }
 runs=()
+fetch=()
 for spec in "$@"; do
+  if [[ "$spec" == FETCH=* ]]; then
+    fetch+=("${spec#FETCH=}")
+    continue
+  fi
   if [[ "$spec" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then
     runs+=("export $spec")
     continue
@@ -118,6 +125,9 @@ done
     echo "echo 'FLEXSC-GUEST run #$k'"
     # Each in a session of its own, a process group leader, as under a shell.
     echo "setsid $r; echo \"FLEXSC-GUEST exit \$? #$k\""
+  done
+  for f in "${fetch[@]}"; do
+    echo "echo 'FLEXSC-FILE-BEGIN $f'; cat '$f'; echo; echo 'FLEXSC-FILE-END'"
   done
   echo 'dmesg | grep -E "BUG|WARNING|Oops|Call Trace|flexsc" | sed "s/^/FLEXSC-DMESG /"'
   echo 'echo "FLEXSC-GUEST done"'
@@ -152,6 +162,10 @@ for r in "${runs[@]}"; do
   else
     echo "ok: $r"
   fi
+done
+for f in "${fetch[@]}"; do
+  tr -d '\r' <"$log" | sed -n "\|^FLEXSC-FILE-BEGIN $f\$|,/^FLEXSC-FILE-END\$/p" | sed '1d;$d' >"$work/$(basename "$f")"
+  [ -s "$work/$(basename "$f")" ] || { echo "FAIL: $f did not come back from the guest"; status=1; }
 done
 grep -a "FLEXSC-GUEST done" "$log" >/dev/null || { echo "FAIL: the guest did not finish (timeout or crash)"; status=1; }
 if grep -aE "FLEXSC-DMESG .*(BUG|WARNING|Oops|Call Trace)|Kernel panic" "$log"; then

@@ -66,7 +66,9 @@ class Shim {
   void post(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
     flexsc_entry* e = entry(i);
     e->nr = static_cast<uint32_t>(nr);
-    e->flags = 0;
+    // Calls that may sleep are marked, as the library marks its blocking
+    // class: the server making one then stops counting as ready.
+    e->flags = nr == SYS_read || nr == SYS_write || nr == SYS_nanosleep || nr == SYS_ppoll ? FLEXSC_ENTRY_MAY_BLOCK : 0;
     const long args[6] = {a0, a1, a2, a3, a4, a5};
     std::memcpy(e->args, args, sizeof args);
     e->ret = LONG_MIN;
@@ -75,7 +77,7 @@ class Shim {
   }
   void ring() {
     __atomic_fetch_add(&control_->posted, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&control_->sleeping, __ATOMIC_SEQ_CST)) sys_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
+    if (__atomic_load_n(&control_->ready, __ATOMIC_SEQ_CST) == 0) sys_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
   }
   // Waits for entry i in the kernel, then takes its result and frees it.
   long wait(unsigned i, std::chrono::nanoseconds timeout = 20s) {
