@@ -23,7 +23,7 @@ namespace {
 // when the first blocks in a call; more start when both are stuck.
 constexpr unsigned kInitialServers = 2;
 // A waiter whose entry nobody claimed for this long, while no server is
-// idle, starts another server.
+// ready, starts another server.
 constexpr uint64_t kStuckNs = 10'000'000;
 constexpr size_t kServerStack = 256 * 1024;
 
@@ -228,7 +228,7 @@ void ShimBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const fl
 
 uint64_t ShimBackend::progress_mark(Context*) const { return 0; }
 
-// An entry nobody has claimed after a long wait, and no server idle: every
+// An entry nobody has claimed after a long wait, and no server ready: every
 // server sits in a call.  One more starts (FlexSC woke a spare from the
 // scheduler; the shim does not do that yet).
 void ShimBackend::before_park(Context* ctx, uint64_t, uint64_t waited_ns) {

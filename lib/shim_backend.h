@@ -3,7 +3,8 @@
 // enter the kernel once and stay there draining every registered context's
 // pages; each context's pages are registered when it is bound.  Posting
 // bumps a doorbell word in a shared control page and makes a syscall only
-// when a server sleeps; waiters park in the shim's wait.
+// when no server is ready (include/flexsc/shim.h); waiters park in the
+// shim's wait.
 #pragma once
 
 #include <pthread.h>
