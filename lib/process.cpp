@@ -14,14 +14,50 @@
 
 namespace flexsc::detail {
 
+namespace {
+
 void ignore_signal(int) {}
 
-int pick_cancel_signal() {
+}  // namespace
+
+void CancelSignal::take() {
   for (int sig = SIGRTMAX; sig > SIGRTMIN + 2; --sig) {
     struct sigaction sa;
-    if (sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler == SIG_DFL) return sig;
+    if (sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+      struct sigaction mine {};
+      mine.sa_handler = ignore_signal;  // no SA_RESTART: a blocked call returns
+      sigemptyset(&mine.sa_mask);
+      sigaction(sig, &mine, &old_);
+      sig_ = sig;
+      return;
+    }
   }
-  return 0;
+}
+
+void CancelSignal::give_back() {
+  if (!sig_) return;
+  sigaction(sig_, &old_, nullptr);
+  sig_ = 0;
+}
+
+int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>* cpus, void* (*fn)(void*),
+                         void* arg) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, stack);
+  if (cpus) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c : *cpus) CPU_SET(c, &set);
+    pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const int rc = pthread_create(handle, &attr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  return -rc;
 }
 
 void forward_thread_signal(int submitter_tid) {

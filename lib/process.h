@@ -3,18 +3,33 @@
 #pragma once
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <atomic>
+#include <cstddef>
+#include <vector>
 
 namespace flexsc::detail {
 
-// A handler that does nothing: installed without SA_RESTART, the signal
-// makes a blocked call return -EINTR.
-void ignore_signal(int);
+// A real-time signal nobody handles, taken for the runtime's own threads:
+// its handler does nothing and has no SA_RESTART, so a call such a thread
+// is blocked in returns when it arrives.  Shutdown interrupts them with it.
+class CancelSignal {
+ public:
+  void take();       // none free: number() stays 0
+  void give_back();  // the program's action again
+  int number() const { return sig_; }
 
-// A real-time signal nobody handles, used to interrupt a thread of the
-// runtime blocked in a call when the runtime shuts down; 0 if none is free.
-int pick_cancel_signal();
+ private:
+  int sig_ = 0;
+  struct sigaction old_ {};
+};
+
+// Starts a thread of the runtime, born with every signal blocked (it opens
+// what it needs) and, when cpus is given, pinned to them from its first
+// instruction.  Returns 0 or -errno.
+int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>* cpus, void* (*fn)(void*),
+                         void* arg);
 
 // The runtime's descriptors live at the top of the descriptor range, out
 // of the way of a program that expects the lowest free numbers (and of

@@ -13,7 +13,6 @@
 
 #include "classify.h"
 #include "context.h"
-#include "futex.h"
 #include "process.h"
 
 namespace flexsc::detail {
@@ -40,11 +39,6 @@ struct ShimRegion final : BackendState {
 ShimRegion* region_of(Context* ctx) { return static_cast<ShimRegion*>(ctx->backend_state.get()); }
 
 long shim_ioctl(int fd, unsigned long cmd, void* arg) { return ioctl(fd, cmd, arg) < 0 ? -errno : 0; }
-
-struct StartArg {
-  ShimBackend* backend;
-  void* server;
-};
 
 }  // namespace
 
@@ -80,13 +74,7 @@ int ShimBackend::create(const Config& cfg, std::unique_ptr<Backend>* out, std::s
   rc = plan_placement(topo, cfg.cores_forced ? &cfg.syscall_cpus : nullptr, &b->placement_, error);
   hwloc_topology_destroy(topo);
   if (rc < 0) return rc;
-  b->stop_signal_ = pick_cancel_signal();
-  if (b->stop_signal_) {
-    struct sigaction sa{};
-    sa.sa_handler = ignore_signal;  // no SA_RESTART: a blocked call returns
-    sigemptyset(&sa.sa_mask);
-    sigaction(b->stop_signal_, &sa, &b->old_action_);
-  }
+  b->stop_signal_.take();
   b->per_core_.assign(b->placement_.syscall_cores.size(), 0);
   for (unsigned core = 0; core < b->placement_.syscall_cores.size(); ++core) {
     for (unsigned i = 0; i < std::min(kInitialServers, cfg.max_syscall_threads); ++i) {
@@ -113,23 +101,13 @@ int ShimBackend::spawn(unsigned core) {
   auto server = std::make_unique<Server>();
   server->backend = this;
   server->core = core;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kServerStack);
-  // Pinned from birth to its syscall core (single-core mode: the user's CPUs).
+  // Pinned from birth to its syscall core (single-core mode: left on the
+  // user's CPUs); the shim opens only the stop signal.
   const auto& pc = placement_.syscall_cores[core];
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  for (int c : pc.cpus) CPU_SET(c, &cpus);
-  if (!pc.shared) pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
-  // Born with every signal blocked; the shim opens only the stop signal.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  const int rc = pthread_create(&server->handle, &attr, server_main, server.get());
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) return -rc;
+  if (const int rc = start_runtime_thread(&server->handle, kServerStack, pc.shared ? nullptr : &pc.cpus,
+                                          server_main, server.get());
+      rc < 0)
+    return rc;
   ++per_core_[core];
   spawned_.fetch_add(1, std::memory_order_relaxed);
   servers_.push_back(std::move(server));
@@ -155,7 +133,7 @@ void ShimBackend::serve(Server* self) {
   flexsc_shim_serve s{};
   s.cpu = -1;  // pinned already
   s.spin_ns = placement_.syscall_cores[self->core].shared ? 0 : cfg_.drain_spin_ns;
-  s.stop_signal = static_cast<uint32_t>(stop_signal_);
+  s.stop_signal = static_cast<uint32_t>(stop_signal_.number());
   while (!stopping_.load(std::memory_order_acquire)) {
     const long rc = shim_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
     if (rc < 0 && rc != -EINTR) {
@@ -182,11 +160,8 @@ int ShimBackend::submitter_of(uint64_t addr) {
 }
 
 void ShimBackend::bind(Context* ctx) {
-  const int cpu = sched_getcpu();
-  const auto& map = placement_.core_of_cpu;
-  const int idx = cpu >= 0 && static_cast<size_t>(cpu) < map.size() ? map[static_cast<size_t>(cpu)] : -1;
   ctx->core = nullptr;  // the thread backend's; servers here serve every context
-  ctx->wait_spin_ns = placement_.syscall_cores[idx < 0 ? 0 : static_cast<size_t>(idx)].shared ? 0 : cfg_.wait_spin_ns;
+  ctx->wait_spin_ns = placement_.syscall_cores[placement_.core_serving(sched_getcpu())].shared ? 0 : cfg_.wait_spin_ns;
   unbind(ctx);
   auto region = std::make_unique<ShimRegion>();
   region->fd = fd_;
@@ -237,10 +212,7 @@ void ShimBackend::before_park(Context* ctx, uint64_t, uint64_t waited_ns) {
   for (unsigned i = 0; i < ctx->capacity && !unclaimed; ++i)
     unclaimed = status_of(&ctx->entries[i]).load(std::memory_order_relaxed) == FLEXSC_SUBMITTED;
   if (!unclaimed) return;
-  const int cpu = sched_getcpu();
-  const auto& map = placement_.core_of_cpu;
-  const int idx = cpu >= 0 && static_cast<size_t>(cpu) < map.size() ? map[static_cast<size_t>(cpu)] : -1;
-  spawn(idx < 0 ? 0 : static_cast<unsigned>(idx));
+  spawn(static_cast<unsigned>(placement_.core_serving(sched_getcpu())));
 }
 
 void ShimBackend::stop() {
@@ -250,12 +222,9 @@ void ShimBackend::stop() {
   for (auto& s : servers_) {
     if (!s->handle) continue;
     // A server blocked in a call is interrupted; its entry gets -ECANCELED.
-    interrupt_and_join(&s->handle, s->exited, stop_signal_);
+    interrupt_and_join(&s->handle, s->exited, stop_signal_.number());
   }
-  if (stop_signal_) {
-    sigaction(stop_signal_, &old_action_, nullptr);
-    stop_signal_ = 0;
-  }
+  stop_signal_.give_back();
 }
 
 // After stop(): entries no server claimed are cancelled.

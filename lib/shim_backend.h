@@ -19,6 +19,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "process.h"
 #include "topology.h"
 
 namespace flexsc::detail {
@@ -66,8 +67,7 @@ class ShimBackend final : public Backend {
   Placement placement_;
   int fd_ = -1;
   flexsc_shim_control* control_ = nullptr;
-  int stop_signal_ = 0;
-  struct sigaction old_action_ {};
+  CancelSignal stop_signal_;
   std::atomic<bool> stopping_{false};
   std::mutex servers_mutex_;
   std::vector<std::unique_ptr<Server>> servers_;

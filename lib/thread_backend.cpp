@@ -279,13 +279,7 @@ int ThreadBackend::create(const Config& cfg, bool perturb, std::unique_ptr<Backe
   }
   rc = plan_placement(b->topo_, cfg.cores_forced ? &cfg.syscall_cpus : nullptr, &b->placement_, error);
   if (rc < 0) return rc;
-  b->cancel_signal_ = pick_cancel_signal();
-  if (b->cancel_signal_) {
-    struct sigaction sa{};
-    sa.sa_handler = ignore_signal;  // no SA_RESTART: a blocked call returns -EINTR
-    sigemptyset(&sa.sa_mask);
-    sigaction(b->cancel_signal_, &sa, &b->old_action_);
-  }
+  b->cancel_signal_.take();
   for (size_t i = 0; i < b->placement_.syscall_cores.size(); ++i) {
     auto core = std::make_unique<SyscallCore>();
     core->index = static_cast<unsigned>(i);
@@ -322,28 +316,16 @@ int ThreadBackend::spawn(SyscallCore* core) {
   if (n >= cfg_.max_syscall_threads || core->stop.load()) return -EAGAIN;
   auto* t = new SyscallThread();
   t->core = core;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kSyscallThreadStack);
-  // Pinned from birth: the thread never runs on a user core.
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  for (int c : core->cpus) CPU_SET(c, &cpus);
-  pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
-  // Born with every signal blocked; the thread then opens the cancel signal.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   core->awake.fetch_add(1, std::memory_order_seq_cst);
-  auto* arg = new StartArg{t, cancel_signal_, perturb_};
-  int rc = pthread_create(&t->handle, &attr, syscall_thread_main, arg);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
+  auto* arg = new StartArg{t, cancel_signal_.number(), perturb_};
+  // Pinned from birth (it never runs on a user core); it then opens the
+  // cancel signal.
+  const int rc = start_runtime_thread(&t->handle, kSyscallThreadStack, &core->cpus, syscall_thread_main, arg);
+  if (rc < 0) {
     core->awake.fetch_sub(1, std::memory_order_seq_cst);
     delete arg;
     delete t;
-    return -rc;
+    return rc;
   }
   // hwloc's binding, as DESIGN.md asks, on top of the attribute above.
   hwloc_set_thread_cpubind(topo_, t->handle, core->cpuset, 0);
@@ -353,10 +335,7 @@ int ThreadBackend::spawn(SyscallCore* core) {
 }
 
 void ThreadBackend::bind(Context* ctx) {
-  const int cpu = sched_getcpu();
-  const auto& map = placement_.core_of_cpu;
-  int idx = cpu >= 0 && static_cast<size_t>(cpu) < map.size() ? map[static_cast<size_t>(cpu)] : -1;
-  ctx->core = cores_[idx < 0 ? 0 : static_cast<size_t>(idx)].get();
+  ctx->core = cores_[placement_.core_serving(sched_getcpu())].get();
   // Spinning is pointless where the owner itself runs its entries.
   ctx->wait_spin_ns = ctx->core->single_core ? 0 : cfg_.wait_spin_ns;
 }
@@ -489,7 +468,7 @@ void ThreadBackend::stop() {
       SyscallThread* t = core->threads[i];
       if (!t->handle) continue;
       // A thread blocked in a call is interrupted; its entry gets -ECANCELED.
-      interrupt_and_join(&t->handle, t->exited, cancel_signal_);
+      interrupt_and_join(&t->handle, t->exited, cancel_signal_.number());
     }
     Context* ctx;
     while (core->ready.pop(ctx)) {
@@ -497,10 +476,7 @@ void ThreadBackend::stop() {
       ctx->release();
     }
   }
-  if (cancel_signal_) {
-    sigaction(cancel_signal_, &old_action_, nullptr);
-    cancel_signal_ = 0;
-  }
+  cancel_signal_.give_back();
 }
 
 void ThreadBackend::collect(StatsTotals* totals) const {

@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "process.h"
 #include "stats.h"
 #include "topology.h"
 
@@ -88,8 +89,7 @@ class ThreadBackend final : public Backend {
   hwloc_topology_t topo_ = nullptr;
   Placement placement_;
   std::vector<std::unique_ptr<SyscallCore>> cores_;
-  int cancel_signal_ = 0;
-  struct sigaction old_action_{};
+  CancelSignal cancel_signal_;
 };
 
 }  // namespace flexsc::detail

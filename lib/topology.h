@@ -20,6 +20,13 @@ struct Placement {
   std::vector<SyscallCore> syscall_cores;
   std::vector<int> user_cpus;
   std::vector<int> core_of_cpu;  // OS CPU number -> index into syscall_cores, -1 if not allowed
+  // The syscall core serving a thread on `cpu`: the first one for a CPU
+  // outside the plan (or -1 from a failed sched_getcpu).
+  size_t core_serving(int cpu) const {
+    const int idx =
+        cpu >= 0 && static_cast<size_t>(cpu) < core_of_cpu.size() ? core_of_cpu[static_cast<size_t>(cpu)] : -1;
+    return idx < 0 ? 0 : static_cast<size_t>(idx);
+  }
   // No CPU could be reserved at all (one core, or FLEXSC_SYSCALL_CORES=none):
   // one shared syscall core serves everything.
   bool single_core = false;
