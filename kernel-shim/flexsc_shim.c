@@ -361,25 +361,17 @@ static long flexsc_register(struct flexsc_proc *p, struct flexsc_shim_region __u
 	r = kzalloc(sizeof(*r), GFP_KERNEL);
 	if (!r)
 		return -ENOMEM;
+	ret = -ENOMEM;
 	r->pages = kvcalloc(a.pages, sizeof(*r->pages), GFP_KERNEL);
-	if (!r->pages) {
-		kfree(r);
-		return -ENOMEM;
-	}
+	if (!r->pages)
+		goto free_region;
 	/* Pinned pages count against RLIMIT_MEMLOCK, as io_uring's do. */
 	ret = account_locked_vm(current->mm, a.pages, true);
-	if (ret) {
-		kvfree(r->pages);
-		kfree(r);
-		return ret;
-	}
+	if (ret)
+		goto free_pages;
 	ret = flexsc_pin(a.addr, a.pages, r->pages, &mapped);
-	if (ret) {
-		account_locked_vm(current->mm, a.pages, false);
-		kvfree(r->pages);
-		kfree(r);
-		return ret;
-	}
+	if (ret)
+		goto unaccount;
 	r->mm = current->mm;
 	mmgrab(r->mm);
 	kref_init(&r->ref);
@@ -424,6 +416,14 @@ static long flexsc_register(struct flexsc_proc *p, struct flexsc_shim_region __u
 	kref_put(&r->ref, flexsc_region_free);
 	/* Entries submitted before the registration are there already. */
 	wake_up_all(&p->servers);
+	return ret;
+
+unaccount:
+	account_locked_vm(current->mm, a.pages, false);
+free_pages:
+	kvfree(r->pages);
+free_region:
+	kfree(r);
 	return ret;
 }
 
