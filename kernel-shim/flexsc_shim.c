@@ -30,9 +30,11 @@
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
 #include <linux/seccomp.h>
 #include <linux/slab.h>
+#include <linux/static_call.h>
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
@@ -82,11 +84,24 @@ static unsigned long flexsc_lookup(const char *name)
 	return lookup ? lookup(name) : 0;
 }
 
+static long flexsc_table_dispatch(const struct pt_regs *regs, unsigned int nr)
+{
+	return flexsc_sys_call_table[array_index_nospec(nr, NR_syscalls)](regs);
+}
+
+/*
+ * Servers call the dispatcher through a static call: a direct call, with no
+ * retpoline in the way of every entry.
+ */
+DEFINE_STATIC_CALL(flexsc_sys_call, flexsc_table_dispatch);
+
 static int flexsc_resolve_dispatcher(void)
 {
 	flexsc_x64_sys_call = (flexsc_dispatch_fn)flexsc_lookup("x64_sys_call");
-	if (flexsc_x64_sys_call)
+	if (flexsc_x64_sys_call) {
+		static_call_update(flexsc_sys_call, flexsc_x64_sys_call);
 		return 0;
+	}
 	flexsc_sys_call_table = (const flexsc_table_fn *)flexsc_lookup("sys_call_table");
 	if (flexsc_sys_call_table)
 		return 0;
@@ -99,7 +114,7 @@ static int flexsc_resolve_dispatcher(void)
  * run on a server: the local ones act on the calling thread itself, and a
  * call the list does not know is treated as local, as the library does.
  */
-static bool flexsc_allowed(unsigned int nr)
+static bool __init flexsc_allowed(unsigned int nr)
 {
 	switch (nr) {
 #include "remote_calls.h"
@@ -110,7 +125,7 @@ static bool flexsc_allowed(unsigned int nr)
 }
 
 /* CPU-clock ids of one thread (CLOCK_THREAD_CPUTIME_ID, or built per thread). */
-static bool flexsc_thread_clock(long id)
+static bool flexsc_thread_clock(int id)
 {
 	return id == CLOCK_THREAD_CPUTIME_ID || (id < 0 && (id & 4));
 }
@@ -118,10 +133,14 @@ static bool flexsc_thread_clock(long id)
 /*
  * Calls whose arguments make them act on the calling thread (pid 0, a
  * thread clock, a signal mask for the call, PI futexes, ...): the same
- * rules as lib/classify.cpp, which runs them on the caller.
+ * rules as lib/classify.cpp, which runs them on the caller.  1 when they
+ * do, 0 when they do not, -1 for calls whose arguments never matter.  An
+ * int argument is the low 32 bits of its register, as the call reads it.
  */
-static bool flexsc_thread_args(unsigned int nr, const __s64 *a)
+static int flexsc_thread_args(unsigned int nr, const struct pt_regs *regs)
 {
+	const unsigned long a[6] = { regs->di, regs->si, regs->dx, regs->r10, regs->r8, regs->r9 };
+
 	switch (nr) {
 	case __NR_sched_setparam:
 	case __NR_sched_getparam:
@@ -132,31 +151,32 @@ static bool flexsc_thread_args(unsigned int nr, const __s64 *a)
 	case __NR_sched_getaffinity:
 	case __NR_sched_setattr:
 	case __NR_sched_getattr:
+		return (int)a[0] == 0;
 	case __NR_perf_event_open:
-		return (nr == __NR_perf_event_open ? a[1] : a[0]) == 0;
+		return (int)a[1] == 0;
 	case __NR_getpriority:
 	case __NR_setpriority:
-		return a[0] == PRIO_PROCESS && a[1] == 0;
+		return (int)a[0] == PRIO_PROCESS && (int)a[1] == 0;
 	case __NR_ioprio_get:
 	case __NR_ioprio_set:
-		return a[0] == IOPRIO_WHO_PROCESS && a[1] == 0;
+		return (int)a[0] == IOPRIO_WHO_PROCESS && (int)a[1] == 0;
 	case __NR_getrusage:
-		return a[0] == RUSAGE_THREAD;
+		return (int)a[0] == RUSAGE_THREAD;
 	case __NR_clock_gettime:
 	case __NR_clock_getres:
 	case __NR_clock_nanosleep:
 	case __NR_timer_create:
-		return flexsc_thread_clock(a[0]);
+		return flexsc_thread_clock((int)a[0]);
 	case __NR_close_range:
-		return a[2] & CLOSE_RANGE_UNSHARE;
+		return (a[2] & CLOSE_RANGE_UNSHARE) != 0;
 	case __NR_ppoll:
-		return a[3];
+		return a[3] != 0;
 	case __NR_pselect6:
 	case __NR_io_pgetevents:
-		return a[5];
+		return a[5] != 0;
 	case __NR_epoll_pwait:
 	case __NR_epoll_pwait2:
-		return a[4];
+		return a[4] != 0;
 	case __NR_futex:
 		switch (a[1] & FUTEX_CMD_MASK) {
 		case FUTEX_LOCK_PI:
@@ -165,34 +185,34 @@ static bool flexsc_thread_args(unsigned int nr, const __s64 *a)
 		case FUTEX_WAIT_REQUEUE_PI:
 		case FUTEX_CMP_REQUEUE_PI:
 		case FUTEX_LOCK_PI2:
-			return true;
+			return 1;
 		default:
-			return false;
+			return 0;
 		}
 	case __NR_wait4:
-		return a[2] & __WNOTHREAD;
+		return (a[2] & __WNOTHREAD) != 0;
 	case __NR_waitid:
-		return a[3] & __WNOTHREAD;
+		return (a[3] & __WNOTHREAD) != 0;
 	default:
-		return false;
+		return -1;
 	}
 }
 
-static long flexsc_dispatch(unsigned int nr, const struct flexsc_entry *e)
-{
-	struct pt_regs regs = {};
+/* The two switches above as bitmaps: a server tests a bit per entry. */
+static DECLARE_BITMAP(flexsc_remote, NR_syscalls) __ro_after_init;
+static DECLARE_BITMAP(flexsc_args_matter, NR_syscalls) __ro_after_init;
 
-	regs.di = e->args[0];
-	regs.si = e->args[1];
-	regs.dx = e->args[2];
-	regs.r10 = e->args[3];
-	regs.r8 = e->args[4];
-	regs.r9 = e->args[5];
-	regs.orig_ax = nr;
-	regs.ax = -ENOSYS;
-	if (flexsc_x64_sys_call)
-		return flexsc_x64_sys_call(&regs, nr);
-	return flexsc_sys_call_table[array_index_nospec(nr, NR_syscalls)](&regs);
+static void __init flexsc_build_call_maps(void)
+{
+	const struct pt_regs zero = {};
+	unsigned int nr;
+
+	for (nr = 0; nr < NR_syscalls; nr++) {
+		if (flexsc_allowed(nr))
+			__set_bit(nr, flexsc_remote);
+		if (flexsc_thread_args(nr, &zero) >= 0)
+			__set_bit(nr, flexsc_args_matter);
+	}
 }
 
 /* ---- per-process state ------------------------------------------------ */
@@ -203,6 +223,7 @@ struct flexsc_region {
 	unsigned long uaddr;
 	unsigned int npages;
 	unsigned int nentries;
+	unsigned int cursor;          /* where the next pass starts: after the last claim */
 	struct page **pages;
 	struct flexsc_entry *entries; /* vmap of the pinned pages */
 	struct mm_struct *mm;         /* charged for the pinned pages (locked_vm) */
@@ -213,6 +234,7 @@ struct flexsc_proc {
 	struct list_head node; /* in flexsc_procs */
 	struct mm_struct *mm;  /* mmgrab()ed: its address is never reused while we hold it */
 	atomic_t in_call; /* servers inside a call */
+	atomic64_t claimed; /* entries claimed, against control->posted */
 	atomic_t spinner; /* an idle server spins: the others sleep at once */
 	spinlock_t serving_lock;
 	struct list_head serving; /* threads inside SERVE (struct flexsc_serving) */
@@ -493,6 +515,7 @@ static u64 flexsc_posted(struct flexsc_proc *p)
 }
 
 struct flexsc_server {
+	struct pt_regs regs; /* the registers calls see: zero but for the arguments */
 	struct flexsc_proc *p;
 	struct flexsc_shim_serve *s;
 	u64 executed;
@@ -507,53 +530,72 @@ struct flexsc_server {
  * again: a restart code while a stop or a freeze is pending (every other
  * signal is blocked on a server).  A dying process gets EINTR.
  */
-static unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e, bool restartblock)
+static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e,
+						 bool restartblock)
 {
 	struct flexsc_proc *p = sv->p;
+	struct pt_regs *regs = &sv->regs;
+	/* Userspace can rewrite a BUSY entry: every field is read once. */
+	u32 flags = READ_ONCE(e->flags);
 	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
+	bool may_block = flags & FLEXSC_ENTRY_MAY_BLOCK;
 	long ret;
 
-	if (e->flags & FLEXSC_ENTRY_NOP) {
+	if (unlikely(flags & FLEXSC_ENTRY_NOP)) {
 		atomic64_inc((atomic64_t *)&p->control->nops);
 		e->ret = 0;
 		return 0;
 	}
 	if (!restartblock && nr < FLEXSC_SHIM_COUNTED_CALLS)
 		atomic64_inc((atomic64_t *)&p->control->calls[nr]);
-	if (nr >= NR_syscalls) {
+	if (unlikely(nr >= NR_syscalls)) {
 		e->ret = -ENOSYS;
 		return 0;
 	}
+	regs->di = READ_ONCE(e->args[0]);
+	regs->si = READ_ONCE(e->args[1]);
+	regs->dx = READ_ONCE(e->args[2]);
+	regs->r10 = READ_ONCE(e->args[3]);
+	regs->r8 = READ_ONCE(e->args[4]);
+	regs->r9 = READ_ONCE(e->args[5]);
+	regs->orig_ax = nr;
+	regs->ax = -ENOSYS;
 	/* restart_syscall continues a call checked when it started. */
-	if (!restartblock && (!flexsc_allowed(nr) || flexsc_thread_args(nr, e->args))) {
+	if (!restartblock && unlikely(!test_bit(nr, flexsc_remote) ||
+				      (test_bit(nr, flexsc_args_matter) && flexsc_thread_args(nr, regs) > 0))) {
 		e->ret = -EPERM;
 		return 0;
 	}
 	/* A filter installed later with TSYNC reaches this thread too. */
-	if (flexsc_seccomp_active()) {
+	if (unlikely(flexsc_seccomp_active())) {
 		e->ret = -EPERM;
 		return 0;
 	}
-	if (sv->slot >= 0)
+	if (may_block && sv->slot >= 0)
 		WRITE_ONCE(p->control->servers[sv->slot].nr, nr);
-	/* Evidence that a server sitting in a call does not stall the others. */
-	if (atomic_inc_return(&p->in_call) > 1)
+	/* Evidence that a server sitting in a blocking call does not stall the others. */
+	if (may_block ? atomic_inc_return(&p->in_call) > 1 : atomic_read(&p->in_call) > 0)
 		atomic64_inc((atomic64_t *)&p->control->overlapped);
 	/*
 	 * A call that may sleep: this server stops counting as ready, so a
 	 * poster wakes another; and one wakes now for what was posted already.
 	 */
-	if ((e->flags & FLEXSC_ENTRY_MAY_BLOCK) &&
-	    atomic_dec_return((atomic_t *)&p->control->ready) == 0 && flexsc_posted(p) != sv->seen_posted)
+	if (may_block && atomic_dec_return((atomic_t *)&p->control->ready) == 0 &&
+	    flexsc_posted(p) != sv->seen_posted)
 		wake_up(&p->servers);
-	ret = flexsc_dispatch(nr, e);
-	if (e->flags & FLEXSC_ENTRY_MAY_BLOCK)
+	ret = static_call(flexsc_sys_call)(regs, nr);
+	if (may_block) {
 		atomic_inc((atomic_t *)&p->control->ready);
-	atomic_dec(&p->in_call);
-	if (sv->slot >= 0)
-		WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
+		atomic_dec(&p->in_call);
+		if (sv->slot >= 0)
+			WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
+	}
+	if (likely(!flexsc_restart_code(ret) && ret != -EINTR)) {
+		e->ret = ret;
+		return 0;
+	}
 	/* Shutdown interrupts a blocked call with the stop signal: cancelled. */
-	if (READ_ONCE(p->leaving) && (ret == -EINTR || flexsc_restart_code(ret))) {
+	if (READ_ONCE(p->leaving)) {
 		atomic64_inc((atomic64_t *)&p->control->cancelled);
 		e->ret = -ECANCELED;
 		return 0;
@@ -642,7 +684,7 @@ static bool flexsc_caller_signal(void)
 enum flexsc_pass { FLEXSC_IDLE, FLEXSC_WORKED, FLEXSC_STOP };
 
 /* Why the server must go back to userspace, or 0. */
-static u32 flexsc_must_return(struct flexsc_server *sv)
+static inline u32 flexsc_must_return(struct flexsc_server *sv)
 {
 	if (READ_ONCE(sv->p->leaving))
 		return FLEXSC_SERVE_LEAVE;
@@ -664,31 +706,45 @@ static bool flexsc_raised_caller_signal(const struct flexsc_entry *e)
 	return (e->ret == -EPIPE || e->ret == -EFBIG) && flexsc_caller_signal();
 }
 
+/* The entry after entry i, round the region. */
+static unsigned int flexsc_next(const struct flexsc_region *r, unsigned int i)
+{
+	return i + 1 < r->nentries ? i + 1 : 0;
+}
+
 /*
  * One pass over every region: claims and runs what is SUBMITTED, publishing
- * each entry at once and waking the region's waiters once per pass.
+ * each entry at once and waking the region's waiters once per pass.  Each
+ * region is scanned from after its last claim, and the pass stops after
+ * `budget` claims, what was posted and not yet claimed: it does not read
+ * the lines posters are busy with.  Stopping early is safe: an entry left
+ * behind means one claimed was not counted yet, and its post is still to
+ * bump `posted`, which makes another pass.
  */
-static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
+static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 {
 	unsigned int n = READ_ONCE(sv->p->nslots), k;
-	bool worked = false;
+	u64 claimed = 0;
 
-	for (k = 0; k < n; k++) {
+	for (k = 0; k < n && claimed < budget; k++) {
 		unsigned int slot = (sv->next_slot + k) % n;
 		struct flexsc_region *r = flexsc_get_region(sv->p, slot);
 		bool published = false, stop = false;
-		unsigned int i;
+		unsigned int i, j, last = UINT_MAX;
 
 		if (!r)
 			continue;
-		for (i = 0; i < r->nentries && !stop; i++) {
+		/* From after the last claim: where posters put the next entries. */
+		i = READ_ONCE(r->cursor);
+		for (j = 0; j < r->nentries && !stop && claimed < budget; j++, i = flexsc_next(r, i)) {
 			struct flexsc_entry *e = &r->entries[i];
 			unsigned long rerun;
 
 			if (READ_ONCE(e->status) != FLEXSC_SUBMITTED ||
 			    cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
 				continue;
-			worked = true;
+			claimed++;
+			last = i;
 			rerun = flexsc_run(sv, e, false);
 			sv->executed++;
 			if (!rerun && !task_work_pending(current) && !flexsc_raised_caller_signal(e)) {
@@ -704,23 +760,27 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv)
 				stop = true;
 				break;
 			}
-			cond_resched();
+			if (need_resched())
+				cond_resched();
 			sv->s->reason = flexsc_must_return(sv);
 			stop = sv->s->reason != 0;
 		}
+		if (last != UINT_MAX)
+			WRITE_ONCE(r->cursor, flexsc_next(r, last));
 		if (published)
 			flexsc_wake_waiters(r);
 		kref_put(&r->ref, flexsc_region_free);
 		if (stop) {
+			atomic64_add(claimed, &sv->p->claimed);
 			sv->next_slot = slot;
 			return FLEXSC_STOP;
 		}
 		cond_resched();
 	}
+	atomic64_add(claimed, &sv->p->claimed);
 	sv->next_slot = n ? (sv->next_slot + 1) % n : 0;
-	return worked ? FLEXSC_WORKED : FLEXSC_IDLE;
+	return claimed ? FLEXSC_WORKED : FLEXSC_IDLE;
 }
-
 
 /*
  * Nothing to do for the whole spin: announce the sleep, look once more, and
@@ -830,7 +890,7 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 	}
 	sv.seen_posted = flexsc_posted(p);
 	for (;;) {
-		u64 idle_since;
+		u64 idle_since, budget;
 		enum flexsc_pass r;
 
 		s->reason = flexsc_must_return(&sv);
@@ -838,16 +898,19 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 			break;
 		/* Read before the pass: a post during it is seen by the next one. */
 		sv.seen_posted = flexsc_posted(p);
-		r = flexsc_pass(&sv);
+		/* Claims still to be added by other servers only make it larger. */
+		budget = sv.seen_posted - (u64)atomic64_read(&p->claimed);
+		r = flexsc_pass(&sv, (s64)budget > 0 ? budget : U64_MAX);
 		if (r == FLEXSC_STOP)
 			break;
-		if (r == FLEXSC_WORKED)
+		/* Passes repeat only for new posts: no rescans of busy lines. */
+		if (flexsc_posted(p) != sv.seen_posted)
 			continue;
 		/* One idle server spins; the others sleep at once. */
 		if (atomic_cmpxchg(&p->spinner, 0, 1) == 0) {
-			idle_since = ktime_get_ns();
+			idle_since = local_clock();
 			while (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv) &&
-			       ktime_get_ns() - idle_since < s->spin_ns) {
+			       local_clock() - idle_since < s->spin_ns) {
 				cpu_relax();
 				cond_resched();
 			}
@@ -1007,6 +1070,7 @@ static int __init flexsc_init(void)
 
 	if (ret)
 		return ret;
+	flexsc_build_call_maps();
 	ret = misc_register(&flexsc_dev);
 	if (ret)
 		return ret;

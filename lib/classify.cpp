@@ -16,9 +16,13 @@ constexpr long kCloseRangeUnshare = 2;  // CLOSE_RANGE_UNSHARE
 
 // Thread CPU-time clock ids: CLOCK_THREAD_CPUTIME_ID, or a negative id
 // built by pthread_getcpuclockid/clock_getcpuclockid with the per-thread bit.
-bool is_thread_clock(long id) {
+bool is_thread_clock(int id) {
   return id == CLOCK_THREAD_CPUTIME_ID || (id < 0 && (id & 4) != 0);
 }
+
+// An argument the kernel declares int (pid_t, clockid_t, which, who, cmd):
+// it reads only the low 32 bits of the register, so (1L << 32) is pid 0.
+int int_arg(long a) { return static_cast<int>(a); }
 
 bool is_pi_futex(long op) {
   switch (op & FUTEX_CMD_MASK) {
@@ -61,24 +65,24 @@ SyscallClass classify(long nr, const long a[6]) {
     case SYS_sched_getaffinity:
     case SYS_sched_setattr:
     case SYS_sched_getattr:
-      return a[0] == 0 ? local : table;
+      return int_arg(a[0]) == 0 ? local : table;
     case SYS_getpriority:
     case SYS_setpriority:
-      return a[0] == PRIO_PROCESS && a[1] == 0 ? local : table;
+      return int_arg(a[0]) == PRIO_PROCESS && int_arg(a[1]) == 0 ? local : table;
     case SYS_ioprio_get:
     case SYS_ioprio_set:
-      return a[0] == kIoprioWhoProcess && a[1] == 0 ? local : table;
+      return int_arg(a[0]) == kIoprioWhoProcess && int_arg(a[1]) == 0 ? local : table;
     case SYS_getrusage:
-      return a[0] == RUSAGE_THREAD ? local : table;
+      return int_arg(a[0]) == RUSAGE_THREAD ? local : table;
     case SYS_clock_gettime:
     case SYS_clock_getres:
     case SYS_clock_nanosleep:
     case SYS_timer_create:
-      return is_thread_clock(a[0]) ? local : table;
+      return is_thread_clock(int_arg(a[0])) ? local : table;
     case SYS_close_range:
       return (a[2] & kCloseRangeUnshare) ? local : table;
     case SYS_perf_event_open:
-      return a[1] == 0 ? local : table;
+      return int_arg(a[1]) == 0 ? local : table;
     // A signal mask swapped in for the call is the calling thread's (and
     // a signal it lets through interrupts that thread's call).
     case SYS_ppoll:
@@ -97,7 +101,7 @@ SyscallClass classify(long nr, const long a[6]) {
     case SYS_waitid:
       return (a[3] & __WNOTHREAD) ? local : table;
     case SYS_fcntl:
-      return a[1] == F_SETLKW || a[1] == F_OFD_SETLKW ? SyscallClass::Blocking : table;
+      return int_arg(a[1]) == F_SETLKW || int_arg(a[1]) == F_OFD_SETLKW ? SyscallClass::Blocking : table;
     case SYS_flock:
       return (a[1] & LOCK_NB) ? SyscallClass::Remote : table;
     default:

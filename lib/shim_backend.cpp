@@ -183,9 +183,10 @@ void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
     }
     return;
   }
-  // The entries are SUBMITTED (release stores); the doorbell's full barrier
+  // The entries are SUBMITTED (release stores); the doorbell counts them
+  // (servers claim no more than were counted per scan) and its full barrier
   // orders them before the look at the sleepers (shim.h).
-  __atomic_fetch_add(&control_->posted, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&control_->posted, count, __ATOMIC_SEQ_CST);
   if (__atomic_load_n(&control_->ready, __ATOMIC_SEQ_CST) == 0) shim_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
 }
 

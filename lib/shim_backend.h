@@ -46,7 +46,7 @@ class ShimBackend final : public Backend {
   void wait_begin(Context*) override {}
   void forget_threads() override;
   // Serving threads sit in the shim's ioctl as far as /proc can tell: the
-  // control page says what they run.
+  // control page says which call that may block each one sits in.
   int threads_in_call(long nr) const override;
 
  private:

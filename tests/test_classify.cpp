@@ -90,4 +90,19 @@ TEST(Classify, ArgumentsRefineTheClass) {
   EXPECT_EQ(cls(SYS_io_pgetevents, 0, 1, 1, 0, 0, 0x1000), C::Local);
 }
 
+// The kernel reads an int argument (pid_t, clockid_t, which, who, cmd) from
+// the low 32 bits of its register: high garbage must not hide the thread.
+TEST(Classify, IntArgumentsAreTheirLow32Bits) {
+  constexpr long kHigh = 1L << 32;
+  EXPECT_EQ(cls(SYS_sched_setaffinity, kHigh), C::Local);
+  EXPECT_EQ(cls(SYS_sched_getattr, kHigh), C::Local);
+  EXPECT_EQ(cls(SYS_getpriority, PRIO_PROCESS + kHigh, kHigh), C::Local);
+  EXPECT_EQ(cls(SYS_getrusage, RUSAGE_THREAD + kHigh), C::Local);
+  EXPECT_EQ(cls(SYS_perf_event_open, 0, kHigh), C::Local);
+  EXPECT_EQ(cls(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID + kHigh), C::Local);
+  EXPECT_EQ(cls(SYS_clock_gettime, static_cast<long>(0xfffffff6UL)), C::Local);  // tid 1, CPUCLOCK_SCHED, per thread
+  EXPECT_EQ(cls(SYS_fcntl, 3, F_SETLKW + kHigh), C::Blocking);
+  EXPECT_EQ(cls(SYS_sched_setaffinity, 1234 + kHigh), C::Remote);
+}
+
 }  // namespace

@@ -24,7 +24,8 @@
 
 /*
  * The control area, shared by the process and the module.  Posters publish
- * their entries, then bump `posted` with a full barrier, then read `ready`:
+ * their entries (SUBMITTED), then add their number to `posted` with a full
+ * barrier, then read `ready`:
  * zero means no serving thread is ready to take them (every one asleep, or
  * in a call marked FLEXSC_ENTRY_MAY_BLOCK), and FLEXSC_IOC_WAKE wakes one.
  * A serving thread about to sleep, or to make such a call, decrements
@@ -33,7 +34,10 @@
  * no submission is left with no server ready, and posting makes no syscall
  * while one is.  Only one idle server spins; the others sleep.  The two
  * words have a cache line each: one is written by posters, the other by
- * serving threads.
+ * serving threads.  Servers scan again only when `posted` moved, and a
+ * scan stops once it has claimed as many entries as were posted and not
+ * yet claimed: a poster that counts fewer than it submitted delays its own
+ * entries until its next post.
  */
 #define FLEXSC_SHIM_COUNTED_CALLS 512 /* calls[] covers syscall numbers below this */
 #define FLEXSC_SHIM_MAX_SERVERS 64     /* servers[] slots; more servers run unreported */
@@ -49,7 +53,11 @@ struct flexsc_shim_control {
 	__u64 overlapped;                        /* calls run while another server sat in a call */
 	__u64 pad2[5];
 	__u64 calls[FLEXSC_SHIM_COUNTED_CALLS];  /* calls run, by syscall number */
-	/* For observers (tests, tools): each serving thread's id and the call it runs now (-1: none). */
+	/*
+	 * For observers (tests, tools): each serving thread's id and the call
+	 * marked FLEXSC_ENTRY_MAY_BLOCK it sits in (-1: none; quick calls are
+	 * not shown, which keeps two stores off every entry).
+	 */
 	struct {
 		__s32 tid;
 		__s32 nr;

@@ -85,10 +85,12 @@ cp "$module" "$root/flexsc_shim.ko" || exit 1
 # libraries to the paths ldd names.
 mkdir -p "$root/prog"
 copy_with_libs() {
-  local bin=$1
+  local bin=$1 libs
   cp "$bin" "$root/prog/" || return 1
-  ldd "$bin" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
-    [ -e "$root$lib" ] || { mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"; }
+  # A static binary (busybox) has none: ldd fails, and that is fine.
+  libs=$(ldd "$bin" 2>/dev/null | grep -o '/[^ ]*')
+  for lib in $libs; do
+    [ -e "$root$lib" ] || { mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"; } || return 1
   done
 }
 runs=()
