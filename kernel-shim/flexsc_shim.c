@@ -20,6 +20,7 @@
 #include <linux/delay.h>
 #include <linux/freezer.h>
 #include <linux/fs.h>
+#include <linux/irq_work.h>
 #include <linux/kprobes.h>
 #include <linux/kref.h>
 #include <linux/miscdevice.h>
@@ -27,6 +28,7 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/nospec.h>
+#include <linux/preempt.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
@@ -233,7 +235,7 @@ struct flexsc_region {
 struct flexsc_proc {
 	struct list_head node; /* in flexsc_procs */
 	struct mm_struct *mm;  /* mmgrab()ed: its address is never reused while we hold it */
-	atomic_t in_call; /* servers inside a call */
+	atomic_t blocked; /* servers asleep inside a call */
 	atomic64_t claimed; /* entries claimed, against control->posted */
 	atomic_t spinner; /* an idle server spins: the others sleep at once */
 	spinlock_t serving_lock;
@@ -516,6 +518,10 @@ static u64 flexsc_posted(struct flexsc_proc *p)
 
 struct flexsc_server {
 	struct pt_regs regs; /* the registers calls see: zero but for the arguments */
+	struct preempt_notifier notifier; /* tells when the server sleeps in a call */
+	struct irq_work wake_spare;        /* ... and then wakes a sleeping one */
+	bool in_call;                      /* inside the dispatcher */
+	bool blocked;                      /* asleep there: not ready */
 	struct flexsc_proc *p;
 	struct flexsc_shim_serve *s;
 	u64 executed;
@@ -573,23 +579,15 @@ static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct
 	}
 	if (may_block && sv->slot >= 0)
 		WRITE_ONCE(p->control->servers[sv->slot].nr, nr);
-	/* Evidence that a server sitting in a blocking call does not stall the others. */
-	if (may_block ? atomic_inc_return(&p->in_call) > 1 : atomic_read(&p->in_call) > 0)
+	/* Evidence that a server asleep in a call does not stall the others. */
+	if (atomic_read(&p->blocked) > 0)
 		atomic64_inc((atomic64_t *)&p->control->overlapped);
-	/*
-	 * A call that may sleep: this server stops counting as ready, so a
-	 * poster wakes another; and one wakes now for what was posted already.
-	 */
-	if (may_block && atomic_dec_return((atomic_t *)&p->control->ready) == 0 &&
-	    flexsc_posted(p) != sv->seen_posted)
-		wake_up(&p->servers);
+	/* The preempt notifier hands over if the call sleeps. */
+	WRITE_ONCE(sv->in_call, true);
 	ret = static_call(flexsc_sys_call)(regs, nr);
-	if (may_block) {
-		atomic_inc((atomic_t *)&p->control->ready);
-		atomic_dec(&p->in_call);
-		if (sv->slot >= 0)
-			WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
-	}
+	WRITE_ONCE(sv->in_call, false);
+	if (may_block && sv->slot >= 0)
+		WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
 	if (likely(!flexsc_restart_code(ret) && ret != -EINTR)) {
 		e->ret = ret;
 		return 0;
@@ -799,6 +797,49 @@ static void flexsc_sleep(struct flexsc_server *sv)
 	atomic_inc(ready);
 }
 
+/*
+ * Blocking, as FlexSC does it: a server that goes to sleep inside a call
+ * stops counting as ready (posters then wake a server themselves) and, if
+ * it was the last ready one, wakes a sleeping one for what waits.  This
+ * runs in the scheduler with the runqueue locked: the wake-up goes through
+ * irq_work.  A server that is merely preempted stays on the runqueue and
+ * stays ready.
+ */
+static void flexsc_server_sched_out(struct preempt_notifier *pn, struct task_struct *next)
+{
+	struct flexsc_server *sv = container_of(pn, struct flexsc_server, notifier);
+
+	if (!READ_ONCE(sv->in_call) || READ_ONCE(current->on_rq))
+		return;
+	sv->blocked = true;
+	atomic_inc(&sv->p->blocked);
+	if (atomic_dec_return((atomic_t *)&sv->p->control->ready) == 0)
+		irq_work_queue(&sv->wake_spare);
+}
+
+static void flexsc_server_sched_in(struct preempt_notifier *pn, int cpu)
+{
+	struct flexsc_server *sv = container_of(pn, struct flexsc_server, notifier);
+
+	if (!sv->blocked)
+		return;
+	sv->blocked = false;
+	atomic_inc((atomic_t *)&sv->p->control->ready);
+	atomic_dec(&sv->p->blocked);
+}
+
+static void flexsc_wake_spare(struct irq_work *work)
+{
+	struct flexsc_server *sv = container_of(work, struct flexsc_server, wake_spare);
+
+	wake_up(&sv->p->servers);
+}
+
+static struct preempt_ops flexsc_server_preempt_ops = {
+	.sched_in = flexsc_server_sched_in,
+	.sched_out = flexsc_server_sched_out,
+};
+
 struct flexsc_serving {
 	struct list_head node;
 	struct task_struct *task;
@@ -873,6 +914,12 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 		sigdelset(&blocked, s->stop_signal);
 	sigprocmask(SIG_SETMASK, &blocked, &saved);
 
+	preempt_notifier_init(&sv.notifier, &flexsc_server_preempt_ops);
+	init_irq_work(&sv.wake_spare, flexsc_wake_spare);
+	preempt_disable();
+	preempt_notifier_register(&sv.notifier);
+	preempt_enable();
+
 	flexsc_finish_pending(&sv);
 	if (s->npending) {
 		/* Interrupted again, or more task work: back to userspace first. */
@@ -920,6 +967,10 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 			flexsc_sleep(&sv);
 	}
 out:
+	preempt_disable();
+	preempt_notifier_unregister(&sv.notifier);
+	preempt_enable();
+	irq_work_sync(&sv.wake_spare); /* it uses sv */
 	atomic_dec((atomic_t *)&p->control->ready);
 	if (sv.slot >= 0)
 		smp_store_release(&p->control->servers[sv.slot].tid, 0);
@@ -1071,9 +1122,12 @@ static int __init flexsc_init(void)
 	if (ret)
 		return ret;
 	flexsc_build_call_maps();
+	preempt_notifier_inc();
 	ret = misc_register(&flexsc_dev);
-	if (ret)
+	if (ret) {
+		preempt_notifier_dec();
 		return ret;
+	}
 	pr_info("ready: /dev/flexsc (dispatcher %s)\n", flexsc_x64_sys_call ? "x64_sys_call" : "sys_call_table");
 	return 0;
 }
@@ -1081,6 +1135,7 @@ static int __init flexsc_init(void)
 static void __exit flexsc_exit(void)
 {
 	misc_deregister(&flexsc_dev);
+	preempt_notifier_dec();
 }
 
 module_init(flexsc_init);

@@ -205,8 +205,8 @@ void ShimBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const fl
 uint64_t ShimBackend::progress_mark(Context*) const { return 0; }
 
 // An entry nobody has claimed after a long wait, and no server ready: every
-// server sits in a call.  One more starts (FlexSC woke a spare from the
-// scheduler; the shim does not do that yet).
+// server sleeps in a call (the module woke the spares already, from the
+// scheduler).  One more starts.
 void ShimBackend::before_park(Context* ctx, uint64_t, uint64_t waited_ns) {
   if (waited_ns < kStuckNs || __atomic_load_n(&control_->ready, __ATOMIC_SEQ_CST)) return;
   bool unclaimed = false;

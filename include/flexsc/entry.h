@@ -35,7 +35,8 @@ enum flexsc_status {
 /* Entry flags. */
 #define FLEXSC_ENTRY_NOP (1u << 0) /* complete with ret 0, make no syscall */
 /* Set by the library on submit: the call may sleep without bound (the
- * blocking class).  The kernel shim lets another server take over then. */
+ * blocking class).  The kernel shim shows such a call to observers
+ * (flexsc_shim_control.servers). */
 #define FLEXSC_ENTRY_MAY_BLOCK (1u << 15)
 
 /*

@@ -26,13 +26,14 @@
  * The control area, shared by the process and the module.  Posters publish
  * their entries (SUBMITTED), then add their number to `posted` with a full
  * barrier, then read `ready`:
- * zero means no serving thread is ready to take them (every one asleep, or
- * in a call marked FLEXSC_ENTRY_MAY_BLOCK), and FLEXSC_IOC_WAKE wakes one.
- * A serving thread about to sleep, or to make such a call, decrements
- * `ready` with a full barrier, then looks at `posted` once more (and wakes
- * a sleeping one for what arrived).  Either side sees the other's store, so
- * no submission is left with no server ready, and posting makes no syscall
- * while one is.  Only one idle server spins; the others sleep.  The two
+ * zero means no serving thread is ready to take them (every one asleep,
+ * idle or inside a call), and FLEXSC_IOC_WAKE wakes one.  A serving thread
+ * about to sleep idle decrements `ready` with a full barrier, then looks at
+ * `posted` once more.  Either side sees the other's store, so no
+ * submission is left with no server ready, and posting makes no syscall
+ * while one is.  A server that falls asleep inside a call (the scheduler
+ * tells the module) stops counting too, and wakes a sleeping one if it was
+ * the last ready.  Only one idle server spins; the others sleep.  The two
  * words have a cache line each: one is written by posters, the other by
  * serving threads.  Servers scan again only when `posted` moved, and a
  * scan stops once it has claimed as many entries as were posted and not

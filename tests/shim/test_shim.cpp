@@ -36,7 +36,8 @@ long sys_ioctl(int fd, unsigned long cmd, void* arg) {
 // and serving threads that loop in FLEXSC_IOC_SERVE until told to leave.
 class Shim {
  public:
-  explicit Shim(unsigned pages = 1, unsigned servers = 1) : pages_(pages) {
+  // Servers pinned to `cpu` (-1: anywhere).
+  explicit Shim(unsigned pages = 1, unsigned servers = 1, int cpu = -1) : pages_(pages), cpu_(cpu) {
     fd_ = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
     if (fd_ < 0) return;
     control_ = static_cast<flexsc_shim_control*>(map(FLEXSC_SHIM_CONTROL_PAGES));
@@ -67,8 +68,9 @@ class Shim {
     flexsc_entry* e = entry(i);
     e->nr = static_cast<uint32_t>(nr);
     // Calls that may sleep are marked, as the library marks its blocking
-    // class: the server making one then stops counting as ready.
-    e->flags = nr == SYS_read || nr == SYS_write || nr == SYS_nanosleep || nr == SYS_ppoll ? FLEXSC_ENTRY_MAY_BLOCK : 0;
+    // class (observers see them in control()->servers).
+    const bool may_block = nr == SYS_read || nr == SYS_write || nr == SYS_nanosleep || nr == SYS_ppoll;
+    e->flags = may_block && mark_blocking ? FLEXSC_ENTRY_MAY_BLOCK : 0;
     const long args[6] = {a0, a1, a2, a3, a4, a5};
     std::memcpy(e->args, args, sizeof args);
     e->ret = LONG_MIN;
@@ -106,7 +108,7 @@ class Shim {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
     flexsc_shim_serve s{};
-    s.cpu = -1;
+    s.cpu = cpu_;
     s.spin_ns = 50'000;
     for (;;) {
       const long rc = sys_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
@@ -119,6 +121,7 @@ class Shim {
   }
 
   unsigned pages_;
+  int cpu_;
   int fd_ = -1;
   long attach_rc_ = -1, register_rc_ = -1;
   uint32_t id_ = 0;
@@ -128,6 +131,7 @@ class Shim {
 
  public:
   std::atomic<int> caller_signals_{0};  // SERVE calls back for a SIGPIPE/SIGXFSZ to send on
+  bool mark_blocking = true;            // post() marks calls that may sleep FLEXSC_ENTRY_MAY_BLOCK
 };
 
 // Runs f in a child process; its exit status (0 = pass).
@@ -278,6 +282,29 @@ TEST(Shim, ABlockedServerDoesNotStallTheOthers) {
   for (int i = 0; i < 100; ++i) ASSERT_EQ(shim.call(SYS_getppid), getppid());
   ASSERT_EQ(write(p[1], "x", 1), 1);
   EXPECT_EQ(shim.wait(1), 1);
+  close(p[0]);
+  close(p[1]);
+}
+
+// FlexSC's spare: two servers on one CPU; the one that falls asleep in a
+// call nobody marked as blocking hands over (the scheduler tells the
+// module) to the other, which the calls after it need.
+TEST(Shim, AServerAsleepInAnUnmarkedCallHandsOverToASpareOnItsCore) {
+  Shim shim(1, 2, 0);
+  ASSERT_TRUE(shim.ok());
+  shim.mark_blocking = false;
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  char c;
+  shim.post(1, SYS_read, p[0], reinterpret_cast<long>(&c), 1);
+  std::this_thread::sleep_for(50ms);  // the spare has long gone to sleep
+  int wrong = 0;
+  for (int i = 0; i < 100 && !wrong; ++i) wrong += shim.call(SYS_getppid) != getppid();  // 20 s each when stuck
+  const uint64_t overlapped = __atomic_load_n(&shim.control()->overlapped, __ATOMIC_RELAXED);
+  ASSERT_EQ(write(p[1], "x", 1), 1);  // the read returns whatever happened: the servers can leave
+  EXPECT_EQ(shim.wait(1), 1);
+  EXPECT_EQ(wrong, 0) << "getppid stalled behind the sleeping read";
+  EXPECT_GT(overlapped, 0u) << "no call ran while the read slept";
   close(p[0]);
   close(p[1]);
 }
