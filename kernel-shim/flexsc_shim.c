@@ -240,6 +240,7 @@ struct flexsc_proc {
 	atomic_t spinner; /* an idle server spins: the others sleep at once */
 	spinlock_t serving_lock;
 	struct list_head serving; /* threads inside SERVE (struct flexsc_serving) */
+	struct list_head held;    /* entries threads left pending (struct flexsc_held) */
 	struct page *control_pages[FLEXSC_SHIM_CONTROL_PAGES];
 	struct flexsc_shim_control *control;
 	wait_queue_head_t servers; /* sleeping serving threads */
@@ -329,6 +330,7 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 	mmgrab(p->mm);
 	spin_lock_init(&p->serving_lock);
 	INIT_LIST_HEAD(&p->serving);
+	INIT_LIST_HEAD(&p->held);
 	init_waitqueue_head(&p->servers);
 	mutex_init(&p->regions_lock);
 
@@ -495,21 +497,43 @@ static void flexsc_wake_waiters(struct flexsc_region *r)
 		wake_up_all(&r->waiters);
 }
 
-static void flexsc_publish(struct flexsc_region *r, struct flexsc_entry *e)
+/* Tells spinning waiters that n more entries are DONE (shim.h). */
+static void flexsc_announce(struct flexsc_shim_control *control, unsigned int n)
+{
+	atomic64_add(n, (atomic64_t *)&control->completed);
+}
+
+static void flexsc_publish(struct flexsc_proc *p, struct flexsc_region *r, struct flexsc_entry *e)
 {
 	smp_store_release(&e->status, FLEXSC_DONE);
+	flexsc_announce(p->control, 1);
 	flexsc_wake_waiters(r);
 }
 
 /*
- * Entries a SERVE call could not publish go back to userspace in `pending`
- * (their user address, 64-byte aligned, with these bits in the low ones):
- * task work their call queued must run first, or their call was interrupted
- * and is made again by the next SERVE call of the same thread.
+ * Entries a SERVE call could not publish stay BUSY, held for the same
+ * thread's next SERVE call: task work their call queued must run first (on
+ * the way to userspace), or their call was interrupted and is made again,
+ * as restart_syscall with the restart block it left (saved here: the
+ * thread's own syscalls in between may overwrite it).  Userspace sees
+ * their addresses in `pending`; the module trusts only its own record.
  */
 #define FLEXSC_PENDING_RERUN 1ul       /* make the call again */
 #define FLEXSC_PENDING_RESTARTBLOCK 2ul /* ... as restart_syscall */
-#define FLEXSC_PENDING_BITS (FLEXSC_PENDING_RERUN | FLEXSC_PENDING_RESTARTBLOCK)
+
+struct flexsc_held_entry {
+	struct flexsc_region *region; /* referenced */
+	unsigned int index;
+	unsigned long rerun; /* FLEXSC_PENDING_* */
+	struct restart_block restart;
+};
+
+struct flexsc_held {
+	struct list_head node;    /* in flexsc_proc.held, between SERVE calls */
+	struct task_struct *task; /* referenced there */
+	unsigned int n;
+	struct flexsc_held_entry e[FLEXSC_SHIM_MAX_PENDING];
+};
 
 static u64 flexsc_posted(struct flexsc_proc *p)
 {
@@ -524,6 +548,7 @@ struct flexsc_server {
 	bool blocked;                      /* asleep there: not ready */
 	struct flexsc_proc *p;
 	struct flexsc_shim_serve *s;
+	struct flexsc_held *held; /* what this call could not publish yet */
 	u64 executed;
 	u64 seen_posted;
 	unsigned int next_slot; /* where the next pass starts: regions take turns */
@@ -612,56 +637,94 @@ static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct
 }
 
 
-/* The BUSY entry at user address addr, with a reference to its region. */
-static struct flexsc_entry *flexsc_busy_entry(struct flexsc_proc *p, unsigned long addr,
-					      struct flexsc_region **region)
+/* Holds entry i of r, BUSY, for this thread's next SERVE call. */
+static void flexsc_hold(struct flexsc_server *sv, struct flexsc_region *r, unsigned int i,
+			unsigned long rerun)
 {
-	unsigned int slot;
+	struct flexsc_held_entry *h = &sv->held->e[sv->held->n++];
 
-	for (slot = 0; slot < READ_ONCE(p->nslots); slot++) {
-		struct flexsc_region *r = flexsc_get_region(p, slot);
-		unsigned long off = addr - (r ? r->uaddr : 0);
-
-		if (!r)
-			continue;
-		if (addr >= r->uaddr && off < (unsigned long)r->nentries * FLEXSC_ENTRY_SIZE &&
-		    !(off % FLEXSC_ENTRY_SIZE) &&
-		    READ_ONCE(r->entries[off / FLEXSC_ENTRY_SIZE].status) == FLEXSC_BUSY) {
-			*region = r;
-			return &r->entries[off / FLEXSC_ENTRY_SIZE];
-		}
-		kref_put(&r->ref, flexsc_region_free);
-	}
-	return NULL;
+	kref_get(&r->ref);
+	h->region = r;
+	h->index = i;
+	h->rerun = rerun;
+	if (rerun & FLEXSC_PENDING_RESTARTBLOCK)
+		h->restart = current->restart_block;
 }
 
 /*
  * What a previous call of this thread left pending: publishes the entries
  * whose task work has run on the way out, makes the interrupted calls
- * again.  Only BUSY entries of this process's regions are touched, whatever
- * userspace passes.
+ * again.
  */
 static void flexsc_finish_pending(struct flexsc_server *sv)
 {
-	struct flexsc_shim_serve *s = sv->s;
-	unsigned int i, n = s->npending, kept = 0;
+	struct flexsc_held *held = sv->held;
+	unsigned int i, n = held->n, kept = 0;
 
 	for (i = 0; i < n; i++) {
-		unsigned long bits = s->pending[i] & FLEXSC_PENDING_BITS;
-		struct flexsc_region *r;
-		struct flexsc_entry *e = flexsc_busy_entry(sv->p, s->pending[i] & ~FLEXSC_PENDING_BITS, &r);
+		struct flexsc_held_entry *h = &held->e[i];
+		struct flexsc_entry *e = &h->region->entries[h->index];
 
-		if (!e)
+		if (h->rerun & FLEXSC_PENDING_RESTARTBLOCK)
+			current->restart_block = h->restart;
+		if (h->rerun)
+			h->rerun = flexsc_run(sv, e, h->rerun & FLEXSC_PENDING_RESTARTBLOCK);
+		if (h->rerun & FLEXSC_PENDING_RESTARTBLOCK)
+			h->restart = current->restart_block;
+		if (h->rerun || task_work_pending(current)) {
+			held->e[kept++] = *h;
 			continue;
-		if (bits)
-			bits = flexsc_run(sv, e, bits & FLEXSC_PENDING_RESTARTBLOCK);
-		if (bits || task_work_pending(current))
-			s->pending[kept++] = (s->pending[i] & ~FLEXSC_PENDING_BITS) | bits;
-		else
-			flexsc_publish(r, e);
-		kref_put(&r->ref, flexsc_region_free);
+		}
+		flexsc_publish(sv->p, h->region, e);
+		kref_put(&h->region->ref, flexsc_region_free);
 	}
-	s->npending = kept;
+	held->n = kept;
+}
+
+/* This thread's held entries, taken out of the process's list, or none. */
+static struct flexsc_held *flexsc_take_held(struct flexsc_proc *p)
+{
+	struct flexsc_held *h, *found = NULL;
+
+	spin_lock(&p->serving_lock);
+	list_for_each_entry(h, &p->held, node) {
+		if (h->task == current) {
+			list_del(&h->node);
+			found = h;
+			break;
+		}
+	}
+	spin_unlock(&p->serving_lock);
+	if (found)
+		put_task_struct(found->task);
+	return found;
+}
+
+/* Keeps held entries for this thread's next call, or frees an empty record. */
+static void flexsc_keep_held(struct flexsc_proc *p, struct flexsc_held *held)
+{
+	if (!held->n) {
+		kfree(held);
+		return;
+	}
+	held->task = get_task_struct(current);
+	spin_lock(&p->serving_lock);
+	list_add(&held->node, &p->held);
+	spin_unlock(&p->serving_lock);
+}
+
+/* At release: what threads left held is dropped, BUSY for good. */
+static void flexsc_drop_held(struct flexsc_proc *p)
+{
+	struct flexsc_held *held, *next;
+	unsigned int i;
+
+	list_for_each_entry_safe(held, next, &p->held, node) {
+		for (i = 0; i < held->n; i++)
+			kref_put(&held->e[i].region->ref, flexsc_region_free);
+		put_task_struct(held->task);
+		kfree(held);
+	}
 }
 
 /*
@@ -727,8 +790,8 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 	for (k = 0; k < n && claimed < budget; k++) {
 		unsigned int slot = (sv->next_slot + k) % n;
 		struct flexsc_region *r = flexsc_get_region(sv->p, slot);
-		bool published = false, stop = false;
-		unsigned int i, j, last = UINT_MAX;
+		unsigned int i, j, last = UINT_MAX, published = 0, unannounced = 0;
+		bool stop = false;
 
 		if (!r)
 			continue;
@@ -747,11 +810,14 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 			sv->executed++;
 			if (!rerun && !task_work_pending(current) && !flexsc_raised_caller_signal(e)) {
 				smp_store_release(&e->status, FLEXSC_DONE);
-				published = true;
+				/* The first at once (its waiter may be spinning), then every 16. */
+				if (++published == 1 || ++unannounced == 16) {
+					flexsc_announce(sv->p->control, published == 1 ? 1 : unannounced);
+					unannounced = 0;
+				}
 			} else {
 				/* Finished by the next call, once back from userspace. */
-				sv->s->pending[sv->s->npending++] =
-					(r->uaddr + (unsigned long)i * FLEXSC_ENTRY_SIZE) | rerun;
+				flexsc_hold(sv, r, i, rerun);
 				sv->s->reason = rerun ? FLEXSC_SERVE_SIGNAL
 					      : task_work_pending(current) ? FLEXSC_SERVE_TASK_WORK
 									   : FLEXSC_SERVE_CALLER_SIGNAL;
@@ -765,6 +831,8 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 		}
 		if (last != UINT_MAX)
 			WRITE_ONCE(r->cursor, flexsc_next(r, last));
+		if (unannounced)
+			flexsc_announce(sv->p->control, unannounced);
 		if (published)
 			flexsc_wake_waiters(r);
 		kref_put(&r->ref, flexsc_region_free);
@@ -883,6 +951,7 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 	struct flexsc_server sv = { .p = p };
 	struct flexsc_shim_serve *s;
 	sigset_t blocked, saved;
+	unsigned int k;
 	long ret = 0;
 
 	s = kmalloc(sizeof(*s), GFP_KERNEL);
@@ -892,11 +961,18 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 		kfree(s);
 		return -EFAULT;
 	}
-	if (s->npending > FLEXSC_SHIM_MAX_PENDING || (s->flags & ~FLEXSC_SERVE_PUBLISH_ONLY) ||
+	if ((s->flags & ~FLEXSC_SERVE_PUBLISH_ONLY) ||
 	    s->stop_signal > _NSIG || s->stop_signal == SIGKILL || s->stop_signal == SIGSTOP ||
 	    (s->cpu >= 0 && (s->cpu >= nr_cpu_ids || !cpu_online(s->cpu))) || s->cpu < -1) {
 		kfree(s);
 		return -EINVAL;
+	}
+	sv.held = flexsc_take_held(p);
+	if (!sv.held)
+		sv.held = kzalloc(sizeof(*sv.held), GFP_KERNEL);
+	if (!sv.held) {
+		kfree(s);
+		return -ENOMEM;
 	}
 	sv.s = s;
 	sv.slot = flexsc_claim_slot(p);
@@ -921,9 +997,9 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 	preempt_enable();
 
 	flexsc_finish_pending(&sv);
-	if (s->npending) {
+	if (sv.held->n) {
 		/* Interrupted again, or more task work: back to userspace first. */
-		s->reason = (s->pending[0] & FLEXSC_PENDING_RERUN) ? FLEXSC_SERVE_SIGNAL : FLEXSC_SERVE_TASK_WORK;
+		s->reason = sv.held->e[0].rerun ? FLEXSC_SERVE_SIGNAL : FLEXSC_SERVE_TASK_WORK;
 		goto out;
 	}
 	if (s->flags & FLEXSC_SERVE_PUBLISH_ONLY) {
@@ -979,6 +1055,11 @@ out:
 	spin_unlock(&p->serving_lock);
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	s->executed = sv.executed;
+	s->npending = sv.held->n;
+	for (k = 0; k < sv.held->n; k++)
+		s->pending[k] = sv.held->e[k].region->uaddr +
+				(unsigned long)sv.held->e[k].index * FLEXSC_ENTRY_SIZE;
+	flexsc_keep_held(p, sv.held);
 	if (copy_to_user(uarg, s, sizeof(*s)))
 		ret = -EFAULT;
 	kfree(s);
@@ -1083,7 +1164,8 @@ static int flexsc_release(struct inode *inode, struct file *file)
 	mutex_lock(&flexsc_procs_lock);
 	list_del(&p->node);
 	mutex_unlock(&flexsc_procs_lock);
-	/* No server is left: no reader of the list either. */
+	/* No server is left: no reader of the lists either. */
+	flexsc_drop_held(p);
 	for (slot = 0; slot < p->nslots; slot++) {
 		struct flexsc_region *r;
 

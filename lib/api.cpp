@@ -426,7 +426,7 @@ int flexsc_wait(struct flexsc_ctx* handle, struct flexsc_entry** out) {
   if (!ctx->any_unseen()) return -EAGAIN;
   auto done = [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; };
   const bool spin = ctx->wait_spin_ns && !ctx->reaps.load(std::memory_order_relaxed);
-  if (done() || (spin && spin_until(done, ctx->completed, ctx->wait_spin_ns))) return 0;
+  if (done() || (spin && spin_until(done, ctx->progress_word(), ctx->wait_spin_ns))) return 0;
   Runtime* rt = enter(ctx);
   if (!rt) return done() ? 0 : -ESHUTDOWN;
   const int rc = rt->wait_any(ctx, out, true);
@@ -442,7 +442,7 @@ long flexsc_wait_entry(struct flexsc_ctx* handle, struct flexsc_entry* e) {
   if (s == FLEXSC_FREE) return -EINVAL;  // never submitted
   auto done = [e] { return is_done(e); };
   const bool spin = ctx->wait_spin_ns && !ctx->reaps.load(std::memory_order_relaxed);
-  if (spin && spin_until(done, ctx->completed, ctx->wait_spin_ns)) return e->ret;
+  if (spin && spin_until(done, ctx->progress_word(), ctx->wait_spin_ns)) return e->ret;
   Runtime* rt = enter(ctx);
   if (!rt) return done() ? e->ret : -ESHUTDOWN;
   const long ret = rt->wait_entry(ctx, e, true);

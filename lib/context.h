@@ -109,6 +109,11 @@ struct Context {
   // line the owner keeps reading is a line the syscall thread must win back
   // (a stall at its next locked instruction or kernel exit) to publish.
   alignas(64) std::atomic<uint64_t> completed{0};
+  // The word waiters poll: `completed`, or one the backend keeps elsewhere
+  // (the kernel shim's servers bump one in its control page, whose memory
+  // outlives every runtime).
+  std::atomic<const std::atomic<uint64_t>*> progress{&completed};
+  const std::atomic<uint64_t>& progress_word() const { return *progress.load(std::memory_order_acquire); }
   alignas(64) std::atomic<uint32_t> waiting{0};  // futex word: the owner is parked
   std::atomic<uint32_t> queued{0};               // a ready-queue reference is pending
   std::atomic<uint32_t> refs{1};                 // the owner's, plus one per queue reference

@@ -89,6 +89,7 @@ int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* ou
 void Runtime::bind(Context* ctx) {
   ctx->stats.reset();
   ctx->queued.store(0, std::memory_order_relaxed);  // no syscall thread of an older runtime holds it
+  ctx->progress.store(&ctx->completed, std::memory_order_release);
   backend_->bind(ctx);
   ctx->rt = this;
   ctx->gen = gen_;
@@ -172,8 +173,8 @@ void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_en
   // looks at its entries only when a reap or a syscall thread brought
   // something: polling an entry line a syscall thread writes would stall it.
   if (reaps) {
-    if (spin_until(done_now, ctx->completed, ctx->wait_spin_ns, [&] { return backend_->reap(ctx); })) return;
-  } else if (!spun && spin_until(done_now, ctx->completed, ctx->wait_spin_ns)) {
+    if (spin_until(done_now, ctx->progress_word(), ctx->wait_spin_ns, [&] { return backend_->reap(ctx); })) return;
+  } else if (!spun && spin_until(done_now, ctx->progress_word(), ctx->wait_spin_ns)) {
     return;
   }
   uint64_t mark = backend_->progress_mark(ctx);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -40,6 +41,23 @@ ShimRegion* region_of(Context* ctx) { return static_cast<ShimRegion*>(ctx->backe
 
 long shim_ioctl(int fd, unsigned long cmd, void* arg) { return ioctl(fd, cmd, arg) < 0 ? -errno : 0; }
 
+// The control area, mapped once for the life of the process: contexts'
+// waiters may still poll its completion word while a runtime stops.
+void* control_area() {
+  static void* const area = [] {
+    void* p = mmap(nullptr, FLEXSC_SHIM_CONTROL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }();
+  return area;
+}
+
+// The control area's completion word, as the atomic waiters poll.
+const std::atomic<uint64_t>* completion_word(flexsc_shim_control* control) {
+  static_assert(sizeof(std::atomic<uint64_t>) == sizeof(control->completed) && std::atomic<uint64_t>::is_always_lock_free);
+  return reinterpret_cast<const std::atomic<uint64_t>*>(&control->completed);
+}
+
 }  // namespace
 
 int ShimBackend::create(const Config& cfg, std::unique_ptr<Backend>* out, std::string* error) {
@@ -52,12 +70,12 @@ int ShimBackend::create(const Config& cfg, std::unique_ptr<Backend>* out, std::s
     return -ENODEV;
   }
   b->fd_ = move_fd_high(fd);
-  void* page = mmap(nullptr, FLEXSC_SHIM_CONTROL_PAGES * 4096, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (page == MAP_FAILED) {
+  void* page = control_area();
+  if (!page) {
     *error = "cannot map the shim's control page";
     return -ENOMEM;
   }
+  std::memset(page, 0, FLEXSC_SHIM_CONTROL_PAGES * 4096);  // this attachment's counters start at zero
   b->control_ = static_cast<flexsc_shim_control*>(page);
   flexsc_shim_attach a{FLEXSC_SHIM_ABI, 0, reinterpret_cast<uint64_t>(page)};
   if (long rc = shim_ioctl(b->fd_, FLEXSC_IOC_ATTACH, &a); rc < 0) {
@@ -92,7 +110,6 @@ int ShimBackend::create(const Config& cfg, std::unique_ptr<Backend>* out, std::s
 ShimBackend::~ShimBackend() {
   stop();
   if (fd_ >= 0) close(fd_);
-  if (control_) munmap(control_, FLEXSC_SHIM_CONTROL_PAGES * 4096);
 }
 
 int ShimBackend::spawn(unsigned core) {
@@ -169,9 +186,13 @@ void ShimBackend::bind(Context* ctx) {
   if (shim_ioctl(fd_, FLEXSC_IOC_REGISTER, &r) < 0) return;  // submit then cancels: no region
   region->id = r.id;
   ctx->backend_state = std::move(region);
+  ctx->progress.store(completion_word(control_), std::memory_order_release);
 }
 
-void ShimBackend::unbind(Context* ctx) { ctx->backend_state.reset(); }
+void ShimBackend::unbind(Context* ctx) {
+  ctx->progress.store(&ctx->completed, std::memory_order_release);
+  ctx->backend_state.reset();
+}
 
 void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   if (!region_of(ctx)) {

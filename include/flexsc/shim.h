@@ -20,7 +20,7 @@
 #include <linux/types.h>
 
 #define FLEXSC_SHIM_DEVICE "/dev/flexsc"
-#define FLEXSC_SHIM_ABI 1
+#define FLEXSC_SHIM_ABI 2
 
 /*
  * The control area, shared by the process and the module.  Posters publish
@@ -47,7 +47,14 @@ struct flexsc_shim_control {
 	__u64 posted;
 	__u64 pad0[7];
 	__u32 ready;
-	__u32 pad1[15];
+	__u32 pad1;
+	/*
+	 * Entries published DONE, added by servers after the first entry of a
+	 * scan, every 16 and at its end: waiters poll this line instead of the
+	 * entries a server is about to write.
+	 */
+	__u64 completed;
+	__u64 pad1b[6];
 	/* Statistics, bumped by serving threads before an entry is DONE. */
 	__u64 nops;                              /* NOP entries completed */
 	__u64 cancelled;                         /* calls interrupted at shutdown (-ECANCELED) */
@@ -88,10 +95,11 @@ struct flexsc_shim_region {
 /*
  * FLEXSC_IOC_SERVE: the caller serves until a signal, a LEAVE or task work
  * sends it back.  Entries it ran whose syscall queued task work (a close()
- * defers the file's release that way) are not DONE yet: their addresses
- * come back in `pending`, the task work runs on the way to userspace, and
- * the next SERVE call (or one with FLEXSC_SERVE_PUBLISH_ONLY) publishes
- * them first.  The caller passes `pending` back unchanged.  A call that
+ * defers the file's release that way) are not DONE yet: the module holds
+ * them for the same thread, their addresses come back in `pending` (for
+ * the caller to look at: the module keeps its own record), the task work
+ * runs on the way to userspace, and the thread's next SERVE call (or one
+ * with FLEXSC_SERVE_PUBLISH_ONLY) publishes them first.  A call that
  * raised SIGPIPE or SIGXFSZ (a write to a broken pipe, past RLIMIT_FSIZE)
  * comes back the same way with reason FLEXSC_SERVE_CALLER_SIGNAL: the
  * signal is pending on the server, blocked, for it to send on to the
@@ -100,7 +108,7 @@ struct flexsc_shim_region {
  * -ECANCELED.
  */
 #define FLEXSC_SHIM_MAX_PENDING 16
-#define FLEXSC_SERVE_PUBLISH_ONLY (1u << 0) /* publish `pending`, then return */
+#define FLEXSC_SERVE_PUBLISH_ONLY (1u << 0) /* finish what this thread left pending, then return */
 
 enum flexsc_serve_reason {
 	FLEXSC_SERVE_SIGNAL = 1,    /* a signal is pending (or the thread was frozen) */
@@ -117,9 +125,9 @@ struct flexsc_shim_serve {
 	__u32 stop_signal;  /* in: left unblocked, to interrupt a call at shutdown (0: none) */
 	__u32 reason;       /* out: enum flexsc_serve_reason */
 	__u64 executed;     /* out: entries run by this call */
-	__u32 npending;     /* in/out */
+	__u32 npending;     /* out */
 	__u32 pad;
-	__u64 pending[FLEXSC_SHIM_MAX_PENDING]; /* in/out: user addresses of entries */
+	__u64 pending[FLEXSC_SHIM_MAX_PENDING]; /* out: user addresses of the entries held */
 };
 
 /* FLEXSC_IOC_WAIT: sleep until an entry of the region is DONE. */

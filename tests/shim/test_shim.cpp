@@ -320,7 +320,7 @@ TEST(Shim, WaitTimesOutAndWakes) {
 }
 
 TEST(Shim, BadArgumentsAreRefusedCleanly) {
-  Shim shim;
+  Shim shim(1, 2);
   ASSERT_TRUE(shim.ok());
   const int fd = shim.fd();
   EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, reinterpret_cast<void*>(8)), -EFAULT);
@@ -342,17 +342,29 @@ TEST(Shim, BadArgumentsAreRefusedCleanly) {
   flexsc_shim_serve s{};
   s.cpu = 100000;
   EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_SERVE, &s), -EINVAL);
+  // `pending` passed in is not trusted: a thread finishes only what the
+  // module held for it.  Entry 7 is BUSY in the other server's read.
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  char c;
+  shim.post(7, SYS_read, p[0], reinterpret_cast<long>(&c), 1);
+  for (int i = 0; i < 5000 && __atomic_load_n(&shim.entry(7)->status, __ATOMIC_ACQUIRE) != FLEXSC_BUSY; ++i)
+    std::this_thread::sleep_for(1ms);
   s.cpu = -1;
   s.npending = FLEXSC_SHIM_MAX_PENDING + 1;
-  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_SERVE, &s), -EINVAL);
-  // Pending addresses that are not BUSY entries of this process are ignored.
-  s.npending = 3;
   s.pending[0] = 0;
   s.pending[1] = reinterpret_cast<uint64_t>(shim.entry(5)) + 8;
   s.pending[2] = reinterpret_cast<uint64_t>(shim.entry(6));
+  s.pending[3] = reinterpret_cast<uint64_t>(shim.entry(7));
   s.flags = FLEXSC_SERVE_PUBLISH_ONLY;
   EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_SERVE, &s), 0);
+  EXPECT_EQ(s.npending, 0u);
   EXPECT_EQ(shim.entry(6)->status, FLEXSC_FREE);
+  EXPECT_EQ(shim.entry(7)->status, FLEXSC_BUSY) << "another server's entry was published";
+  ASSERT_EQ(write(p[1], "x", 1), 1);
+  EXPECT_EQ(shim.wait(7), 1);
+  close(p[0]);
+  close(p[1]);
   // Random command numbers and arguments.
   std::mt19937_64 rng(42);
   for (int i = 0; i < 2000; ++i) {
