@@ -841,7 +841,7 @@ int choose_backends(const std::string& asked) {
     std::stringstream ss(asked);
     for (std::string b; std::getline(ss, b, ',');) wanted.push_back(b);
   } else {
-    wanted = {"thread", "uring", "uring-sqpoll"};
+    wanted = {"thread", "uring", "uring-sqpoll", "shim"};
   }
   for (const std::string& b : wanted) {
     if (const int rc = start_backend(b); rc < 0) {
