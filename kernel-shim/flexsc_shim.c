@@ -34,6 +34,7 @@
 #include <linux/sched/mm.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
 #include <linux/seccomp.h>
 #include <linux/slab.h>
 #include <linux/static_call.h>
@@ -244,6 +245,7 @@ struct flexsc_proc {
 	struct page *control_pages[FLEXSC_SHIM_CONTROL_PAGES];
 	struct flexsc_shim_control *control;
 	wait_queue_head_t servers; /* sleeping serving threads */
+	atomic_long_t wakes;       /* bumped before each wake-up of one of them */
 	bool leaving;
 	struct mutex regions_lock; /* REGISTER / UNREGISTER */
 	unsigned int nslots;       /* slots in use: regions[0 .. nslots) */
@@ -848,6 +850,38 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 	return claimed ? FLEXSC_WORKED : FLEXSC_IDLE;
 }
 
+/* Wakes one sleeping server (they wait exclusively). */
+static void flexsc_wake_server(struct flexsc_proc *p)
+{
+	atomic_long_inc(&p->wakes);
+	wake_up(&p->servers);
+}
+
+/*
+ * Another task wants this CPU (most likely a server at work) and another
+ * server is ready: FlexSC runs one syscall thread per core at a time, so
+ * an idle spare gives the core up.  It sleeps until a wake-up (a poster's
+ * when no server is ready, or a blocked server's), unless its leaving
+ * would leave no server ready.
+ */
+static bool flexsc_crowded(struct flexsc_proc *p)
+{
+	return !single_task_running() && atomic_read((atomic_t *)&p->control->ready) > 1;
+}
+
+static void flexsc_yield(struct flexsc_server *sv)
+{
+	struct flexsc_proc *p = sv->p;
+	atomic_t *ready = (atomic_t *)&p->control->ready;
+	long wakes = atomic_long_read(&p->wakes);
+
+	/* A full barrier: a poster that reads `ready` after it wakes one. */
+	if (atomic_dec_return(ready) > 0)
+		wait_event_interruptible_exclusive(p->servers, atomic_long_read(&p->wakes) != wakes ||
+								       READ_ONCE(p->leaving) || freezing(current));
+	atomic_inc(ready);
+}
+
 /*
  * Nothing to do for the whole spin: announce the sleep, look once more, and
  * sleep until a poster wakes us (FLEXSC_IOC_WAKE), a LEAVE or a signal.
@@ -900,7 +934,7 @@ static void flexsc_wake_spare(struct irq_work *work)
 {
 	struct flexsc_server *sv = container_of(work, struct flexsc_server, wake_spare);
 
-	wake_up(&sv->p->servers);
+	flexsc_wake_server(sv->p);
 }
 
 static struct preempt_ops flexsc_server_preempt_ops = {
@@ -1026,14 +1060,18 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 		r = flexsc_pass(&sv, (s64)budget > 0 ? budget : U64_MAX);
 		if (r == FLEXSC_STOP)
 			break;
+		if (flexsc_crowded(p)) {
+			flexsc_yield(&sv);
+			continue;
+		}
 		/* Passes repeat only for new posts: no rescans of busy lines. */
 		if (flexsc_posted(p) != sv.seen_posted)
 			continue;
-		/* One idle server spins; the others sleep at once. */
+		/* One idle server spins, while it has its CPU; the others sleep at once. */
 		if (atomic_cmpxchg(&p->spinner, 0, 1) == 0) {
 			idle_since = local_clock();
 			while (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv) &&
-			       local_clock() - idle_since < s->spin_ns) {
+			       local_clock() - idle_since < s->spin_ns && single_task_running()) {
 				cpu_relax();
 				cond_resched();
 			}
@@ -1135,7 +1173,7 @@ static long flexsc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case FLEXSC_IOC_WAIT:
 		return flexsc_wait(p, uarg);
 	case FLEXSC_IOC_WAKE:
-		wake_up(&p->servers); /* one: they wait exclusively */
+		flexsc_wake_server(p);
 		return 0;
 	case FLEXSC_IOC_LEAVE:
 		WRITE_ONCE(p->leaving, true);
