@@ -551,6 +551,7 @@ struct flexsc_server {
 	struct flexsc_proc *p;
 	struct flexsc_shim_serve *s;
 	struct flexsc_held *held; /* what this call could not publish yet */
+	u64 unflushed;            /* claims not yet added to p->claimed */
 	u64 executed;
 	u64 seen_posted;
 	unsigned int next_slot; /* where the next pass starts: regions take turns */
@@ -585,6 +586,7 @@ static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct
 		e->ret = -ENOSYS;
 		return 0;
 	}
+	nr = array_index_nospec(nr, NR_syscalls); /* as do_syscall_64 does */
 	regs->di = READ_ONCE(e->args[0]);
 	regs->si = READ_ONCE(e->args[1]);
 	regs->dx = READ_ONCE(e->args[2]);
@@ -639,12 +641,49 @@ static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct
 }
 
 
+/*
+ * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (they
+ * are blocked here): the submitter must get it, which userspace does.
+ */
+static bool flexsc_caller_signal(void)
+{
+	bool raised;
+
+	spin_lock_irq(&current->sighand->siglock);
+	raised = sigismember(&current->pending.signal, SIGPIPE) ||
+		 sigismember(&current->pending.signal, SIGXFSZ);
+	spin_unlock_irq(&current->sighand->siglock);
+	return raised;
+}
+
+/*
+ * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (a
+ * write that failed with EPIPE or EFBIG): the submitter must get it, which
+ * userspace does.
+ */
+static bool flexsc_raised_caller_signal(const struct flexsc_entry *e)
+{
+	return (e->ret == -EPIPE || e->ret == -EFBIG) && flexsc_caller_signal();
+}
+
+/* Why a server goes back to userspace with an entry held. */
+static u32 flexsc_hold_reason(unsigned long rerun, bool caller_signal)
+{
+	if (rerun)
+		return FLEXSC_SERVE_SIGNAL;
+	return caller_signal ? FLEXSC_SERVE_CALLER_SIGNAL : FLEXSC_SERVE_TASK_WORK;
+}
+
 /* Holds entry i of r, BUSY, for this thread's next SERVE call. */
 static void flexsc_hold(struct flexsc_server *sv, struct flexsc_region *r, unsigned int i,
 			unsigned long rerun)
 {
-	struct flexsc_held_entry *h = &sv->held->e[sv->held->n++];
+	struct flexsc_held_entry *h;
 
+	/* A pass runs only with nothing held, and stops at the first it holds. */
+	if (WARN_ON_ONCE(sv->held->n == FLEXSC_SHIM_MAX_PENDING))
+		return;
+	h = &sv->held->e[sv->held->n++];
 	kref_get(&r->ref);
 	h->region = r;
 	h->index = i;
@@ -656,31 +695,37 @@ static void flexsc_hold(struct flexsc_server *sv, struct flexsc_region *r, unsig
 /*
  * What a previous call of this thread left pending: publishes the entries
  * whose task work has run on the way out, makes the interrupted calls
- * again.
+ * again.  Returns why some are still held (FLEXSC_SERVE_*), or 0.
  */
-static void flexsc_finish_pending(struct flexsc_server *sv)
+static u32 flexsc_finish_pending(struct flexsc_server *sv)
 {
 	struct flexsc_held *held = sv->held;
 	unsigned int i, n = held->n, kept = 0;
+	u32 reason = 0;
 
 	for (i = 0; i < n; i++) {
 		struct flexsc_held_entry *h = &held->e[i];
 		struct flexsc_entry *e = &h->region->entries[h->index];
+		bool caller_signal = false;
 
 		if (h->rerun & FLEXSC_PENDING_RESTARTBLOCK)
 			current->restart_block = h->restart;
-		if (h->rerun)
+		if (h->rerun) {
 			h->rerun = flexsc_run(sv, e, h->rerun & FLEXSC_PENDING_RESTARTBLOCK);
+			caller_signal = !h->rerun && flexsc_raised_caller_signal(e);
+		}
 		if (h->rerun & FLEXSC_PENDING_RESTARTBLOCK)
 			h->restart = current->restart_block;
-		if (h->rerun || task_work_pending(current)) {
+		if (h->rerun || caller_signal || task_work_pending(current)) {
 			held->e[kept++] = *h;
+			reason = reason ?: flexsc_hold_reason(h->rerun, caller_signal);
 			continue;
 		}
 		flexsc_publish(sv->p, h->region, e);
 		kref_put(&h->region->ref, flexsc_region_free);
 	}
 	held->n = kept;
+	return reason;
 }
 
 /* This thread's held entries, taken out of the process's list, or none. */
@@ -729,21 +774,6 @@ static void flexsc_drop_held(struct flexsc_proc *p)
 	}
 }
 
-/*
- * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (they
- * are blocked here): the submitter must get it, which userspace does.
- */
-static bool flexsc_caller_signal(void)
-{
-	bool raised;
-
-	spin_lock_irq(&current->sighand->siglock);
-	raised = sigismember(&current->pending.signal, SIGPIPE) ||
-		 sigismember(&current->pending.signal, SIGXFSZ);
-	spin_unlock_irq(&current->sighand->siglock);
-	return raised;
-}
-
 enum flexsc_pass { FLEXSC_IDLE, FLEXSC_WORKED, FLEXSC_STOP };
 
 /* Why the server must go back to userspace, or 0. */
@@ -757,16 +787,6 @@ static inline u32 flexsc_must_return(struct flexsc_server *sv)
 	if (task_work_pending(current))
 		return FLEXSC_SERVE_TASK_WORK;
 	return 0;
-}
-
-/*
- * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (a
- * write that failed with EPIPE or EFBIG): the submitter must get it, which
- * userspace does.
- */
-static bool flexsc_raised_caller_signal(const struct flexsc_entry *e)
-{
-	return (e->ret == -EPIPE || e->ret == -EFBIG) && flexsc_caller_signal();
 }
 
 /* The entry after entry i, round the region. */
@@ -792,7 +812,7 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 	for (k = 0; k < n && claimed < budget; k++) {
 		unsigned int slot = (sv->next_slot + k) % n;
 		struct flexsc_region *r = flexsc_get_region(sv->p, slot);
-		unsigned int i, j, last = UINT_MAX, published = 0, unannounced = 0;
+		unsigned int i, j, last = UINT_MAX, published = 0, unannounced = 0, unwoken = 0;
 		bool stop = false;
 
 		if (!r)
@@ -802,29 +822,35 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 		for (j = 0; j < r->nentries && !stop && claimed < budget; j++, i = flexsc_next(r, i)) {
 			struct flexsc_entry *e = &r->entries[i];
 			unsigned long rerun;
+			bool caller_signal;
 
 			if (READ_ONCE(e->status) != FLEXSC_SUBMITTED ||
 			    cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
 				continue;
 			claimed++;
+			sv->unflushed++;
 			last = i;
+			/* Parked waiters of what is DONE need not wait for a call that may sleep. */
+			if (unwoken && (READ_ONCE(e->flags) & FLEXSC_ENTRY_MAY_BLOCK)) {
+				flexsc_announce(sv->p->control, unannounced);
+				flexsc_wake_waiters(r);
+				unannounced = unwoken = 0;
+			}
 			rerun = flexsc_run(sv, e, false);
 			sv->executed++;
-			if (!rerun && !task_work_pending(current) && !flexsc_raised_caller_signal(e)) {
-				smp_store_release(&e->status, FLEXSC_DONE);
-				/* The first at once (its waiter may be spinning), then every 16. */
-				if (++published == 1 || ++unannounced == 16) {
-					flexsc_announce(sv->p->control, published == 1 ? 1 : unannounced);
-					unannounced = 0;
-				}
-			} else {
+			caller_signal = !rerun && flexsc_raised_caller_signal(e);
+			if (rerun || caller_signal || task_work_pending(current)) {
 				/* Finished by the next call, once back from userspace. */
 				flexsc_hold(sv, r, i, rerun);
-				sv->s->reason = rerun ? FLEXSC_SERVE_SIGNAL
-					      : task_work_pending(current) ? FLEXSC_SERVE_TASK_WORK
-									   : FLEXSC_SERVE_CALLER_SIGNAL;
-				stop = true;
+				sv->s->reason = flexsc_hold_reason(rerun, caller_signal);
 				break;
+			}
+			smp_store_release(&e->status, FLEXSC_DONE);
+			unwoken++;
+			/* The first at once (its waiter may be spinning), then every 16. */
+			if (++published == 1 || ++unannounced == 16) {
+				flexsc_announce(sv->p->control, published == 1 ? 1 : unannounced);
+				unannounced = 0;
 			}
 			if (need_resched())
 				cond_resched();
@@ -835,17 +861,19 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 			WRITE_ONCE(r->cursor, flexsc_next(r, last));
 		if (unannounced)
 			flexsc_announce(sv->p->control, unannounced);
-		if (published)
+		if (unwoken)
 			flexsc_wake_waiters(r);
 		kref_put(&r->ref, flexsc_region_free);
-		if (stop) {
-			atomic64_add(claimed, &sv->p->claimed);
+		if (sv->s->reason) {
 			sv->next_slot = slot;
-			return FLEXSC_STOP;
+			break;
 		}
 		cond_resched();
 	}
-	atomic64_add(claimed, &sv->p->claimed);
+	atomic64_add(sv->unflushed, &sv->p->claimed);
+	sv->unflushed = 0;
+	if (sv->s->reason)
+		return FLEXSC_STOP;
 	sv->next_slot = n ? (sv->next_slot + 1) % n : 0;
 	return claimed ? FLEXSC_WORKED : FLEXSC_IDLE;
 }
@@ -915,6 +943,9 @@ static void flexsc_server_sched_out(struct preempt_notifier *pn, struct task_str
 		return;
 	sv->blocked = true;
 	atomic_inc(&sv->p->blocked);
+	/* Its claims count now: other servers' budgets must not wait for it. */
+	atomic64_add(sv->unflushed, &sv->p->claimed);
+	sv->unflushed = 0;
 	if (atomic_dec_return((atomic_t *)&sv->p->control->ready) == 0)
 		irq_work_queue(&sv->wake_spare);
 }
@@ -1030,12 +1061,9 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 	preempt_notifier_register(&sv.notifier);
 	preempt_enable();
 
-	flexsc_finish_pending(&sv);
-	if (sv.held->n) {
-		/* Interrupted again, or more task work: back to userspace first. */
-		s->reason = sv.held->e[0].rerun ? FLEXSC_SERVE_SIGNAL : FLEXSC_SERVE_TASK_WORK;
+	s->reason = flexsc_finish_pending(&sv);
+	if (s->reason) /* interrupted again, more task work, or a signal to send on: back to userspace first */
 		goto out;
-	}
 	if (s->flags & FLEXSC_SERVE_PUBLISH_ONLY) {
 		s->reason = FLEXSC_SERVE_PUBLISHED;
 		goto out;
@@ -1055,9 +1083,13 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 			break;
 		/* Read before the pass: a post during it is seen by the next one. */
 		sv.seen_posted = flexsc_posted(p);
-		/* Claims still to be added by other servers only make it larger. */
+		/*
+		 * Claims other servers have yet to add only make it larger.  Not
+		 * positive: every counted entry is claimed, and one not counted
+		 * yet comes with a change of `posted`.
+		 */
 		budget = sv.seen_posted - (u64)atomic64_read(&p->claimed);
-		r = flexsc_pass(&sv, (s64)budget > 0 ? budget : U64_MAX);
+		r = (s64)budget > 0 ? flexsc_pass(&sv, budget) : FLEXSC_IDLE;
 		if (r == FLEXSC_STOP)
 			break;
 		if (flexsc_crowded(p)) {

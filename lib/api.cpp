@@ -120,11 +120,11 @@ bool diverges_from_process(long nr, const long a[6]) {
     case SYS_landlock_restrict_self:
       return true;
     case SYS_personality:
-      return a[0] != 0xffffffff;  // not a query
+      return static_cast<uint32_t>(a[0]) != 0xffffffff;  // not a query (persona is an unsigned int)
     case SYS_close_range:
       return (a[2] & 2) != 0;  // CLOSE_RANGE_UNSHARE
     case SYS_prctl:
-      return a[0] == PR_SET_SECCOMP || a[0] == PR_SET_NO_NEW_PRIVS;
+      return int_arg(a[0]) == PR_SET_SECCOMP || int_arg(a[0]) == PR_SET_NO_NEW_PRIVS;
     default:
       return false;
   }

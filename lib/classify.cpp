@@ -20,11 +20,8 @@ bool is_thread_clock(int id) {
   return id == CLOCK_THREAD_CPUTIME_ID || (id < 0 && (id & 4) != 0);
 }
 
-// An argument the kernel declares int (pid_t, clockid_t, which, who, cmd):
-// it reads only the low 32 bits of the register, so (1L << 32) is pid 0.
-int int_arg(long a) { return static_cast<int>(a); }
 
-bool is_pi_futex(long op) {
+bool is_pi_futex(int op) {
   switch (op & FUTEX_CMD_MASK) {
     case FUTEX_LOCK_PI:
     case FUTEX_UNLOCK_PI:
@@ -38,7 +35,7 @@ bool is_pi_futex(long op) {
   }
 }
 
-bool is_futex_wait(long op) {
+bool is_futex_wait(int op) {
   switch (op & FUTEX_CMD_MASK) {
     case FUTEX_WAIT:
     case FUTEX_WAIT_BITSET:
@@ -94,8 +91,8 @@ SyscallClass classify(long nr, const long a[6]) {
     case SYS_epoll_pwait2:
       return a[4] ? local : table;
     case SYS_futex:
-      if (is_pi_futex(a[1])) return local;
-      return is_futex_wait(a[1]) ? SyscallClass::Blocking : SyscallClass::Remote;
+      if (is_pi_futex(int_arg(a[1]))) return local;
+      return is_futex_wait(int_arg(a[1])) ? SyscallClass::Blocking : SyscallClass::Remote;
     case SYS_wait4:
       return (a[2] & __WNOTHREAD) ? local : table;
     case SYS_waitid:

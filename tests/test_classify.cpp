@@ -102,6 +102,8 @@ TEST(Classify, IntArgumentsAreTheirLow32Bits) {
   EXPECT_EQ(cls(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID + kHigh), C::Local);
   EXPECT_EQ(cls(SYS_clock_gettime, static_cast<long>(0xfffffff6UL)), C::Local);  // tid 1, CPUCLOCK_SCHED, per thread
   EXPECT_EQ(cls(SYS_fcntl, 3, F_SETLKW + kHigh), C::Blocking);
+  EXPECT_EQ(cls(SYS_futex, 0, FUTEX_LOCK_PI + kHigh), C::Local);
+  EXPECT_EQ(cls(SYS_futex, 0, FUTEX_WAIT + kHigh), C::Blocking);
   EXPECT_EQ(cls(SYS_sched_setaffinity, 1234 + kHigh), C::Remote);
 }
 

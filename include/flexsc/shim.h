@@ -47,14 +47,15 @@ struct flexsc_shim_control {
 	__u64 posted;
 	__u64 pad0[7];
 	__u32 ready;
-	__u32 pad1;
+	__u32 pad1[15];
 	/*
 	 * Entries published DONE, added by servers after the first entry of a
 	 * scan, every 16 and at its end: waiters poll this line instead of the
-	 * entries a server is about to write.
+	 * entries a server is about to write.  A line of its own, apart from
+	 * `ready`, which posters read after every post.
 	 */
 	__u64 completed;
-	__u64 pad1b[6];
+	__u64 pad1b[7];
 	/* Statistics, bumped by serving threads before an entry is DONE. */
 	__u64 nops;                              /* NOP entries completed */
 	__u64 cancelled;                         /* calls interrupted at shutdown (-ECANCELED) */
