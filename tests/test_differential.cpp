@@ -37,9 +37,11 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/falloc.h>
+#include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -2261,6 +2263,25 @@ void personality_of_caller(Run& r) {
   r.log("caller's personality", fmt("%#lx", sc(SYS_personality, 0xffffffffL)));
 }
 
+// A seccomp filter installed by the calling thread filters that thread's
+// later calls, which must then not run elsewhere.  The prctl option is an
+// int: high bits in its register must not hide what it does.
+void seccomp_of_caller(Run& r) {
+  constexpr long kHigh = 1L << 32;
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+  r.sys("prctl NO_NEW_PRIVS, option with high bits", SYS_prctl, PR_SET_NO_NEW_PRIVS + kHigh, 1, 0, 0, 0);
+  r.sys("prctl SET_SECCOMP filter, option with high bits", SYS_prctl, PR_SET_SECCOMP + kHigh, SECCOMP_MODE_FILTER,
+        &prog, 0, 0);
+  r.sys("getppid under the filter", SYS_getppid);
+  r.sys("getuid, allowed", SYS_getuid);
+}
+
 // A POSIX timer on CLOCK_THREAD_CPUTIME_ID measures the creating thread.
 void thread_cpu_timer(Run& r) {
   sigevent sev{};
@@ -2396,6 +2417,7 @@ const Case kCases[] = {
     {"thread_cpu_timer", thread_cpu_timer},
     {"personality_of_caller", personality_of_caller, Case::kIsolated},
     {"close_range_unshare", close_range_unshare, Case::kIsolated},
+    {"seccomp_of_caller", seccomp_of_caller, Case::kIsolated},
 };
 
 constexpr const char* kFixtureError = "fixture error: ";
