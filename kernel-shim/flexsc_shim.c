@@ -1183,6 +1183,22 @@ static long flexsc_wait(struct flexsc_proc *p, struct flexsc_shim_wait __user *u
 
 /* ---- the device -------------------------------------------------------- */
 
+/* Wakes a region's waiters: the process completed entries itself (cancelled them). */
+static long flexsc_notify(struct flexsc_proc *p, __u32 __user *uarg)
+{
+	struct flexsc_region *r;
+	__u32 id;
+
+	if (get_user(id, uarg))
+		return -EFAULT;
+	r = flexsc_get_region(p, id);
+	if (!r)
+		return -ENOENT;
+	wake_up_all(&r->waiters);
+	kref_put(&r->ref, flexsc_region_free);
+	return 0;
+}
+
 static long flexsc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	void __user *uarg = (void __user *)arg;
@@ -1211,6 +1227,8 @@ static long flexsc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		WRITE_ONCE(p->leaving, true);
 		wake_up_all(&p->servers);
 		return 0;
+	case FLEXSC_IOC_NOTIFY:
+		return flexsc_notify(p, uarg);
 	default:
 		return -ENOTTY;
 	}

@@ -41,6 +41,8 @@ inline constexpr uint32_t kParkedShim = 3;   // in the kernel shim's wait, woken
 // What a backend keeps per context (an io_uring ring).
 struct BackendState {
   virtual ~BackendState() = default;
+  // Wakes an owner parked by the backend itself (kParkedShim).
+  virtual void wake_parked() {}
 };
 
 struct Context {
@@ -166,6 +168,8 @@ inline void wake_owner(Context* ctx) {
   const uint32_t how = ctx->waiting.exchange(0);
   if (how == kParkedFutex) {
     futex_wake(&ctx->waiting);
+  } else if (how == kParkedShim) {
+    if (ctx->backend_state) ctx->backend_state->wake_parked();
   } else if (how == kParkedRing) {
     const uint64_t one = 1;
     raw_syscall6(SYS_write, ctx->wake_fd.load(std::memory_order_relaxed), reinterpret_cast<long>(&one), sizeof one, 0,

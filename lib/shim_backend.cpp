@@ -35,6 +35,8 @@ struct ShimRegion final : BackendState {
     flexsc_shim_region r{0, 0, id};
     ioctl(fd, FLEXSC_IOC_UNREGISTER, &r);
   }
+  // Entries completed here (cancelled at shutdown) wake the owner's WAIT.
+  void wake_parked() override { ioctl(fd, FLEXSC_IOC_NOTIFY, &id); }
 };
 
 ShimRegion* region_of(Context* ctx) { return static_cast<ShimRegion*>(ctx->backend_state.get()); }

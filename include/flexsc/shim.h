@@ -146,5 +146,7 @@ struct flexsc_shim_wait {
 #define FLEXSC_IOC_WAIT _IOW(FLEXSC_SHIM_IOC_MAGIC, 5, struct flexsc_shim_wait)
 #define FLEXSC_IOC_WAKE _IO(FLEXSC_SHIM_IOC_MAGIC, 6)  /* wake one sleeping serving thread */
 #define FLEXSC_IOC_LEAVE _IO(FLEXSC_SHIM_IOC_MAGIC, 7) /* send every serving thread back */
+/* Wake FLEXSC_IOC_WAIT's waiters on region *arg (a __u32 id): entries completed outside the module. */
+#define FLEXSC_IOC_NOTIFY _IOW(FLEXSC_SHIM_IOC_MAGIC, 8, __u32)
 
 #endif /* FLEXSC_SHIM_H */

@@ -319,6 +319,29 @@ TEST(Shim, WaitTimesOutAndWakes) {
   EXPECT_EQ(shim.wait(2), 0);
 }
 
+// An entry the process completes itself (the library cancels entries at
+// shutdown) wakes a waiter parked on it through FLEXSC_IOC_NOTIFY.
+TEST(Shim, NotifyWakesAWaiterOfAnEntryCompletedOutsideTheModule) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  long rc = LONG_MIN;
+  std::thread waiter([&] {
+    flexsc_shim_wait w{shim.id(), 3, 5'000'000'000};  // entry 3 is never posted
+    rc = sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w);
+  });
+  std::this_thread::sleep_for(100ms);  // parked by now
+  shim.entry(3)->ret = -ECANCELED;
+  __atomic_store_n(&shim.entry(3)->status, FLEXSC_DONE, __ATOMIC_RELEASE);
+  uint32_t id = shim.id();
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, &id), 0);
+  waiter.join();
+  EXPECT_EQ(rc, 0) << "the waiter was not woken (-ETIMEDOUT after 5 s)";
+  id = 999;
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, &id), -ENOENT);
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, reinterpret_cast<void*>(8)), -EFAULT);
+  __atomic_store_n(&shim.entry(3)->status, FLEXSC_FREE, __ATOMIC_RELAXED);
+}
+
 TEST(Shim, BadArgumentsAreRefusedCleanly) {
   Shim shim(1, 2);
   ASSERT_TRUE(shim.ok());
