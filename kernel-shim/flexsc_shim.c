@@ -13,13 +13,12 @@
 
 #include <linux/atomic.h>
 #include <linux/close_range.h>
-#include <linux/futex.h>
-#include <linux/ioprio.h>
-#include <linux/resource.h>
 #include <linux/cpumask.h>
 #include <linux/delay.h>
 #include <linux/freezer.h>
 #include <linux/fs.h>
+#include <linux/futex.h>
+#include <linux/ioprio.h>
 #include <linux/irq_work.h>
 #include <linux/kprobes.h>
 #include <linux/kref.h>
@@ -28,11 +27,13 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/nospec.h>
+#include <linux/posix-timers.h>
 #include <linux/preempt.h>
 #include <linux/rcupdate.h>
+#include <linux/resource.h>
 #include <linux/sched.h>
-#include <linux/sched/mm.h>
 #include <linux/sched/clock.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/stat.h>
 #include <linux/seccomp.h>
@@ -46,6 +47,7 @@
 
 #include <flexsc/entry.h>
 #include <flexsc/shim.h>
+#include <flexsc/thread_args.h>
 
 /*
  * Kernel-internal restart codes (include/linux/errno.h): ERESTARTSYS,
@@ -127,78 +129,16 @@ static bool __init flexsc_allowed(unsigned int nr)
 	}
 }
 
-/* CPU-clock ids of one thread (CLOCK_THREAD_CPUTIME_ID, or built per thread). */
-static bool flexsc_thread_clock(int id)
-{
-	return id == CLOCK_THREAD_CPUTIME_ID || (id < 0 && (id & 4));
-}
-
 /*
- * Calls whose arguments make them act on the calling thread (pid 0, a
- * thread clock, a signal mask for the call, PI futexes, ...): the same
- * rules as lib/classify.cpp, which runs them on the caller.  1 when they
- * do, 0 when they do not, -1 for calls whose arguments never matter.  An
- * int argument is the low 32 bits of its register, as the call reads it.
+ * Calls whose arguments make them act on the calling thread: the same
+ * rules as the library's (include/flexsc/thread_args.h).  1 when they do,
+ * 0 when they do not, -1 for calls whose arguments never matter.
  */
 static int flexsc_thread_args(unsigned int nr, const struct pt_regs *regs)
 {
 	const unsigned long a[6] = { regs->di, regs->si, regs->dx, regs->r10, regs->r8, regs->r9 };
 
-	switch (nr) {
-	case __NR_sched_setparam:
-	case __NR_sched_getparam:
-	case __NR_sched_setscheduler:
-	case __NR_sched_getscheduler:
-	case __NR_sched_rr_get_interval:
-	case __NR_sched_setaffinity:
-	case __NR_sched_getaffinity:
-	case __NR_sched_setattr:
-	case __NR_sched_getattr:
-		return (int)a[0] == 0;
-	case __NR_perf_event_open:
-		return (int)a[1] == 0;
-	case __NR_getpriority:
-	case __NR_setpriority:
-		return (int)a[0] == PRIO_PROCESS && (int)a[1] == 0;
-	case __NR_ioprio_get:
-	case __NR_ioprio_set:
-		return (int)a[0] == IOPRIO_WHO_PROCESS && (int)a[1] == 0;
-	case __NR_getrusage:
-		return (int)a[0] == RUSAGE_THREAD;
-	case __NR_clock_gettime:
-	case __NR_clock_getres:
-	case __NR_clock_nanosleep:
-	case __NR_timer_create:
-		return flexsc_thread_clock((int)a[0]);
-	case __NR_close_range:
-		return (a[2] & CLOSE_RANGE_UNSHARE) != 0;
-	case __NR_ppoll:
-		return a[3] != 0;
-	case __NR_pselect6:
-	case __NR_io_pgetevents:
-		return a[5] != 0;
-	case __NR_epoll_pwait:
-	case __NR_epoll_pwait2:
-		return a[4] != 0;
-	case __NR_futex:
-		switch (a[1] & FUTEX_CMD_MASK) {
-		case FUTEX_LOCK_PI:
-		case FUTEX_UNLOCK_PI:
-		case FUTEX_TRYLOCK_PI:
-		case FUTEX_WAIT_REQUEUE_PI:
-		case FUTEX_CMP_REQUEUE_PI:
-		case FUTEX_LOCK_PI2:
-			return 1;
-		default:
-			return 0;
-		}
-	case __NR_wait4:
-		return (a[2] & __WNOTHREAD) != 0;
-	case __NR_waitid:
-		return (a[3] & __WNOTHREAD) != 0;
-	default:
-		return -1;
-	}
+	return flexsc_acts_on_caller(nr, a);
 }
 
 /* The two switches above as bitmaps: a server tests a bit per entry. */
@@ -209,6 +149,17 @@ static void __init flexsc_build_call_maps(void)
 {
 	const struct pt_regs zero = {};
 	unsigned int nr;
+
+	/* The shared rules spell the ABI's constants out: they must be these. */
+	BUILD_BUG_ON(FLEXSC_PRIO_PROCESS != PRIO_PROCESS || FLEXSC_RUSAGE_THREAD != RUSAGE_THREAD);
+	BUILD_BUG_ON(FLEXSC_IOPRIO_WHO_PROCESS != IOPRIO_WHO_PROCESS);
+	BUILD_BUG_ON(FLEXSC_CLOCK_THREAD_CPUTIME_ID != CLOCK_THREAD_CPUTIME_ID);
+	BUILD_BUG_ON(FLEXSC_CPUCLOCK_PERTHREAD_MASK != CPUCLOCK_PERTHREAD_MASK);
+	BUILD_BUG_ON(FLEXSC_CLOSE_RANGE_UNSHARE != CLOSE_RANGE_UNSHARE || FLEXSC_WNOTHREAD != __WNOTHREAD);
+	BUILD_BUG_ON(FLEXSC_FUTEX_CMD_MASK != FUTEX_CMD_MASK || FLEXSC_FUTEX_LOCK_PI != FUTEX_LOCK_PI ||
+		     FLEXSC_FUTEX_UNLOCK_PI != FUTEX_UNLOCK_PI || FLEXSC_FUTEX_TRYLOCK_PI != FUTEX_TRYLOCK_PI ||
+		     FLEXSC_FUTEX_WAIT_REQUEUE_PI != FUTEX_WAIT_REQUEUE_PI ||
+		     FLEXSC_FUTEX_CMP_REQUEUE_PI != FUTEX_CMP_REQUEUE_PI || FLEXSC_FUTEX_LOCK_PI2 != FUTEX_LOCK_PI2);
 
 	for (nr = 0; nr < NR_syscalls; nr++) {
 		if (flexsc_allowed(nr))
