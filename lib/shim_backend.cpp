@@ -251,7 +251,8 @@ void ShimBackend::stop() {
   stop_signal_.give_back();
 }
 
-// After stop(): entries no server claimed are cancelled.
+// After stop(): entries no server claimed are cancelled, and their owner
+// woken.
 bool ShimBackend::cancel_ops(Context* ctx, bool) {
   uint64_t n = 0;
   for (unsigned i = 0; i < ctx->capacity; ++i) {
@@ -265,6 +266,8 @@ bool ShimBackend::cancel_ops(Context* ctx, bool) {
     ++n;
   }
   cancelled_.fetch_add(n, std::memory_order_relaxed);
+  // An owner parked in the shim's wait learns of them now (FLEXSC_IOC_NOTIFY).
+  if (n) wake_owner(ctx);
   return false;
 }
 
