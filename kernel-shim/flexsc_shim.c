@@ -442,7 +442,7 @@ static struct flexsc_region *flexsc_get_region(struct flexsc_proc *p, u32 slot)
 
 /* ---- serving ----------------------------------------------------------- */
 
-/* Wakes the region's waiters, after entries were published DONE. */
+/* Wakes the region's waiters, after entries were made DONE. */
 static void flexsc_wake_waiters(struct flexsc_region *r)
 {
 	/* wq_has_sleeper() orders the DONE stores before its check. */
@@ -591,30 +591,22 @@ static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct
 	return 0;
 }
 
-
 /*
- * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (they
- * are blocked here): the submitter must get it, which userspace does.
+ * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (a
+ * write that failed with EPIPE or EFBIG; the signals are blocked here):
+ * the submitter must get it, which userspace does.
  */
-static bool flexsc_caller_signal(void)
+static bool flexsc_raised_caller_signal(const struct flexsc_entry *e)
 {
 	bool raised;
 
+	if (e->ret != -EPIPE && e->ret != -EFBIG)
+		return false;
 	spin_lock_irq(&current->sighand->siglock);
 	raised = sigismember(&current->pending.signal, SIGPIPE) ||
 		 sigismember(&current->pending.signal, SIGXFSZ);
 	spin_unlock_irq(&current->sighand->siglock);
 	return raised;
-}
-
-/*
- * Whether the call just run raised SIGPIPE or SIGXFSZ at this thread (a
- * write that failed with EPIPE or EFBIG): the submitter must get it, which
- * userspace does.
- */
-static bool flexsc_raised_caller_signal(const struct flexsc_entry *e)
-{
-	return (e->ret == -EPIPE || e->ret == -EFBIG) && flexsc_caller_signal();
 }
 
 /* Why a server goes back to userspace with an entry held. */
@@ -725,8 +717,6 @@ static void flexsc_drop_held(struct flexsc_proc *p)
 	}
 }
 
-enum flexsc_pass { FLEXSC_IDLE, FLEXSC_WORKED, FLEXSC_STOP };
-
 /* Why the server must go back to userspace, or 0. */
 static inline u32 flexsc_must_return(struct flexsc_server *sv)
 {
@@ -753,9 +743,10 @@ static unsigned int flexsc_next(const struct flexsc_region *r, unsigned int i)
  * `budget` claims, what was posted and not yet claimed: it does not read
  * the lines posters are busy with.  Stopping early is safe: an entry left
  * behind means one claimed was not counted yet, and its post is still to
- * bump `posted`, which makes another pass.
+ * bump `posted`, which makes another pass.  Sets sv->s->reason when the
+ * server must go back to userspace.
  */
-static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
+static void flexsc_pass(struct flexsc_server *sv, u64 budget)
 {
 	unsigned int n = READ_ONCE(sv->p->nslots), k;
 	u64 claimed = 0;
@@ -764,13 +755,12 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 		unsigned int slot = (sv->next_slot + k) % n;
 		struct flexsc_region *r = flexsc_get_region(sv->p, slot);
 		unsigned int i, j, last = UINT_MAX, published = 0, unannounced = 0, unwoken = 0;
-		bool stop = false;
 
 		if (!r)
 			continue;
 		/* From after the last claim: where posters put the next entries. */
 		i = READ_ONCE(r->cursor);
-		for (j = 0; j < r->nentries && !stop && claimed < budget; j++, i = flexsc_next(r, i)) {
+		for (j = 0; j < r->nentries && !sv->s->reason && claimed < budget; j++, i = flexsc_next(r, i)) {
 			struct flexsc_entry *e = &r->entries[i];
 			unsigned long rerun;
 			bool caller_signal;
@@ -806,7 +796,6 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 			if (need_resched())
 				cond_resched();
 			sv->s->reason = flexsc_must_return(sv);
-			stop = sv->s->reason != 0;
 		}
 		if (last != UINT_MAX)
 			WRITE_ONCE(r->cursor, flexsc_next(r, last));
@@ -823,10 +812,8 @@ static enum flexsc_pass flexsc_pass(struct flexsc_server *sv, u64 budget)
 	}
 	atomic64_add(sv->unflushed, &sv->p->claimed);
 	sv->unflushed = 0;
-	if (sv->s->reason)
-		return FLEXSC_STOP;
-	sv->next_slot = n ? (sv->next_slot + 1) % n : 0;
-	return claimed ? FLEXSC_WORKED : FLEXSC_IDLE;
+	if (!sv->s->reason)
+		sv->next_slot = n ? (sv->next_slot + 1) % n : 0;
 }
 
 /* Wakes one sleeping server (they wait exclusively). */
@@ -1027,7 +1014,6 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 	sv.seen_posted = flexsc_posted(p);
 	for (;;) {
 		u64 idle_since, budget;
-		enum flexsc_pass r;
 
 		s->reason = flexsc_must_return(&sv);
 		if (s->reason)
@@ -1040,8 +1026,9 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 		 * yet comes with a change of `posted`.
 		 */
 		budget = sv.seen_posted - (u64)atomic64_read(&p->claimed);
-		r = (s64)budget > 0 ? flexsc_pass(&sv, budget) : FLEXSC_IDLE;
-		if (r == FLEXSC_STOP)
+		if ((s64)budget > 0)
+			flexsc_pass(&sv, budget);
+		if (s->reason)
 			break;
 		if (flexsc_crowded(p)) {
 			flexsc_yield(&sv);
@@ -1145,7 +1132,7 @@ static long flexsc_notify(struct flexsc_proc *p, __u32 __user *uarg)
 	r = flexsc_get_region(p, id);
 	if (!r)
 		return -ENOENT;
-	wake_up_all(&r->waiters);
+	flexsc_wake_waiters(r);
 	kref_put(&r->ref, flexsc_region_free);
 	return 0;
 }
