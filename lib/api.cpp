@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <mutex>
 
+#include <flexsc/thread_args.h>
+
 #include "classify.h"
 #include "futex.h"
 #include "raw_syscall.h"
@@ -124,7 +126,7 @@ bool diverges_from_process(long nr, const long a[6]) {
     case SYS_close_range:
       return (a[2] & 2) != 0;  // CLOSE_RANGE_UNSHARE
     case SYS_prctl:
-      return int_arg(a[0]) == PR_SET_SECCOMP || int_arg(a[0]) == PR_SET_NO_NEW_PRIVS;
+      return flexsc_int_arg(a[0]) == PR_SET_SECCOMP || flexsc_int_arg(a[0]) == PR_SET_NO_NEW_PRIVS;
     default:
       return false;
   }

@@ -47,9 +47,9 @@ SyscallClass classify(long nr, const long a[6]) {
   // Arguments that make a call blocking, or not.
   switch (nr) {
     case SYS_futex:
-      return is_futex_wait(int_arg(a[1])) ? SyscallClass::Blocking : SyscallClass::Remote;
+      return is_futex_wait(flexsc_int_arg(a[1])) ? SyscallClass::Blocking : SyscallClass::Remote;
     case SYS_fcntl:
-      return int_arg(a[1]) == F_SETLKW || int_arg(a[1]) == F_OFD_SETLKW ? SyscallClass::Blocking : table;
+      return flexsc_int_arg(a[1]) == F_SETLKW || flexsc_int_arg(a[1]) == F_OFD_SETLKW ? SyscallClass::Blocking : table;
     case SYS_flock:
       return (a[1] & LOCK_NB) ? SyscallClass::Remote : table;
     default:

@@ -25,11 +25,6 @@ struct SyscallInfo {
 // calling thread, PI futexes, thread CPU clocks, ...).
 SyscallClass classify(long nr, const long args[6]);
 
-// An argument the kernel declares int (pid_t, clockid_t, which, who, a
-// futex op, a prctl option): it reads only the low 32 bits of the
-// register, so (1L << 32) is pid 0.
-inline int int_arg(long a) { return static_cast<int>(a); }
-
 inline bool runs_on_caller(SyscallClass c) {
   return c == SyscallClass::Unknown || c == SyscallClass::Local;
 }
