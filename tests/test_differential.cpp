@@ -37,11 +37,9 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/falloc.h>
-#include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <linux/openat2.h>
-#include <linux/seccomp.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -2268,13 +2266,8 @@ void personality_of_caller(Run& r) {
 // int: high bits in its register must not hide what it does.
 void seccomp_of_caller(Run& r) {
   constexpr long kHigh = 1L << 32;
-  sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+  flexsc::test::EpermFilter filter(SYS_getppid);
+  sock_fprog prog = filter.prog();
   r.sys("prctl NO_NEW_PRIVS, option with high bits", SYS_prctl, PR_SET_NO_NEW_PRIVS + kHigh, 1, 0, 0, 0);
   r.sys("prctl SET_SECCOMP filter, option with high bits", SYS_prctl, PR_SET_SECCOMP + kHigh, SECCOMP_MODE_FILTER,
         &prog, 0, 0);

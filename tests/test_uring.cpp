@@ -453,13 +453,8 @@ INSTANTIATE_TEST_SUITE_P(Modes, Uring, ::testing::Values("uring", "uring-sqpoll"
 int in_child_without_io_uring(int (*fn)()) {
   const pid_t pid = fork();
   if (pid == 0) {
-    sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+    flexsc::test::EpermFilter filter(SYS_io_uring_setup);
+    sock_fprog prog = filter.prog();
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
       _exit(90);
     _exit(fn());

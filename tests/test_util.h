@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <flexsc/flexsc.h>
 #include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -110,6 +113,20 @@ struct Pipe {
   }
   Pipe(const Pipe&) = delete;
   Pipe& operator=(const Pipe&) = delete;
+};
+
+// A seccomp filter program that makes syscall nr fail with EPERM and lets
+// every other call through; prog() is valid while the object lives.
+struct EpermFilter {
+  explicit EpermFilter(int nr)
+      : filter{
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        } {}
+  sock_fprog prog() { return {static_cast<unsigned short>(std::size(filter)), filter}; }
+  sock_filter filter[4];
 };
 
 }  // namespace flexsc::test
