@@ -32,6 +32,11 @@ inline constexpr uint16_t kEntryBlocking = FLEXSC_ENTRY_MAY_BLOCK;
 
 inline std::atomic_ref<uint16_t> status_of(flexsc_entry* e) { return std::atomic_ref<uint16_t>(e->status); }
 inline bool is_done(flexsc_entry* e) { return status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE; }
+// Publishes e's result: the owner sees ret once it sees DONE.
+inline void set_done(flexsc_entry* e, long ret) {
+  e->ret = ret;
+  status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+}
 
 // Values of Context::waiting: how its owner is parked.
 inline constexpr uint32_t kParkedFutex = 1;  // on the word itself

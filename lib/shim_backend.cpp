@@ -200,9 +200,7 @@ void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   if (!region_of(ctx)) {
     // Registration failed (pages or regions exhausted): nothing would run them.
     for (unsigned i = 0; i < count; ++i) {
-      flexsc_entry* e = &ctx->entries[slots[i] & ~Context::kSqBlocking];
-      e->ret = -ENOMEM;
-      status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+      set_done(&ctx->entries[slots[i] & ~Context::kSqBlocking], -ENOMEM);
     }
     return;
   }
@@ -261,8 +259,7 @@ bool ShimBackend::cancel_ops(Context* ctx, bool) {
     if (status_of(e).load(std::memory_order_relaxed) != FLEXSC_SUBMITTED ||
         !status_of(e).compare_exchange_strong(expected, FLEXSC_BUSY))
       continue;
-    e->ret = -ECANCELED;
-    status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+    set_done(e, -ECANCELED);
     ++n;
   }
   cancelled_.fetch_add(n, std::memory_order_relaxed);

@@ -33,8 +33,7 @@ void wake_one(SyscallCore* core) {
 // waiting here may pass the store, so a drain visit ends with a full fence
 // and one more look (end_visit), and a park never outlasts its timeout.
 [[gnu::always_inline]] inline void complete(Context* ctx, flexsc_entry* e, long ret) {
-  e->ret = ret;
-  status_of(e).store(FLEXSC_DONE, std::memory_order_release);
+  set_done(e, ret);
   if (ctx->waiting.load(std::memory_order_relaxed)) wake_owner(ctx);
 }
 

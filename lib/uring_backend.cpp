@@ -112,11 +112,6 @@ cpu_set_t cpu_set_of(const std::vector<int>& cpus) {
   return set;
 }
 
-void set_done(flexsc_entry* e, long ret) {
-  e->ret = ret;
-  status_of(e).store(FLEXSC_DONE, std::memory_order_release);
-}
-
 // An SQE to fill, or nullptr when the submission queue is full (or, for
 // an operation, when the completion queue could not take one more).  The
 // kernel's SQ head, a line its submission thread writes, is read only
