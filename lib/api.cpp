@@ -221,7 +221,17 @@ Runtime* enter_or_start(Context* ctx, long* why) {
 
 namespace flexsc::detail {
 
+thread_local FiberSyscalls* t_fiber_syscalls = nullptr;
+
 bool thread_diverged() { return t_diverged; }
+
+bool runtime_user_cpus(std::vector<int>* out) {
+  std::lock_guard lock(g_life);
+  Runtime* rt = g_rt.load();
+  if (!rt) return false;
+  *out = rt->backend().placement().user_cpus;
+  return true;
+}
 
 int current_tid() {
   if (!t_tid) t_tid = static_cast<int>(raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
@@ -300,6 +310,8 @@ const char* flexsc_backend(void) {
 
 long flexsc_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
   const long args[6] = {a1, a2, a3, a4, a5, a6};
+  // On a fiber: post into its scheduler's context and switch.
+  if (FiberSyscalls* fibers = t_fiber_syscalls) return fibers->syscall(nr, args);
   Context* ctx = thread_context();
   if (!ctx || t_ctx.depth > 0) {
     // No memory for a context, or re-entered from a signal handler that
@@ -408,6 +420,11 @@ void reap_if_needed(Context* ctx) {
   }
 }
 
+bool any_done_reaping(Context* ctx) {
+  reap_if_needed(ctx);
+  return ctx->oldest_done() != nullptr;
+}
+
 }  // namespace
 
 int flexsc_peek(struct flexsc_ctx* handle, struct flexsc_entry** out) {
@@ -427,6 +444,12 @@ int flexsc_wait(struct flexsc_ctx* handle, struct flexsc_entry** out) {
   if (!ctx || !out) return -EINVAL;
   if (!ctx->any_unseen()) return -EAGAIN;
   auto done = [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; };
+  if (FiberSyscalls* fibers = t_fiber_syscalls) {
+    // On a fiber: the others run until an entry is DONE.
+    fibers->wait_polling([](void* c) { return any_done_reaping(static_cast<Context*>(c)); }, ctx);
+    *out = ctx->oldest_done();
+    return 0;
+  }
   const bool spin = ctx->wait_spin_ns && !ctx->reaps.load(std::memory_order_relaxed);
   if (done() || (spin && spin_until(done, ctx->progress_word(), ctx->wait_spin_ns))) return 0;
   Runtime* rt = enter(ctx);
@@ -443,6 +466,20 @@ long flexsc_wait_entry(struct flexsc_ctx* handle, struct flexsc_entry* e) {
   if (s == FLEXSC_DONE) return e->ret;
   if (s == FLEXSC_FREE) return -EINVAL;  // never submitted
   auto done = [e] { return is_done(e); };
+  if (FiberSyscalls* fibers = t_fiber_syscalls) {
+    struct Wait {
+      Context* ctx;
+      flexsc_entry* e;
+    } w{ctx, e};
+    fibers->wait_polling(
+        [](void* p) {
+          auto* w = static_cast<Wait*>(p);
+          reap_if_needed(w->ctx);
+          return is_done(w->e);
+        },
+        &w);
+    return e->ret;
+  }
   const bool spin = ctx->wait_spin_ns && !ctx->reaps.load(std::memory_order_relaxed);
   if (spin && spin_until(done, ctx->progress_word(), ctx->wait_spin_ns)) return e->ret;
   Runtime* rt = enter(ctx);

@@ -159,7 +159,7 @@ void Backend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc
 // threads serving it are not all stuck in blocking calls.  Contexts whose
 // completions wait in a ring are reaped on every check.
 template <class Done>
-void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_entry* target) {
+void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_entry* target, uint64_t deadline_ns) {
   const bool reaps = ctx->reaps.load(std::memory_order_relaxed);
   auto done = [&] {
     if (reaps) backend_->reap(ctx);
@@ -169,17 +169,25 @@ void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_en
   ctx->stats.waits.add();
   backend_->wait_begin(ctx);
   const uint64_t start = now_ns();
+  const uint64_t spin_ns =
+      deadline_ns ? std::min<uint64_t>(ctx->wait_spin_ns, deadline_ns > start ? deadline_ns - start : 0)
+                  : ctx->wait_spin_ns;
   // A context whose completions wait in a ring reaps on every round, and
   // looks at its entries only when a reap or a syscall thread brought
   // something: polling an entry line a syscall thread writes would stall it.
   if (reaps) {
-    if (spin_until(done_now, ctx->progress_word(), ctx->wait_spin_ns, [&] { return backend_->reap(ctx); })) return;
-  } else if (!spun && spin_until(done_now, ctx->progress_word(), ctx->wait_spin_ns)) {
+    if (spin_until(done_now, ctx->progress_word(), spin_ns, [&] { return backend_->reap(ctx); })) return;
+  } else if (!spun && spin_until(done_now, ctx->progress_word(), spin_ns)) {
     return;
   }
   uint64_t mark = backend_->progress_mark(ctx);
   uint64_t park_ns = kFirstParkNs;
   for (;;) {
+    if (deadline_ns) {
+      const uint64_t now = now_ns();
+      if (now >= deadline_ns) return;
+      park_ns = std::min(park_ns, deadline_ns - now);
+    }
     const uint32_t how = backend_->prepare_park(ctx);
     ctx->waiting.store(how, std::memory_order_seq_cst);
     if (done()) {
@@ -199,6 +207,10 @@ void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_en
 long Runtime::wait_entry(Context* ctx, flexsc_entry* e, bool spun) {
   wait_until(ctx, [e] { return is_done(e); }, spun, e);
   return e->ret;
+}
+
+void Runtime::wait_for(Context* ctx, bool (*ready)(void*), void* arg, uint64_t deadline_ns) {
+  wait_until(ctx, [ready, arg] { return ready(arg); }, false, nullptr, deadline_ns);
 }
 
 int Runtime::wait_any(Context* ctx, flexsc_entry** out, bool spun) {

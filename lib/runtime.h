@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend.h"
 #include "classify.h"
@@ -32,6 +33,11 @@ class Runtime {
   // caller has spun for ctx->wait_spin_ns already, so park at once.
   long wait_entry(Context* ctx, flexsc_entry* e, bool spun = false);
   int wait_any(Context* ctx, flexsc_entry** out, bool spun = false);
+  // Waits as above until ready(arg), or until CLOCK_MONOTONIC reaches
+  // deadline_ns (0: no deadline).  For M:N schedulers, whose wake-ups are
+  // their entries' completions and whatever ready() adds (others call
+  // wake_owner(ctx)).
+  void wait_for(Context* ctx, bool (*ready)(void*), void* arg, uint64_t deadline_ns);
 
   // Lets API calls in progress finish, stops the syscall threads, cancels
   // what is left and prints the statistics.
@@ -44,7 +50,7 @@ class Runtime {
  private:
   Runtime() = default;
   template <class Done>
-  void wait_until(Context* ctx, Done done, bool spun, const flexsc_entry* target);
+  void wait_until(Context* ctx, Done done, bool spun, const flexsc_entry* target, uint64_t deadline_ns = 0);
   void print_stats() const;
 
   Config cfg_;
@@ -57,6 +63,25 @@ class Runtime {
 // nullptr.  Shutdown waits for every bound context to leave().
 Runtime* enter(Context* ctx);
 inline void leave(Context* ctx) { ctx->in_api.store(0, std::memory_order_release); }
+
+// Set on a thread while it runs a fiber: flexsc_syscall and the batch
+// API's waits go through it, so a fiber posts and switches instead of
+// blocking its kernel thread.  (Implemented by lib/fiber's schedulers: the
+// layers below know only this interface.)
+class FiberSyscalls {
+ public:
+  virtual long syscall(long nr, const long args[6]) = 0;
+  // Lets other fibers run until done(arg).
+  virtual void wait_polling(bool (*done)(void*), void* arg) = 0;
+
+ protected:
+  ~FiberSyscalls() = default;
+};
+extern thread_local FiberSyscalls* t_fiber_syscalls;
+
+// The running runtime's user CPUs (those not reserved for syscall
+// threads); false when no runtime runs.
+bool runtime_user_cpus(std::vector<int>* out);
 
 // True once the calling thread has made itself unlike the process's other
 // threads (unshare, raw setuid, seccomp...): its calls then all run on it.

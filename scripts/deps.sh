@@ -8,7 +8,8 @@ set -euo pipefail
 FLEXSC_PACKAGES=(
   build-essential cmake pkg-config   # toolchain
   libhwloc-dev                       # topology and pinning of syscall threads
-  libboost-dev                       # Boost.Lockfree: the syscall cores' ready queues
+  libboost-dev                       # Boost.Lockfree: the syscall cores' ready queues, fiber inboxes
+  libboost-context-dev               # Boost.Context: the fibers' context switch (fcontext)
   liburing-dev                       # the io_uring backends
   libbenchmark-dev                   # bench/flexsc_bench
   libgtest-dev                       # tests

@@ -1,0 +1,102 @@
+// A fiber's control block, and the waiter records that park fibers and
+// threads in wait queues.
+#pragma once
+
+#include <flexsc/fiber.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "stack.h"
+#include "switch.h"
+
+namespace flexsc::fiber::detail {
+
+class Scheduler;
+
+struct FiberControl {
+  ExecutionContext exec;
+  Stack stack;
+  std::function<void()> fn;
+  uint64_t id = 0;
+  PoolImpl* pool = nullptr;
+  // The scheduler it belongs to.  Changes only while the fiber sits in a
+  // ready queue (migration), so whoever wakes a parked fiber reads it safely.
+  std::atomic<Scheduler*> home{nullptr};
+  // The handle's reference, the running fiber's, one per pending timer.
+  std::atomic<int> refs{2};
+
+  // ---- parking: a fiber is woken at most once per park.  park_state holds
+  // the park's sequence number, shifted left, with bit 0 set once someone
+  // (a waker or a timer) has claimed the wake-up.
+  std::atomic<uint64_t> park_state{1};
+  uint64_t park_seq = 0;  // the fiber's own count of its parks
+
+  long syscall_ret = 0;  // an entry's result, set by the harvest
+
+  // ---- the end: join() waits for `finished`.
+  std::mutex end_mutex;
+  bool finished = false;
+  bool detached = false;
+  WaitQueue joiners;
+  std::exception_ptr error;
+
+  // Fiber-local storage: values and their destructors, by key.
+  std::vector<std::pair<void*, void (*)(void*)>> fls;
+
+  void release() {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // Begins a park: returns its sequence number for the wakers.
+  uint64_t begin_park() {
+    ++park_seq;
+    park_state.store(park_seq << 1, std::memory_order_release);
+    return park_seq;
+  }
+  // True for the one waker (or timer) that gets to wake park `seq`.
+  bool claim_wake(uint64_t seq) {
+    uint64_t expected = seq << 1;
+    return park_state.compare_exchange_strong(expected, expected | 1, std::memory_order_acq_rel);
+  }
+};
+
+// A party parked in a WaitQueue: a fiber (and which park of it), or a
+// plain thread sleeping on `signaled` (a futex word).
+struct Waiter {
+  FiberControl* fiber = nullptr;
+  uint64_t seq = 0;
+  std::atomic<uint32_t> signaled{0};
+  Waiter* prev = nullptr;
+  Waiter* next = nullptr;
+  bool queued = false;
+  bool woken = false;  // by wake(), not by a timeout
+
+  // Wakes it if nobody did (or it timed out) before; true if this call did.
+  bool wake();
+};
+
+// The fiber running on this thread, or nullptr (a plain thread, or a
+// scheduler's own loop).
+FiberControl* current_fiber();
+// The scheduler of this thread, or nullptr.
+Scheduler* current_scheduler();
+
+// Parks the running fiber (park begun with begin_park) until woken.
+void suspend_parked();
+// Makes a parked fiber runnable again (from any thread): it goes to its
+// home scheduler's ready queue.
+void make_ready(FiberControl* f);
+// The fiber's end, on its own stack: fiber-local values destroyed, joiners
+// woken; a detached fiber's uncaught exception terminates the process.
+void finish(FiberControl* f);
+[[noreturn]] void report_uncaught(uint64_t id, std::exception_ptr error);
+// As suspend_parked(), but a timer also wakes park `seq` at deadline_ns
+// (CLOCK_MONOTONIC).
+void suspend_parked_until(uint64_t seq, uint64_t deadline_ns);
+
+}  // namespace flexsc::fiber::detail

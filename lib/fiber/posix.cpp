@@ -1,0 +1,287 @@
+// The fiber-aware POSIX-style calls: readiness waits for sockets and
+// pollable descriptors, everything through flexsc_syscall (which posts and
+// switches on a fiber).
+#include <flexsc/flexsc.h>
+#include <flexsc/posix.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
+
+#include "readiness.h"
+#include "scheduler.h"
+
+using namespace flexsc::fiber::detail;
+
+namespace {
+
+template <class... A>
+long sys(long nr, A... a) {
+  long r[6] = {(long)a...};
+  return flexsc_syscall(nr, r[0], r[1], r[2], r[3], r[4], r[5]);
+}
+
+long with_errno(long r) {
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+bool on_fiber() { return current_fiber() != nullptr; }
+
+FdKind kind_of(int fd) {
+  FdKind k = fd_table().kind(fd);
+  if (k != FdKind::Unknown) return k;
+  struct stat st;
+  if (sys(SYS_fstat, fd, &st) < 0) return FdKind::Unknown;  // the call itself reports it
+  if (S_ISSOCK(st.st_mode)) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (sys(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return FdKind::Unknown;
+    k = type == SOCK_STREAM ? FdKind::StreamSocket : FdKind::PacketSocket;
+  } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || (st.st_mode & S_IFMT) == 0) {
+    k = FdKind::Pollable;  // pipes, terminals, and anonymous inodes (eventfd, timerfd...)
+  } else {
+    k = FdKind::Plain;
+  }
+  fd_table().set_kind(fd, k);
+  return k;
+}
+
+bool nonblocking(int fd) {
+  int nb = fd_table().nonblocking(fd);
+  if (nb < 0) {
+    const long fl = sys(SYS_fcntl, fd, F_GETFL);
+    if (fl < 0) return false;
+    nb = (fl & O_NONBLOCK) != 0;
+    fd_table().set_nonblocking(fd, nb);
+  }
+  return nb != 0;
+}
+
+// Parks the running fiber until fd is ready; false when fd cannot be
+// watched (the caller then makes the call blocking, as it was asked).
+bool wait_ready(int fd, Direction d) {
+  Scheduler* s = current_scheduler();
+  s->count_readiness_wait();
+  return fd_table().wait(fd, d, s->readiness()) == 0;
+}
+
+bool ready_now(int fd, short events) {
+  struct pollfd p{fd, events, 0};
+  return sys(SYS_poll, &p, 1, 0) != 0;  // ready, or an error the call will report
+}
+
+// The heart of the layer.  attempt(dontwait) makes the call, with
+// MSG_DONTWAIT when dontwait (sockets only).  The caller's own MSG_DONTWAIT
+// (caller_dontwait) or O_NONBLOCK keeps EAGAIN its answer.
+template <class Attempt>
+long call_waiting(int fd, Direction d, bool caller_dontwait, Attempt attempt) {
+  if (!on_fiber() || caller_dontwait) return attempt(caller_dontwait);
+  const FdKind k = kind_of(fd);
+  const short events = d == Direction::In ? POLLIN : POLLOUT;
+  for (;;) {
+    switch (k) {
+      case FdKind::StreamSocket:
+      case FdKind::PacketSocket: {
+        const long r = attempt(true);
+        if (r != -EAGAIN || nonblocking(fd)) return r;
+        break;
+      }
+      case FdKind::Pollable:
+        if (nonblocking(fd) || ready_now(fd, events)) return attempt(false);
+        break;
+      default:
+        return attempt(false);
+    }
+    if (!wait_ready(fd, d)) return attempt(false);
+  }
+}
+
+// Sends all of [buf, buf+len) as a blocking send on a stream socket would:
+// partial sends continue after a readiness wait.
+template <class SendSome>
+long send_all(int fd, size_t len, bool caller_dontwait, SendSome send_some) {
+  if (!on_fiber() || caller_dontwait || kind_of(fd) != FdKind::StreamSocket)
+    return call_waiting(fd, Direction::Out, caller_dontwait, [&](bool dw) { return send_some(0, dw); });
+  size_t done = 0;
+  for (;;) {
+    const long r = call_waiting(fd, Direction::Out, false, [&](bool dw) { return send_some(done, dw); });
+    if (r < 0) return done ? static_cast<long>(done) : r;
+    done += static_cast<size_t>(r);
+    if (done >= len || r == 0) return static_cast<long>(done);
+  }
+}
+
+mode_t mode_arg(int flags, va_list ap) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? static_cast<mode_t>(va_arg(ap, int)) : 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+ssize_t flexsc_posix_read(int fd, void* buf, size_t count) {
+  return with_errno(call_waiting(fd, Direction::In, false, [&](bool dontwait) {
+    return dontwait ? sys(SYS_recvfrom, fd, buf, count, MSG_DONTWAIT, 0, 0) : sys(SYS_read, fd, buf, count);
+  }));
+}
+
+ssize_t flexsc_posix_write(int fd, const void* buf, size_t count) {
+  const char* p = static_cast<const char*>(buf);
+  return with_errno(send_all(fd, count, false, [&](size_t off, bool dontwait) {
+    return dontwait ? sys(SYS_sendto, fd, p + off, count - off, MSG_DONTWAIT, 0, 0)
+                    : sys(SYS_write, fd, p + off, count - off);
+  }));
+}
+
+ssize_t flexsc_posix_pread(int fd, void* buf, size_t count, off_t offset) {
+  return with_errno(sys(SYS_pread64, fd, buf, count, offset));
+}
+
+ssize_t flexsc_posix_pwrite(int fd, const void* buf, size_t count, off_t offset) {
+  return with_errno(sys(SYS_pwrite64, fd, buf, count, offset));
+}
+
+ssize_t flexsc_posix_recv(int fd, void* buf, size_t len, int flags) {
+  return flexsc_posix_recvfrom(fd, buf, len, flags, nullptr, nullptr);
+}
+
+ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* fromlen) {
+  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, [&](bool dontwait) {
+    return sys(SYS_recvfrom, fd, buf, len, flags | (dontwait ? MSG_DONTWAIT : 0), from, fromlen);
+  }));
+}
+
+ssize_t flexsc_posix_recvmsg(int fd, struct msghdr* msg, int flags) {
+  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, [&](bool dontwait) {
+    return sys(SYS_recvmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0));
+  }));
+}
+
+ssize_t flexsc_posix_send(int fd, const void* buf, size_t len, int flags) {
+  return flexsc_posix_sendto(fd, buf, len, flags, nullptr, 0);
+}
+
+ssize_t flexsc_posix_sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to,
+                            socklen_t tolen) {
+  const char* p = static_cast<const char*>(buf);
+  return with_errno(send_all(fd, len, flags & MSG_DONTWAIT, [&](size_t off, bool dontwait) {
+    return sys(SYS_sendto, fd, p + off, len - off, flags | (dontwait ? MSG_DONTWAIT : 0), to, tolen);
+  }));
+}
+
+// Not split: a message with ancillary data or several buffers goes whole,
+// and a partial send is returned as the kernel gave it.
+ssize_t flexsc_posix_sendmsg(int fd, const struct msghdr* msg, int flags) {
+  return with_errno(call_waiting(fd, Direction::Out, flags & MSG_DONTWAIT, [&](bool dontwait) {
+    return sys(SYS_sendmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0));
+  }));
+}
+
+int flexsc_posix_accept(int fd, struct sockaddr* addr, socklen_t* addrlen) {
+  return flexsc_posix_accept4(fd, addr, addrlen, 0);
+}
+
+// accept has no per-call non-blocking flag: wait until poll says a
+// connection is there, then accept.
+int flexsc_posix_accept4(int fd, struct sockaddr* addr, socklen_t* addrlen, int flags) {
+  long r;
+  if (!on_fiber()) {
+    r = sys(SYS_accept4, fd, addr, addrlen, flags);
+  } else {
+    for (;;) {
+      if (nonblocking(fd) || ready_now(fd, POLLIN)) {
+        r = sys(SYS_accept4, fd, addr, addrlen, flags);
+        break;
+      }
+      if (!wait_ready(fd, Direction::In)) {
+        r = sys(SYS_accept4, fd, addr, addrlen, flags);
+        break;
+      }
+    }
+  }
+  if (r >= 0) {
+    fd_table().forget(static_cast<int>(r));  // a number reused behind our back
+    fd_table().set_nonblocking(static_cast<int>(r), flags & SOCK_NONBLOCK);
+  }
+  return static_cast<int>(with_errno(r));
+}
+
+int flexsc_posix_connect(int fd, const struct sockaddr* addr, socklen_t addrlen) {
+  return static_cast<int>(with_errno(sys(SYS_connect, fd, addr, addrlen)));
+}
+
+int flexsc_posix_socket(int domain, int type, int protocol) {
+  const long r = sys(SYS_socket, domain, type, protocol);
+  if (r >= 0) {
+    fd_table().forget(static_cast<int>(r));
+    fd_table().set_nonblocking(static_cast<int>(r), type & SOCK_NONBLOCK);
+  }
+  return static_cast<int>(with_errno(r));
+}
+
+int flexsc_posix_pipe2(int fds[2], int flags) {
+  const long r = sys(SYS_pipe2, fds, flags);
+  if (r == 0) {
+    for (int i = 0; i < 2; ++i) {
+      fd_table().forget(fds[i]);
+      fd_table().set_kind(fds[i], FdKind::Pollable);
+      fd_table().set_nonblocking(fds[i], flags & O_NONBLOCK);
+    }
+  }
+  return static_cast<int>(with_errno(r));
+}
+
+int flexsc_posix_open(const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  const mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return flexsc_posix_openat(AT_FDCWD, path, flags, mode);
+}
+
+int flexsc_posix_openat(int dirfd, const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  const mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  const long r = sys(SYS_openat, dirfd, path, flags, mode);
+  if (r >= 0) fd_table().forget(static_cast<int>(r));
+  return static_cast<int>(with_errno(r));
+}
+
+int flexsc_posix_close(int fd) {
+  fd_table().forget(fd);
+  return static_cast<int>(with_errno(sys(SYS_close, fd)));
+}
+
+int flexsc_posix_dup2(int oldfd, int newfd) {
+  if (oldfd != newfd) fd_table().forget(newfd);
+  return static_cast<int>(with_errno(sys(SYS_dup2, oldfd, newfd)));
+}
+
+int flexsc_posix_dup3(int oldfd, int newfd, int flags) {
+  fd_table().forget(newfd);
+  return static_cast<int>(with_errno(sys(SYS_dup3, oldfd, newfd, flags)));
+}
+
+int flexsc_posix_fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  const long arg = va_arg(ap, long);
+  va_end(ap);
+  const long r = sys(SYS_fcntl, fd, cmd, arg);
+  if (r >= 0 && cmd == F_SETFL) fd_table().set_nonblocking(fd, arg & O_NONBLOCK);
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) fd_table().forget(static_cast<int>(r));
+  return static_cast<int>(with_errno(r));
+}
+
+int flexsc_posix_shutdown(int fd, int how) { return static_cast<int>(with_errno(sys(SYS_shutdown, fd, how))); }
+
+}  // extern "C"

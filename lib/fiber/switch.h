@@ -1,0 +1,93 @@
+// The context switch, apart from any scheduling: Boost.Context's fcontext
+// (a few instructions of assembly that save and restore the callee-saved
+// registers and the stack pointer), plus the sanitizer annotations Debian's
+// Boost is built without.  ASan must be told which stack is live, or it
+// reports false stack-buffer overflows and leaks fake frames; TSan keeps a
+// shadow state per fiber and must be told which one runs.
+#pragma once
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include <cstddef>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define FLEXSC_FIBER_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define FLEXSC_FIBER_TSAN 1
+#endif
+
+namespace flexsc::fiber::detail {
+
+namespace fc = boost::context::detail;
+
+// One side of a switch: a fiber, or a scheduler's own thread stack.
+struct ExecutionContext {
+  fc::fcontext_t fctx = nullptr;  // where it stopped (nullptr while it runs)
+  const void* stack_bottom = nullptr;  // lowest usable address (ASan)
+  std::size_t stack_size = 0;
+  void* asan_fake_stack = nullptr;
+  void* tsan_fiber = nullptr;
+
+  // A new fiber's context: starts entry(transfer) on the stack [bottom, bottom+size).
+  void make(void* bottom, std::size_t size, void (*entry)(fc::transfer_t)) {
+    stack_bottom = bottom;
+    stack_size = size;
+    fctx = fc::make_fcontext(static_cast<char*>(bottom) + size, size, entry);
+#if FLEXSC_FIBER_TSAN
+    tsan_fiber = __tsan_create_fiber(0);
+#endif
+  }
+  // The calling thread's own context (its stack is already known to ASan).
+  void adopt_thread() {
+#if FLEXSC_FIBER_TSAN
+    tsan_fiber = __tsan_get_current_fiber();
+#endif
+  }
+  void release() {
+#if FLEXSC_FIBER_TSAN
+    if (tsan_fiber) __tsan_destroy_fiber(tsan_fiber);
+    tsan_fiber = nullptr;
+#endif
+  }
+};
+
+// Each switch passes the ExecutionContext it leaves as the jump's data, so
+// the side that receives control records where the other one stopped.
+
+// On arrival (after a switch, or at a fiber's first instruction): records
+// where the side we came from stopped, and tells ASan which stack is live.
+inline void arrive(ExecutionContext& self, fc::transfer_t t) {
+  auto* came_from = static_cast<ExecutionContext*>(t.data);
+  came_from->fctx = t.fctx;
+#if FLEXSC_FIBER_ASAN
+  const void* bottom = nullptr;
+  std::size_t size = 0;
+  __sanitizer_finish_switch_fiber(self.asan_fake_stack, &bottom, &size);
+  came_from->stack_bottom = bottom;  // learns a thread's own stack on first use
+  came_from->stack_size = size;
+#else
+  (void)self;
+#endif
+}
+
+// Switches from `from` (running) to `to`.  from_ends: `from` never runs
+// again (a fiber's last switch), so ASan drops its fake frames.
+inline void switch_context(ExecutionContext& from, ExecutionContext& to, bool from_ends = false) {
+#if FLEXSC_FIBER_ASAN
+  __sanitizer_start_switch_fiber(from_ends ? nullptr : &from.asan_fake_stack, to.stack_bottom, to.stack_size);
+#else
+  (void)from_ends;
+#endif
+#if FLEXSC_FIBER_TSAN
+  __tsan_switch_to_fiber(to.tsan_fiber, 0);
+#endif
+  const fc::fcontext_t target = to.fctx;
+  to.fctx = nullptr;
+  arrive(from, fc::jump_fcontext(target, &from));
+}
+
+}  // namespace flexsc::fiber::detail

@@ -1,0 +1,504 @@
+// M:N fibers (FlexSC-Threads): every test runs twice, with fibers whose
+// syscalls post-and-switch through the backend under test, and with fibers
+// issuing synchronous syscalls.
+#include <flexsc/fiber.hpp>
+#include <flexsc/flexsc.hpp>
+#include <flexsc/posix.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+#include "watchdog.h"
+
+namespace fib = flexsc::fiber;
+using flexsc::test::scaled;
+using flexsc::test::Watchdog;
+using namespace std::chrono_literals;
+
+namespace {
+
+class FiberTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool exception_less() const { return GetParam(); }
+  fib::PoolOptions options(unsigned schedulers = 0) const {
+    fib::PoolOptions o;
+    o.exception_less = exception_less();
+    o.schedulers = schedulers;
+    return o;
+  }
+  static uint64_t total(const std::vector<fib::SchedulerStats>& stats, uint64_t fib::SchedulerStats::*field) {
+    uint64_t n = 0;
+    for (const auto& s : stats) n += s.*field;
+    return n;
+  }
+};
+
+// A temporary file holding bytes i % 251 at offset i.
+struct PatternFile {
+  static constexpr int kSize = 8192;
+  int fd = -1;
+  PatternFile() {
+    char path[] = "/tmp/flexsc-fiber-XXXXXX";
+    fd = mkstemp(path);
+    unlink(path);
+    std::string bytes(kSize, '\0');
+    for (int i = 0; i < kSize; ++i) bytes[i] = static_cast<char>(i % 251);
+    if (write(fd, bytes.data(), bytes.size()) != kSize) fd = -1;
+  }
+  ~PatternFile() { close(fd); }
+};
+
+// A listening Unix stream socket on an abstract address.
+struct Listener {
+  int fd = -1;
+  sockaddr_un addr{};
+  socklen_t len = 0;
+  Listener() {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    addr.sun_family = AF_UNIX;
+    const std::string name = "flexsc-fiber-test-" + std::to_string(getpid()) + "-" + std::to_string(fd);
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, 128) != 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  ~Listener() { close(fd); }
+  int connect_client() const {
+    const int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(c, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+      close(c);
+      return -1;
+    }
+    return c;
+  }
+};
+
+TEST_P(FiberTest, TenThousandFibersEachMakeSyscallsWithCorrectResults) {
+  Watchdog dog("10,000 fibers", 240s);
+  PatternFile file;
+  ASSERT_GE(file.fd, 0);
+  const long n = scaled(10000);
+  const long parent = getppid();
+  std::atomic<long> wrong{0}, done{0};
+  {
+    fib::Pool pool(options());
+    fib::WaitGroup wg;
+    wg.add(n);
+    for (long i = 0; i < n; ++i) {
+      pool.spawn([&, i] {
+        if (flexsc::syscall(SYS_getppid) != parent) wrong.fetch_add(1);
+        unsigned char buf[16];
+        const long off = (i * 37) % (PatternFile::kSize - 16);
+        if (flexsc::syscall(SYS_pread64, file.fd, buf, sizeof buf, off) != 16) wrong.fetch_add(1);
+        for (int k = 0; k < 16; ++k)
+          if (buf[k] != (off + k) % 251) {
+            wrong.fetch_add(1);
+            break;
+          }
+        fib::this_fiber::yield();
+        if (flexsc::syscall(SYS_getppid) != parent) wrong.fetch_add(1);
+        done.fetch_add(1);
+        wg.done();
+      }).detach();
+    }
+    wg.wait();
+    const auto stats = pool.stats();
+    if (exception_less()) {
+      EXPECT_GE(total(stats, &fib::SchedulerStats::syscalls_posted), static_cast<uint64_t>(3 * n));
+      EXPECT_GE(total(stats, &fib::SchedulerStats::harvested), static_cast<uint64_t>(3 * n));
+    } else {
+      EXPECT_EQ(total(stats, &fib::SchedulerStats::syscalls_posted), 0u);
+      EXPECT_GE(total(stats, &fib::SchedulerStats::syscalls_on_caller), static_cast<uint64_t>(3 * n));
+    }
+  }
+  EXPECT_EQ(done.load(), n);
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// Producers and consumers on four schedulers, through a one-slot buffer
+// guarded by a Mutex and two condition variables: every item arrives once,
+// and nobody sleeps through a wake-up (the watchdog catches a hang).
+TEST_P(FiberTest, MutexAndConditionVariableLoseNoWakeupAcrossSchedulers) {
+  Watchdog dog("mutex and condition variable stress", 240s);
+  const long items = scaled(20000);
+  constexpr int kProducers = 4, kConsumers = 4;
+  fib::Mutex m;
+  fib::ConditionVariable not_empty, not_full;
+  bool full = false;
+  long slot = 0;
+  std::atomic<long> sum{0}, received{0};
+  {
+    fib::Pool pool(options(4));
+    std::vector<fib::Fiber> fibers;
+    for (int p = 0; p < kProducers; ++p)
+      fibers.push_back(pool.spawn([&, p] {
+        for (long i = p; i < items; i += kProducers) {
+          std::unique_lock lock(m);
+          not_full.wait(lock, [&] { return !full; });
+          slot = i;
+          full = true;
+          not_empty.notify_one();
+        }
+      }));
+    for (int c = 0; c < kConsumers; ++c)
+      fibers.push_back(pool.spawn([&] {
+        for (;;) {
+          std::unique_lock lock(m);
+          not_empty.wait(lock, [&] { return full || received.load() == items; });
+          if (!full) return;
+          sum.fetch_add(slot);
+          full = false;
+          if (received.fetch_add(1) + 1 == items) not_empty.notify_all();
+          not_full.notify_one();
+        }
+      }));
+    for (auto& f : fibers) f.join();
+  }
+  EXPECT_EQ(received.load(), items);
+  EXPECT_EQ(sum.load(), items * (items - 1) / 2);
+}
+
+TEST_P(FiberTest, ChannelSemaphoreAndWaitGroup) {
+  Watchdog dog("channel", 120s);
+  const long items = scaled(5000);
+  fib::Channel<long> ch(8);
+  fib::Semaphore slots(2);
+  std::atomic<int> inside{0}, most{0};
+  std::atomic<long> sum{0};
+  fib::Pool pool(options(3));
+  fib::WaitGroup producers, consumers;
+  producers.add(2);
+  for (int p = 0; p < 2; ++p)
+    pool.spawn([&, p] {
+      for (long i = p; i < items; i += 2) EXPECT_TRUE(ch.send(i));
+      producers.done();
+    }).detach();
+  consumers.add(3);
+  for (int c = 0; c < 3; ++c)
+    pool.spawn([&] {
+      while (auto v = ch.receive()) {
+        slots.acquire();
+        const int now = inside.fetch_add(1) + 1;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        fib::this_fiber::yield();
+        inside.fetch_sub(1);
+        slots.release();
+        sum.fetch_add(*v);
+      }
+      consumers.done();
+    }).detach();
+  producers.wait();  // from the main thread: a plain thread blocks
+  ch.close();
+  EXPECT_FALSE(ch.send(1));
+  consumers.wait();
+  EXPECT_EQ(sum.load(), items * (items - 1) / 2);
+  EXPECT_LE(most.load(), 2);
+}
+
+// One scheduler: while a fiber waits in a pipe read (or accept), the
+// others keep running; then the read completes with the data.
+TEST_P(FiberTest, FiberBlockedInPipeReadLeavesOthersRunning) {
+  Watchdog dog("blocked pipe read", 60s);
+  flexsc::test::Pipe pipe;
+  ASSERT_GE(pipe.r, 0);
+  fib::Pool pool(options(1));
+  std::atomic<bool> reader_started{false};
+  char got[8] = {};
+  auto reader = pool.spawn([&] {
+    reader_started = true;
+    EXPECT_EQ(flexsc_posix_read(pipe.r, got, sizeof got), 5);
+  });
+  std::atomic<int> ticks{0};
+  auto ticker = pool.spawn([&] {
+    while (!reader_started) fib::this_fiber::yield();
+    for (int i = 0; i < 50; ++i) {
+      fib::this_fiber::sleep_for(1ms);
+      ticks.fetch_add(1);
+    }
+  });
+  ticker.join();  // ran to the end while the reader waited
+  EXPECT_EQ(ticks.load(), 50);
+  EXPECT_EQ(got[0], 0);
+  ASSERT_EQ(write(pipe.w, "hello", 5), 5);
+  reader.join();
+  EXPECT_STREQ(got, "hello");
+  EXPECT_GE(total(pool.stats(), &fib::SchedulerStats::readiness_waits), 1u);
+}
+
+TEST_P(FiberTest, FiberBlockedInAcceptLeavesOthersRunning) {
+  Watchdog dog("blocked accept", 60s);
+  Listener listener;
+  ASSERT_GE(listener.fd, 0);
+  fib::Pool pool(options(1));
+  std::atomic<bool> accepting{false};
+  int accepted = -1;
+  auto acceptor = pool.spawn([&] {
+    accepting = true;
+    accepted = flexsc_posix_accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  });
+  std::atomic<int> ticks{0};
+  auto ticker = pool.spawn([&] {
+    while (!accepting) fib::this_fiber::yield();
+    for (int i = 0; i < 20; ++i) {
+      fib::this_fiber::sleep_for(1ms);
+      ticks.fetch_add(1);
+    }
+  });
+  ticker.join();
+  EXPECT_EQ(ticks.load(), 20);
+  const int client = listener.connect_client();
+  ASSERT_GE(client, 0);
+  acceptor.join();
+  ASSERT_GE(accepted, 0);
+  // A round trip through the accepted socket, both sides fiber-aware.
+  auto server = pool.spawn([&] {
+    char buf[4];
+    ASSERT_EQ(flexsc_posix_read(accepted, buf, 4), 4);
+    ASSERT_EQ(flexsc_posix_write(accepted, buf, 4), 4);
+  });
+  ASSERT_EQ(write(client, "ping", 4), 4);
+  char back[5] = {};
+  ASSERT_EQ(read(client, back, 4), 4);
+  EXPECT_STREQ(back, "ping");
+  server.join();
+  flexsc_posix_close(accepted);
+  close(client);
+}
+
+// A descriptor the program made O_NONBLOCK keeps giving EAGAIN.
+TEST_P(FiberTest, NonBlockingDescriptorStillGivesEagain) {
+  flexsc::test::Pipe pipe;
+  ASSERT_EQ(flexsc_posix_fcntl(pipe.r, F_SETFL, O_NONBLOCK), 0);
+  fib::Pool pool(options(1));
+  pool.spawn([&] {
+    char c;
+    errno = 0;
+    EXPECT_EQ(flexsc_posix_read(pipe.r, &c, 1), -1);
+    EXPECT_EQ(errno, EAGAIN);
+  }).join();
+}
+
+TEST_P(FiberTest, JoinRethrowsWhatTheFiberThrew) {
+  fib::Pool pool(options());
+  auto f = pool.spawn([] { throw std::runtime_error("from a fiber"); });
+  try {
+    f.join();
+    FAIL() << "join did not rethrow";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "from a fiber");
+  }
+  EXPECT_FALSE(f.joinable());
+  // Exceptions caught inside a fiber stay there.
+  int caught = 0;
+  pool.spawn([&] {
+    try {
+      throw 7;
+    } catch (int v) {
+      caught = v;
+    }
+  }).join();
+  EXPECT_EQ(caught, 7);
+}
+
+TEST_P(FiberTest, DetachedFibersRunToTheEnd) {
+  fib::Pool pool(options());
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 100; ++i)
+    pool.spawn([&] {
+      fib::this_fiber::sleep_for(1ms);
+      ran.fetch_add(1);
+    }).detach();
+  pool.wait_idle();
+  EXPECT_EQ(ran.load(), 100);
+}
+
+TEST_P(FiberTest, FibersSpawnFibersAndJoinThem) {
+  fib::Pool pool(options(2));
+  std::atomic<long> sum{0};
+  pool.spawn([&] {
+    std::vector<fib::Fiber> children;
+    for (int i = 1; i <= 50; ++i) children.push_back(fib::spawn([&, i] { sum.fetch_add(i); }));
+    for (auto& c : children) c.join();
+    EXPECT_EQ(sum.load(), 50 * 51 / 2);
+  }).join();
+  EXPECT_EQ(sum.load(), 50 * 51 / 2);
+  EXPECT_THROW(fib::spawn([] {}), std::logic_error);  // not on a fiber
+}
+
+TEST_P(FiberTest, SleepWakesInDeadlineOrder) {
+  fib::Pool pool(options(1));
+  fib::Mutex m;
+  std::vector<int> order;
+  std::vector<fib::Fiber> fibers;
+  const auto start = std::chrono::steady_clock::now();
+  for (int ms : {30, 10, 20})
+    fibers.push_back(pool.spawn([&, ms] {
+      fib::this_fiber::sleep_for(std::chrono::milliseconds(ms));
+      std::lock_guard lock(m);
+      order.push_back(ms);
+    }));
+  for (auto& f : fibers) f.join();
+  EXPECT_EQ(order, (std::vector<int>{10, 20, 30}));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+}
+
+TEST_P(FiberTest, FiberLocalValuesArePerFiberAndDestroyed) {
+  static std::atomic<int> destroyed{0};
+  struct Value {
+    uint64_t owner = 0;
+    ~Value() { destroyed.fetch_add(1); }
+  };
+  destroyed = 0;
+  fib::FiberLocal<Value> local;
+  std::atomic<int> wrong{0};
+  {
+    fib::Pool pool(options(2));
+    fib::WaitGroup wg;
+    wg.add(64);
+    for (int i = 0; i < 64; ++i)
+      pool.spawn([&] {
+        local->owner = fib::this_fiber::id();
+        for (int k = 0; k < 10; ++k) {
+          fib::this_fiber::yield();
+          if (local->owner != fib::this_fiber::id()) wrong.fetch_add(1);
+        }
+        wg.done();
+      }).detach();
+    wg.wait();
+    pool.wait_idle();
+  }
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(destroyed.load(), 64);
+}
+
+// The batch API from a fiber: its wait lets the other fibers run.
+TEST_P(FiberTest, BatchApiWaitsOnAFiber) {
+  fib::Pool pool(options(1));
+  pool.spawn([&] {
+    flexsc::Batch batch(1);
+    std::vector<flexsc_entry*> entries;
+    for (int i = 0; i < 8; ++i) entries.push_back(batch.prep(SYS_getppid));
+    ASSERT_EQ(batch.submit(), 8);
+    EXPECT_EQ(flexsc_wait_entry(batch.native(), entries[7]), getppid());
+    for (auto* e : entries) EXPECT_EQ(batch.wait(e), getppid());
+    for (int i = 0; i < 8; ++i) {
+      flexsc_entry* e = batch.wait_any();  // flexsc_wait
+      ASSERT_NE(e, nullptr);
+      batch.seen(e);
+    }
+  }).join();
+}
+
+class LifoPolicy final : public fib::Policy {
+ public:
+  explicit LifoPolicy(std::atomic<int>* picks) : picks_(picks) {}
+  void awakened(fib::FiberRef f) override { ready_.push_back(f); }
+  fib::FiberRef pick_next() override {
+    if (ready_.empty()) return nullptr;
+    picks_->fetch_add(1);
+    auto f = ready_.back();
+    ready_.pop_back();
+    return f;
+  }
+  std::size_t ready_count() const override { return ready_.size(); }
+  std::size_t shed(fib::FiberRef*, std::size_t) override { return 0; }
+
+ private:
+  std::atomic<int>* picks_;
+  std::vector<fib::FiberRef> ready_;
+};
+
+TEST_P(FiberTest, PolicyIsPluggable) {
+  std::atomic<int> picks{0};
+  auto o = options(2);
+  o.policy = [&picks] { return std::make_unique<LifoPolicy>(&picks); };
+  fib::Pool pool(o);
+  std::atomic<int> ran{0};
+  std::vector<fib::Fiber> fibers;
+  for (int i = 0; i < 20; ++i)
+    fibers.push_back(pool.spawn([&] {
+      fib::this_fiber::yield();
+      EXPECT_EQ(flexsc::syscall(SYS_getppid), getppid());
+      ran.fetch_add(1);
+    }));
+  for (auto& f : fibers) f.join();
+  EXPECT_EQ(ran.load(), 20);
+  EXPECT_GE(picks.load(), 40);  // each fiber picked at least at start and after its yield
+}
+
+TEST_P(FiberTest, StackOverflowHitsTheGuardPageAndIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto o = options();
+  o.stack_size = 32 * 1024;
+  EXPECT_DEATH(
+      {
+        fib::Pool pool(o);
+        pool.spawn([] {
+          struct Recurse {
+            static int down(int n) {
+              volatile char pad[512];
+              pad[0] = static_cast<char>(n);
+              return n == 0 ? pad[0] : down(n - 1) + pad[0];
+            }
+          };
+          std::printf("%d\n", Recurse::down(1 << 20));
+        }).join();
+      },
+      "overflowed its stack|stack-overflow");
+}
+
+TEST_P(FiberTest, DetachedFiberWithUncaughtExceptionTerminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        fib::Pool pool(options());
+        pool.spawn([] { throw std::runtime_error("nobody joins me"); }).detach();
+        pool.wait_idle();
+      },
+      "detached fiber .* uncaught exception: nobody joins me");
+}
+
+// The same with the raw syscall, no readiness wait: a blocking read posted
+// as an entry.  Exception-less only: a synchronous fiber's raw read blocks
+// its scheduler thread (that is what the POSIX layer is for).
+TEST(FiberExceptionLess, RawBlockingReadPostsAndSwitches) {
+  Watchdog dog("raw blocking read", 60s);
+  flexsc::test::Pipe pipe;
+  ASSERT_GE(pipe.r, 0);
+  fib::PoolOptions o;
+  o.schedulers = 1;
+  fib::Pool pool(o);
+  char got[8] = {};
+  std::atomic<bool> reader_started{false};
+  auto reader = pool.spawn([&] {
+    reader_started = true;
+    EXPECT_EQ(flexsc::syscall(SYS_read, pipe.r, got, sizeof got), 3);
+  });
+  auto other = pool.spawn([&] {
+    while (!reader_started) fib::this_fiber::yield();
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(flexsc::syscall(SYS_getppid), getppid());
+  });
+  other.join();
+  ASSERT_EQ(write(pipe.w, "abc", 3), 3);
+  reader.join();
+  EXPECT_STREQ(got, "abc");
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, FiberTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "ExceptionLess" : "Synchronous"; });
+
+}  // namespace
