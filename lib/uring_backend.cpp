@@ -314,6 +314,10 @@ UringBackend::~UringBackend() {
   for (auto& a : anchors_) io_uring_queue_exit(a.get());
 }
 
+// A waiting call keeps its place in the ring: half the ring stays free for
+// the calls that complete at once (a send behind waiting receives).
+unsigned UringBackend::socket_waits_without_thread() const { return kMaxRingEntries / 2; }
+
 void UringBackend::bind(Context* ctx) {
   threads_->bind(ctx);
   unbind(ctx);

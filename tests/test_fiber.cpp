@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -277,6 +278,50 @@ TEST_P(FiberTest, FiberBlockedInAcceptLeavesOthersRunning) {
   server.join();
   flexsc_posix_close(accepted);
   close(client);
+}
+
+// The process's threads, from /proc/self/status.
+int thread_count() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
+
+// Thousands of fibers blocked on idle sockets cost no threads: they wait
+// for readiness (or inside io_uring), not in syscall threads.
+TEST_P(FiberTest, IdleConnectionsCostNoThreads) {
+  Watchdog dog("idle connections", 120s);
+  const int n = static_cast<int>(scaled(4000));
+  std::vector<int> ends(2 * static_cast<size_t>(n), -1);
+  for (int i = 0; i < n; ++i)
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, &ends[2 * static_cast<size_t>(i)]), 0) << i;
+  fib::Pool pool(options());
+  const int before = thread_count();
+  std::atomic<int> waiting{0}, echoed{0};
+  fib::WaitGroup wg;
+  wg.add(n);
+  for (int i = 0; i < n; ++i)
+    pool.spawn([&, i] {
+      const int fd = ends[2 * static_cast<size_t>(i)];
+      char c = 0;
+      waiting.fetch_add(1);
+      if (flexsc_posix_read(fd, &c, 1) == 1 && c == static_cast<char>(i)) echoed.fetch_add(1);
+      wg.done();
+    }).detach();
+  while (waiting.load() < n) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(100ms);  // let every read reach its wait
+  EXPECT_LE(thread_count(), before + 10) << n << " idle connections";
+  for (int i = 0; i < n; ++i) {
+    const char c = static_cast<char>(i);
+    ASSERT_EQ(write(ends[2 * static_cast<size_t>(i) + 1], &c, 1), 1);
+  }
+  wg.wait();
+  EXPECT_EQ(echoed.load(), n);
+  for (int i = 0; i < n; ++i) {
+    flexsc_posix_close(ends[2 * static_cast<size_t>(i)]);
+    close(ends[2 * static_cast<size_t>(i) + 1]);
+  }
 }
 
 // A descriptor the program made O_NONBLOCK keeps giving EAGAIN.

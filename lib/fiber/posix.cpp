@@ -53,6 +53,8 @@ FdKind kind_of(int fd) {
   return k;
 }
 
+bool is_socket(FdKind k) { return k == FdKind::StreamSocket || k == FdKind::PacketSocket; }
+
 bool nonblocking(int fd) {
   int nb = fd_table().nonblocking(fd);
   if (nb < 0) {
@@ -78,26 +80,27 @@ bool ready_now(int fd, short events) {
 }
 
 // The heart of the layer.  attempt(dontwait) makes the call, with
-// MSG_DONTWAIT when dontwait (sockets only).  The caller's own MSG_DONTWAIT
-// (caller_dontwait) or O_NONBLOCK keeps EAGAIN its answer.
+// MSG_DONTWAIT when dontwait (only when can_dontwait: socket transfers).
+// The caller's own MSG_DONTWAIT (caller_dontwait) or O_NONBLOCK keeps
+// EAGAIN its answer.
 template <class Attempt>
-long call_waiting(int fd, Direction d, bool caller_dontwait, Attempt attempt) {
+long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, Attempt attempt) {
   if (!on_fiber() || caller_dontwait) return attempt(caller_dontwait);
   const FdKind k = kind_of(fd);
-  const short events = d == Direction::In ? POLLIN : POLLOUT;
+  if (k == FdKind::Plain || k == FdKind::Unknown) return attempt(false);
+  Scheduler* s = current_scheduler();
+  if (is_socket(k) && s->begin_socket_wait()) {
+    // The backend waits for the socket itself.
+    const long r = attempt(false);
+    s->end_socket_wait();
+    return r;
+  }
   for (;;) {
-    switch (k) {
-      case FdKind::StreamSocket:
-      case FdKind::PacketSocket: {
-        const long r = attempt(true);
-        if (r != -EAGAIN || nonblocking(fd)) return r;
-        break;
-      }
-      case FdKind::Pollable:
-        if (nonblocking(fd) || ready_now(fd, events)) return attempt(false);
-        break;
-      default:
-        return attempt(false);
+    if (is_socket(k) && can_dontwait) {
+      const long r = attempt(true);
+      if (r != -EAGAIN || nonblocking(fd)) return r;
+    } else if (nonblocking(fd) || ready_now(fd, d == Direction::In ? POLLIN : POLLOUT)) {
+      return attempt(false);
     }
     if (!wait_ready(fd, d)) return attempt(false);
   }
@@ -108,10 +111,10 @@ long call_waiting(int fd, Direction d, bool caller_dontwait, Attempt attempt) {
 template <class SendSome>
 long send_all(int fd, size_t len, bool caller_dontwait, SendSome send_some) {
   if (!on_fiber() || caller_dontwait || kind_of(fd) != FdKind::StreamSocket)
-    return call_waiting(fd, Direction::Out, caller_dontwait, [&](bool dw) { return send_some(0, dw); });
+    return call_waiting(fd, Direction::Out, caller_dontwait, true, [&](bool dw) { return send_some(0, dw); });
   size_t done = 0;
   for (;;) {
-    const long r = call_waiting(fd, Direction::Out, false, [&](bool dw) { return send_some(done, dw); });
+    const long r = call_waiting(fd, Direction::Out, false, true, [&](bool dw) { return send_some(done, dw); });
     if (r < 0) return done ? static_cast<long>(done) : r;
     done += static_cast<size_t>(r);
     if (done >= len || r == 0) return static_cast<long>(done);
@@ -127,7 +130,7 @@ mode_t mode_arg(int flags, va_list ap) {
 extern "C" {
 
 ssize_t flexsc_posix_read(int fd, void* buf, size_t count) {
-  return with_errno(call_waiting(fd, Direction::In, false, [&](bool dontwait) {
+  return with_errno(call_waiting(fd, Direction::In, false, true, [&](bool dontwait) {
     return dontwait ? sys(SYS_recvfrom, fd, buf, count, MSG_DONTWAIT, 0, 0) : sys(SYS_read, fd, buf, count);
   }));
 }
@@ -153,13 +156,13 @@ ssize_t flexsc_posix_recv(int fd, void* buf, size_t len, int flags) {
 }
 
 ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* fromlen) {
-  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, [&](bool dontwait) {
+  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, true, [&](bool dontwait) {
     return sys(SYS_recvfrom, fd, buf, len, flags | (dontwait ? MSG_DONTWAIT : 0), from, fromlen);
   }));
 }
 
 ssize_t flexsc_posix_recvmsg(int fd, struct msghdr* msg, int flags) {
-  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, [&](bool dontwait) {
+  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, true, [&](bool dontwait) {
     return sys(SYS_recvmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0));
   }));
 }
@@ -179,7 +182,7 @@ ssize_t flexsc_posix_sendto(int fd, const void* buf, size_t len, int flags, cons
 // Not split: a message with ancillary data or several buffers goes whole,
 // and a partial send is returned as the kernel gave it.
 ssize_t flexsc_posix_sendmsg(int fd, const struct msghdr* msg, int flags) {
-  return with_errno(call_waiting(fd, Direction::Out, flags & MSG_DONTWAIT, [&](bool dontwait) {
+  return with_errno(call_waiting(fd, Direction::Out, flags & MSG_DONTWAIT, true, [&](bool dontwait) {
     return sys(SYS_sendmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0));
   }));
 }
@@ -188,24 +191,11 @@ int flexsc_posix_accept(int fd, struct sockaddr* addr, socklen_t* addrlen) {
   return flexsc_posix_accept4(fd, addr, addrlen, 0);
 }
 
-// accept has no per-call non-blocking flag: wait until poll says a
-// connection is there, then accept.
+// accept has no per-call non-blocking flag: it waits until poll says a
+// connection is there, then accepts.
 int flexsc_posix_accept4(int fd, struct sockaddr* addr, socklen_t* addrlen, int flags) {
-  long r;
-  if (!on_fiber()) {
-    r = sys(SYS_accept4, fd, addr, addrlen, flags);
-  } else {
-    for (;;) {
-      if (nonblocking(fd) || ready_now(fd, POLLIN)) {
-        r = sys(SYS_accept4, fd, addr, addrlen, flags);
-        break;
-      }
-      if (!wait_ready(fd, Direction::In)) {
-        r = sys(SYS_accept4, fd, addr, addrlen, flags);
-        break;
-      }
-    }
-  }
+  const long r = call_waiting(fd, Direction::In, false, false,
+                              [&](bool) { return sys(SYS_accept4, fd, addr, addrlen, flags); });
   if (r >= 0) {
     fd_table().forget(static_cast<int>(r));  // a number reused behind our back
     fd_table().set_nonblocking(static_cast<int>(r), flags & SOCK_NONBLOCK);

@@ -352,11 +352,21 @@ void Scheduler::submit() {
   } else {
     runtime_gone_ = false;
     counters_.submits.fetch_add(1, std::memory_order_relaxed);
+    if (ctx_->gen.load(std::memory_order_relaxed) != backend_gen_) learn_backend();
     // Entries that ran on this thread (local ones, or a forked child's)
     // are DONE without any progress announced.
     force_harvest_ = true;
   }
   prepared_ = 0;
+}
+
+// What the backend the context is bound to can do (once per runtime).
+void Scheduler::learn_backend() {
+  if (flexsc::detail::Runtime* rt = flexsc::detail::enter(ctx_)) {
+    socket_wait_budget_ = rt->backend().socket_waits_without_thread();
+    backend_gen_ = rt->gen();
+    flexsc::detail::leave(ctx_);
+  }
 }
 
 // Completions wait in a ring for the io_uring backends: reap them first.

@@ -54,6 +54,17 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
   [[noreturn]] void exit_running();
   FiberControl* running() const { return running_; }
   Readiness* readiness() { return &readiness_; }
+  // A fiber may post a socket call that blocks as it is, the backend
+  // waiting for the socket itself without a thread (up to a budget of such
+  // calls in flight): true and counted, or false (wait for readiness).
+  // end_socket_wait() when it returned, on whichever scheduler.
+  bool begin_socket_wait() {
+    if (socket_wait_budget_ == 0) return false;
+    if (socket_waits_.fetch_add(1, std::memory_order_relaxed) < socket_wait_budget_) return true;
+    socket_waits_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  void end_socket_wait() { socket_waits_.fetch_sub(1, std::memory_order_relaxed); }
   void count_readiness_wait() { counters_.readiness_waits.fetch_add(1, std::memory_order_relaxed); }
 
   // flexsc::detail::FiberSyscalls: the running fiber's syscall posts an
@@ -94,6 +105,7 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
   void check_pollers();
   bool posts_syscalls() const;
   void submit();
+  void learn_backend();
   bool reap();
   void harvest(bool force);
   bool any_done();
@@ -133,6 +145,9 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
   unsigned prepared_ = 0;
   bool runtime_gone_ = false;     // the last submit found no runtime
   bool force_harvest_ = false;    // entries may be DONE without progress announced
+  unsigned socket_wait_budget_ = 0;  // Backend::socket_waits_without_thread()
+  uint64_t backend_gen_ = 0;          // the runtime generation it is from
+  std::atomic<unsigned> socket_waits_{0};
   uint64_t seen_progress_ = 0;
   unsigned harvest_skips_ = 0;
   uint64_t seen_posts_ = 0;

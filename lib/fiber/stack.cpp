@@ -24,8 +24,19 @@ StackPool::StackPool(std::size_t usable_size, std::size_t keep) : keep_(keep) {
   if (size_ < 4 * page) size_ = 4 * page;
 }
 
+namespace {
+// A fiber's last frames stay poisoned in ASan's shadow after its final
+// switch; memory mapped later at the same address would inherit that.
+void unmap(const Stack& s) {
+#if FLEXSC_FIBER_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(s.bottom(), s.size);
+#endif
+  munmap(s.base, s.size + Stack::page_size());
+}
+}  // namespace
+
 StackPool::~StackPool() {
-  for (Stack& s : free_) munmap(s.base, s.size + Stack::page_size());
+  for (Stack& s : free_) unmap(s);
 }
 
 Stack StackPool::get() {
@@ -56,7 +67,7 @@ void StackPool::put(Stack s) {
     free_.push_back(s);
     return;
   }
-  munmap(s.base, s.size + Stack::page_size());
+  unmap(s);
 }
 
 namespace {

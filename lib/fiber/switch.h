@@ -31,6 +31,7 @@ struct ExecutionContext {
   std::size_t stack_size = 0;
   void* asan_fake_stack = nullptr;
   void* tsan_fiber = nullptr;
+  bool owns_tsan_fiber = false;  // a thread's own is TSan's to keep
 
   // A new fiber's context: starts entry(transfer) on the stack [bottom, bottom+size).
   void make(void* bottom, std::size_t size, void (*entry)(fc::transfer_t)) {
@@ -39,6 +40,7 @@ struct ExecutionContext {
     fctx = fc::make_fcontext(static_cast<char*>(bottom) + size, size, entry);
 #if FLEXSC_FIBER_TSAN
     tsan_fiber = __tsan_create_fiber(0);
+    owns_tsan_fiber = true;
 #endif
   }
   // The calling thread's own context (its stack is already known to ASan).
@@ -49,8 +51,9 @@ struct ExecutionContext {
   }
   void release() {
 #if FLEXSC_FIBER_TSAN
-    if (tsan_fiber) __tsan_destroy_fiber(tsan_fiber);
+    if (tsan_fiber && owns_tsan_fiber) __tsan_destroy_fiber(tsan_fiber);
     tsan_fiber = nullptr;
+    owns_tsan_fiber = false;
 #endif
   }
 };
