@@ -82,9 +82,11 @@ bool ready_now(int fd, short events) {
 // The heart of the layer.  attempt(dontwait) makes the call, with
 // MSG_DONTWAIT when dontwait (only when can_dontwait: socket transfers).
 // The caller's own MSG_DONTWAIT (caller_dontwait) or O_NONBLOCK keeps
-// EAGAIN its answer.
+// EAGAIN its answer.  want: the bytes a receive asks for (0: not a plain
+// receive); a receive that found its stream socket drained last time
+// waits for an edge before trying (the try would only say EAGAIN).
 template <class Attempt>
-long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, Attempt attempt) {
+long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, Attempt attempt, size_t want = 0) {
   if (!on_fiber() || caller_dontwait) return attempt(caller_dontwait);
   const FdKind k = kind_of(fd);
   if (k == FdKind::Plain || k == FdKind::Unknown) return attempt(false);
@@ -95,10 +97,17 @@ long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, 
     s->end_socket_wait();
     return r;
   }
+  const bool tracks_drain = want && k == FdKind::StreamSocket;
+  bool wait_first = tracks_drain && fd_table().drained(fd) && !nonblocking(fd);
   for (;;) {
-    if (is_socket(k) && can_dontwait) {
+    if (wait_first) {
+      wait_first = false;
+    } else if (is_socket(k) && can_dontwait) {
       const long r = attempt(true);
-      if (r != -EAGAIN || nonblocking(fd)) return r;
+      if (r != -EAGAIN || nonblocking(fd)) {
+        if (tracks_drain) fd_table().set_drained(fd, r > 0 && static_cast<size_t>(r) < want);
+        return r;
+      }
     } else if (nonblocking(fd) || ready_now(fd, d == Direction::In ? POLLIN : POLLOUT)) {
       return attempt(false);
     }
@@ -130,9 +139,12 @@ mode_t mode_arg(int flags, va_list ap) {
 extern "C" {
 
 ssize_t flexsc_posix_read(int fd, void* buf, size_t count) {
-  return with_errno(call_waiting(fd, Direction::In, false, true, [&](bool dontwait) {
-    return dontwait ? sys(SYS_recvfrom, fd, buf, count, MSG_DONTWAIT, 0, 0) : sys(SYS_read, fd, buf, count);
-  }));
+  return with_errno(call_waiting(
+      fd, Direction::In, false, true,
+      [&](bool dontwait) {
+        return dontwait ? sys(SYS_recvfrom, fd, buf, count, MSG_DONTWAIT, 0, 0) : sys(SYS_read, fd, buf, count);
+      },
+      count));
 }
 
 ssize_t flexsc_posix_write(int fd, const void* buf, size_t count) {
@@ -156,9 +168,14 @@ ssize_t flexsc_posix_recv(int fd, void* buf, size_t len, int flags) {
 }
 
 ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* fromlen) {
-  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, true, [&](bool dontwait) {
-    return sys(SYS_recvfrom, fd, buf, len, flags | (dontwait ? MSG_DONTWAIT : 0), from, fromlen);
-  }));
+  // MSG_PEEK and MSG_WAITALL say nothing about what is left.
+  const size_t want = flags & (MSG_PEEK | MSG_WAITALL) ? 0 : len;
+  return with_errno(call_waiting(
+      fd, Direction::In, flags & MSG_DONTWAIT, true,
+      [&](bool dontwait) {
+        return sys(SYS_recvfrom, fd, buf, len, flags | (dontwait ? MSG_DONTWAIT : 0), from, fromlen);
+      },
+      want));
 }
 
 ssize_t flexsc_posix_recvmsg(int fd, struct msghdr* msg, int flags) {

@@ -33,6 +33,7 @@ struct FdTable::Entry {
   WaitQueue waiters[2];
   FdKind kind = FdKind::Unknown;
   int8_t nonblocking = -1;  // O_NONBLOCK, -1: not known
+  bool drained = false;
 };
 
 FdTable::FdTable() {
@@ -116,6 +117,20 @@ void FdTable::set_nonblocking(int fd, bool nonblocking) {
   }
 }
 
+bool FdTable::drained(int fd) {
+  Entry* e = entry(fd, false);
+  if (!e) return false;
+  std::lock_guard lock(e->m);
+  return e->drained;
+}
+
+void FdTable::set_drained(int fd, bool drained) {
+  if (Entry* e = entry(fd, drained)) {
+    std::lock_guard lock(e->m);
+    e->drained = drained;
+  }
+}
+
 void FdTable::on_event(int fd, uint32_t events) {
   Entry* e = entry(fd, false);
   if (!e) return;
@@ -139,6 +154,7 @@ void FdTable::forget(int fd) {
   e->edge[0] = e->edge[1] = false;
   e->kind = FdKind::Unknown;
   e->nonblocking = -1;
+  e->drained = false;
   e->waiters[0].wake_all();
   e->waiters[1].wake_all();
 }

@@ -66,6 +66,11 @@ class FdTable {
   void set_kind(int fd, FdKind kind);
   int nonblocking(int fd);
   void set_nonblocking(int fd, bool nonblocking);
+  // A stream socket's receive queue was empty after the last receive (a
+  // short one, or EAGAIN): any data that comes later brings an edge, so
+  // the next receive may wait for one before trying.
+  bool drained(int fd);
+  void set_drained(int fd, bool drained);
 
   // An epoll event for fd: wakes its waiters, or remembers the edge.
   void on_event(int fd, uint32_t events);

@@ -82,8 +82,6 @@ namespace flexsc::fiber::detail {
 Scheduler::Scheduler(PoolImpl* pool, unsigned index, int cpu, std::unique_ptr<Policy> policy)
     : pool_(pool), index_(index), cpu_(cpu), policy_(std::move(policy)), stacks_(pool->options().stack_size) {}
 
-Scheduler::~Scheduler() = default;
-
 void Scheduler::start() {
   thread_ = std::thread([this] { loop(); });
 }
@@ -153,8 +151,10 @@ bool Scheduler::open_context() {
   return true;
 }
 
-void Scheduler::close_context() {
-  // An epoll_wait of ours may still be in flight: interrupt it and take it.
+// At the end of the loop: takes back our epoll_wait entry, if one is in
+// flight (interrupting it).  The context itself goes in the destructor,
+// after the thread is joined: until then other threads may notify().
+void Scheduler::drain_context() {
   while (in_flight_) {
     if (readiness_.armed) {
       const uint64_t one = 1;
@@ -163,12 +163,13 @@ void Scheduler::close_context() {
     harvest(true);
     if (in_flight_) usleep(100);
   }
+}
+
+Scheduler::~Scheduler() {
   fd_table().forget_all_in(&readiness_);
   readiness_.close();
   if (wake_fd_ >= 0) raw_syscall6(SYS_close, wake_fd_, 0, 0, 0, 0, 0);
-  wake_fd_ = -1;
   if (ctx_) flexsc_ctx_destroy(reinterpret_cast<flexsc_ctx*>(ctx_));
-  ctx_ = nullptr;
 }
 
 void Scheduler::loop() {
@@ -203,7 +204,7 @@ void Scheduler::loop() {
     if (stop_.load(std::memory_order_acquire) && pool_->live() == 0) break;
     idle_wait();
   }
-  close_context();
+  drain_context();
   t_scheduler = nullptr;
   release_overflow_reporting(altstack_);
   self_.release();

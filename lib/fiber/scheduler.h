@@ -95,7 +95,7 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
 
   void prepare_thread();
   bool open_context();
-  void close_context();
+  void drain_context();
   void loop();
   void run(FiberControl* f);
   void fail_to_start(FiberControl* f);
