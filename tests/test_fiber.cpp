@@ -171,6 +171,26 @@ TEST_P(FiberTest, MutexAndConditionVariableLoseNoWakeupAcrossSchedulers) {
   EXPECT_EQ(sum.load(), items * (items - 1) / 2);
 }
 
+// A plain thread and a fiber hand a turn back and forth: every wake-up
+// from outside reaches a scheduler that may be just going idle.
+TEST_P(FiberTest, ThreadAndFiberPingPongLoseNoWakeup) {
+  Watchdog dog("thread and fiber ping-pong", 120s);
+  const long rounds = scaled(50000);
+  fib::Semaphore to_fiber, to_thread;
+  fib::Pool pool(options(1));
+  auto f = pool.spawn([&] {
+    for (long i = 0; i < rounds; ++i) {
+      to_fiber.acquire();
+      to_thread.release();
+    }
+  });
+  for (long i = 0; i < rounds; ++i) {
+    to_fiber.release();
+    to_thread.acquire();
+  }
+  f.join();
+}
+
 TEST_P(FiberTest, ChannelSemaphoreAndWaitGroup) {
   Watchdog dog("channel", 120s);
   const long items = scaled(5000);
@@ -322,6 +342,47 @@ TEST_P(FiberTest, IdleConnectionsCostNoThreads) {
     flexsc_posix_close(ends[2 * static_cast<size_t>(i)]);
     close(ends[2 * static_cast<size_t>(i) + 1]);
   }
+}
+
+// Two fibers wait on one datagram socket; two datagrams arrive together:
+// both fibers get one (an event is never slept through by a second waiter).
+TEST_P(FiberTest, TwoFibersWaitingOnOneSocketBothGetData) {
+  Watchdog dog("two waiters", 60s);
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+  fib::Pool pool(options(2));
+  std::atomic<int> got{0}, started{0};
+  std::vector<fib::Fiber> readers;
+  for (int i = 0; i < 2; ++i)
+    readers.push_back(pool.spawn([&] {
+      char c;
+      started.fetch_add(1);
+      if (flexsc_posix_recv(sv[0], &c, 1, 0) == 1) got.fetch_add(1);
+    }));
+  while (started.load() < 2) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(send(sv[1], "a", 1, 0), 1);
+  ASSERT_EQ(send(sv[1], "b", 1, 0), 1);
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(got.load(), 2);
+  flexsc_posix_close(sv[0]);
+  close(sv[1]);
+}
+
+// MSG_WAITALL waits for everything asked for, as the blocking call does.
+TEST_P(FiberTest, RecvWaitallGetsEverything) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  fib::Pool pool(options(1));
+  char buf[9] = {};
+  auto reader = pool.spawn([&] { EXPECT_EQ(flexsc_posix_recv(sv[0], buf, 8, MSG_WAITALL), 8); });
+  ASSERT_EQ(write(sv[1], "abcd", 4), 4);
+  std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(write(sv[1], "efgh", 4), 4);
+  reader.join();
+  EXPECT_STREQ(buf, "abcdefgh");
+  flexsc_posix_close(sv[0]);
+  close(sv[1]);
 }
 
 // A descriptor the program made O_NONBLOCK keeps giving EAGAIN.

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 
 #include <cerrno>
 
@@ -44,6 +45,13 @@ FdKind kind_of(int fd) {
     socklen_t len = sizeof type;
     if (sys(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return FdKind::Unknown;
     k = type == SOCK_STREAM ? FdKind::StreamSocket : FdKind::PacketSocket;
+    // A socket with a receive or send timeout: the blocking call itself
+    // keeps it (the kernel gives up after it; a readiness wait would not).
+    for (int opt : {SO_RCVTIMEO, SO_SNDTIMEO}) {
+      timeval tv{};
+      len = sizeof tv;
+      if (sys(SYS_getsockopt, fd, SOL_SOCKET, opt, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec)) k = FdKind::Plain;
+    }
   } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || (st.st_mode & S_IFMT) == 0) {
     k = FdKind::Pollable;  // pipes, terminals, and anonymous inodes (eventfd, timerfd...)
   } else {
@@ -68,10 +76,10 @@ bool nonblocking(int fd) {
 
 // Parks the running fiber until fd is ready; false when fd cannot be
 // watched (the caller then makes the call blocking, as it was asked).
-bool wait_ready(int fd, Direction d) {
+bool wait_ready(int fd, Direction d, uint32_t seen) {
   Scheduler* s = current_scheduler();
   s->count_readiness_wait();
-  return fd_table().wait(fd, d, s->readiness()) == 0;
+  return fd_table().wait(fd, d, s->readiness(), seen) == 0;
 }
 
 bool ready_now(int fd, short events) {
@@ -98,20 +106,25 @@ long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, 
     return r;
   }
   const bool tracks_drain = want && k == FdKind::StreamSocket;
-  bool wait_first = tracks_drain && fd_table().drained(fd) && !nonblocking(fd);
+  int64_t drained_at = tracks_drain && !nonblocking(fd) ? fd_table().drained(fd) : -1;
   for (;;) {
-    if (wait_first) {
-      wait_first = false;
-    } else if (is_socket(k) && can_dontwait) {
-      const long r = attempt(true);
-      if (r != -EAGAIN || nonblocking(fd)) {
-        if (tracks_drain) fd_table().set_drained(fd, r > 0 && static_cast<size_t>(r) < want);
-        return r;
+    uint32_t seen;
+    if (drained_at >= 0) {
+      seen = static_cast<uint32_t>(drained_at);  // nothing to read unless an event came since
+      drained_at = -1;
+    } else {
+      seen = fd_table().events(fd, d);  // before the try: an event after it wakes us
+      if (is_socket(k) && can_dontwait) {
+        const long r = attempt(true);
+        if (r != -EAGAIN || nonblocking(fd)) {
+          if (tracks_drain) fd_table().set_drained(fd, r > 0 && static_cast<size_t>(r) < want ? seen : -1);
+          return r;
+        }
+      } else if (nonblocking(fd) || ready_now(fd, d == Direction::In ? POLLIN : POLLOUT)) {
+        return attempt(false);
       }
-    } else if (nonblocking(fd) || ready_now(fd, d == Direction::In ? POLLIN : POLLOUT)) {
-      return attempt(false);
     }
-    if (!wait_ready(fd, d)) return attempt(false);
+    if (!wait_ready(fd, d, seen)) return attempt(false);
   }
 }
 
@@ -168,10 +181,11 @@ ssize_t flexsc_posix_recv(int fd, void* buf, size_t len, int flags) {
 }
 
 ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* fromlen) {
-  // MSG_PEEK and MSG_WAITALL say nothing about what is left.
+  // MSG_PEEK and MSG_WAITALL say nothing about what is left; MSG_WAITALL
+  // waits for all of len, which a try with MSG_DONTWAIT would cut short.
   const size_t want = flags & (MSG_PEEK | MSG_WAITALL) ? 0 : len;
   return with_errno(call_waiting(
-      fd, Direction::In, flags & MSG_DONTWAIT, true,
+      fd, Direction::In, flags & MSG_DONTWAIT, !(flags & MSG_WAITALL),
       [&](bool dontwait) {
         return sys(SYS_recvfrom, fd, buf, len, flags | (dontwait ? MSG_DONTWAIT : 0), from, fromlen);
       },
@@ -179,7 +193,7 @@ ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct s
 }
 
 ssize_t flexsc_posix_recvmsg(int fd, struct msghdr* msg, int flags) {
-  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, true, [&](bool dontwait) {
+  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, !(flags & MSG_WAITALL), [&](bool dontwait) {
     return sys(SYS_recvmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0));
   }));
 }
@@ -265,7 +279,9 @@ int flexsc_posix_openat(int dirfd, const char* path, int flags, ...) {
 
 int flexsc_posix_close(int fd) {
   fd_table().forget(fd);
-  return static_cast<int>(with_errno(sys(SYS_close, fd)));
+  const long r = sys(SYS_close, fd);
+  fd_table().forget(fd);  // a waiter woken above may have registered it again
+  return static_cast<int>(with_errno(r));
 }
 
 int flexsc_posix_dup2(int oldfd, int newfd) {

@@ -29,11 +29,11 @@ void Readiness::close() {
 struct FdTable::Entry {
   std::mutex m;
   Readiness* owner = nullptr;  // the epoll fd is registered in
-  bool edge[2] = {false, false};  // an edge came while nobody waited
+  std::atomic<uint32_t> events[2] = {0, 0};  // by direction, bumped under m
   WaitQueue waiters[2];
   FdKind kind = FdKind::Unknown;
   int8_t nonblocking = -1;  // O_NONBLOCK, -1: not known
-  bool drained = false;
+  int64_t drained = -1;
 };
 
 FdTable::FdTable() {
@@ -63,7 +63,12 @@ FdTable::Entry* FdTable::entry(int fd, bool create) {
   return &c[static_cast<unsigned>(fd) & ((1u << kChunkBits) - 1)];
 }
 
-int FdTable::wait(int fd, Direction d, Readiness* mine) {
+uint32_t FdTable::events(int fd, Direction d) {
+  Entry* e = entry(fd, true);
+  return e ? e->events[d == Direction::In ? 0 : 1].load(std::memory_order_acquire) : 0;
+}
+
+int FdTable::wait(int fd, Direction d, Readiness* mine, uint32_t seen) {
   Entry* e = entry(fd, true);
   if (!e) return -EBADF;
   const int dir = d == Direction::In ? 0 : 1;
@@ -75,18 +80,31 @@ int FdTable::wait(int fd, Direction d, Readiness* mine) {
     const long rc = raw_syscall6(SYS_epoll_ctl, mine->epfd, EPOLL_CTL_ADD, fd, reinterpret_cast<long>(&ev), 0, 0);
     if (rc < 0 && rc != -EEXIST) return static_cast<int>(rc);
     e->owner = mine;
-    // Registering reports the current state as a first edge: the caller
-    // tries again once it arrives (or at once, if it came already).
+    // Registering reports the current state as a first event.
   }
-  if (e->edge[dir]) {
-    e->edge[dir] = false;
-    return 0;
-  }
+  if (e->events[dir].load(std::memory_order_relaxed) != seen) return 0;
+  // The owner keeps an epoll_wait going while anyone waits on it; whoever
+  // wakes a waiter takes its count back (the owner may be gone by the time
+  // the waiter runs again).
   Readiness* owner = e->owner;
   if (owner->waiters.fetch_add(1, std::memory_order_acq_rel) == 0 && owner != mine) owner->notify(owner->notify_arg);
   e->waiters[dir].park(lock);
-  owner->waiters.fetch_sub(1, std::memory_order_acq_rel);
   return 0;
+}
+
+// Counts an event in direction dir and wakes its waiters (e->m held).
+void FdTable::signal(Entry* e, int dir) {
+  e->events[dir].fetch_add(1, std::memory_order_release);
+  int woken = 0;
+  while (e->waiters[dir].wake_one()) ++woken;
+  if (woken && e->owner) e->owner->waiters.fetch_sub(woken, std::memory_order_acq_rel);
+}
+
+// No longer registered anywhere: waiters retry (and register afresh).
+void FdTable::unregister(Entry* e) {
+  signal(e, 0);
+  signal(e, 1);
+  e->owner = nullptr;
 }
 
 FdKind FdTable::kind(int fd) {
@@ -117,17 +135,17 @@ void FdTable::set_nonblocking(int fd, bool nonblocking) {
   }
 }
 
-bool FdTable::drained(int fd) {
+int64_t FdTable::drained(int fd) {
   Entry* e = entry(fd, false);
-  if (!e) return false;
+  if (!e) return -1;
   std::lock_guard lock(e->m);
   return e->drained;
 }
 
-void FdTable::set_drained(int fd, bool drained) {
-  if (Entry* e = entry(fd, drained)) {
+void FdTable::set_drained(int fd, int64_t seen) {
+  if (Entry* e = entry(fd, seen >= 0)) {
     std::lock_guard lock(e->m);
-    e->drained = drained;
+    e->drained = seen;
   }
 }
 
@@ -135,14 +153,8 @@ void FdTable::on_event(int fd, uint32_t events) {
   Entry* e = entry(fd, false);
   if (!e) return;
   std::lock_guard lock(e->m);
-  if (events & kInEvents) {
-    if (e->waiters[0].empty()) e->edge[0] = true;
-    else e->waiters[0].wake_all();
-  }
-  if (events & kOutEvents) {
-    if (e->waiters[1].empty()) e->edge[1] = true;
-    else e->waiters[1].wake_all();
-  }
+  if (events & kInEvents) signal(e, 0);
+  if (events & kOutEvents) signal(e, 1);
 }
 
 void FdTable::forget(int fd) {
@@ -150,13 +162,10 @@ void FdTable::forget(int fd) {
   if (!e) return;
   std::lock_guard lock(e->m);
   if (e->owner) raw_syscall6(SYS_epoll_ctl, e->owner->epfd, EPOLL_CTL_DEL, fd, 0, 0, 0);
-  e->owner = nullptr;
-  e->edge[0] = e->edge[1] = false;
+  unregister(e);
   e->kind = FdKind::Unknown;
   e->nonblocking = -1;
-  e->drained = false;
-  e->waiters[0].wake_all();
-  e->waiters[1].wake_all();
+  e->drained = -1;
 }
 
 void FdTable::forget_all_in(Readiness* r) {
@@ -165,9 +174,7 @@ void FdTable::forget_all_in(Readiness* r) {
     if (!c) continue;
     for (unsigned i = 0; i < (1u << kChunkBits); ++i) {
       std::lock_guard lock(c[i].m);
-      if (c[i].owner != r) continue;
-      c[i].owner = nullptr;
-      c[i].edge[0] = c[i].edge[1] = false;
+      if (c[i].owner == r) unregister(&c[i]);
     }
   }
 }

@@ -7,9 +7,10 @@
 //
 // Descriptors are registered once, edge-triggered, in the epoll of the
 // scheduler that first waits on them; the per-descriptor state is shared
-// by the pool, so a fiber on any scheduler can wait on any descriptor.  An
-// edge that arrives while nobody waits is remembered, so the next waiter
-// retries at once instead of sleeping through it.
+// by the process, so a fiber on any scheduler can wait on any descriptor.
+// Events are counted per descriptor and direction: a caller notes the
+// count before it tries its call, and waits only if no event came since,
+// so an edge is never slept through, however many fibers wait.
 #pragma once
 
 #include <sys/epoll.h>
@@ -55,35 +56,43 @@ class FdTable {
  public:
   FdTable();
   ~FdTable();
-  // Parks the running fiber until fd is ready in direction d (or has an
-  // error or hangup).  mine: the caller's scheduler's epoll, where fd is
-  // registered if it is not yet.  Returns 0 (woken, or an edge came while
-  // nobody waited: try again), or -errno when fd cannot be watched
+  // How many readiness events fd has had in direction d: a caller takes it
+  // before trying its call, and passes it to wait().
+  uint32_t events(int fd, Direction d);
+  // Parks the running fiber until fd has an event in direction d (ready,
+  // an error or a hangup) beyond `seen`; returns at once if it had one
+  // already.  mine: the caller's scheduler's epoll, where fd is registered
+  // if it is not yet.  Returns 0, or -errno when fd cannot be watched
   // (-EPERM: a regular file or directory; -EBADF).
-  int wait(int fd, Direction d, Readiness* mine);
+  int wait(int fd, Direction d, Readiness* mine, uint32_t seen);
+
   // The cached kind and O_NONBLOCK state of fd (Unknown / -1 until set).
   FdKind kind(int fd);
   void set_kind(int fd, FdKind kind);
   int nonblocking(int fd);
   void set_nonblocking(int fd, bool nonblocking);
-  // A stream socket's receive queue was empty after the last receive (a
-  // short one, or EAGAIN): any data that comes later brings an edge, so
-  // the next receive may wait for one before trying.
-  bool drained(int fd);
-  void set_drained(int fd, bool drained);
+  // A stream socket's receive queue was empty after a receive (a short
+  // one, or EAGAIN) begun when events(fd, In) was `seen`: data that comes
+  // later brings an event beyond it, so the next receive may wait for one
+  // before trying.  drained() gives that count, or -1.
+  int64_t drained(int fd);
+  void set_drained(int fd, int64_t seen);
 
-  // An epoll event for fd: wakes its waiters, or remembers the edge.
+  // An epoll event for fd: counted, and its waiters woken.
   void on_event(int fd, uint32_t events);
-  // fd is about to be closed (or replaced by dup2): forget its
+  // fd is about to be closed (or replaced by dup2), or was: forget its
   // registration and what is cached about it, and wake its waiters, who
   // retry and see the new state.
   void forget(int fd);
-  // An epoll instance closes: forget every registration in it.
+  // An epoll instance closes: forget every registration in it (waking
+  // whoever waits there).
   void forget_all_in(Readiness* r);
 
  private:
   struct Entry;
   Entry* entry(int fd, bool create);
+  static void signal(Entry* e, int dir);
+  static void unregister(Entry* e);
   static constexpr int kChunkBits = 10;
   static constexpr int kChunks = 4096;  // up to 4M descriptors
   std::atomic<Entry*> chunks_[kChunks];

@@ -138,13 +138,17 @@ bool Scheduler::open_context() {
   if (flexsc_ctx_create(pages, &handle) < 0) return false;
   ctx_ = reinterpret_cast<Context*>(handle);
   owner_.assign(ctx_->capacity, nullptr);
-  if (readiness_.open() < 0) return true;  // readiness waits then fail: calls block instead
+  // Without an epoll and its wake-up eventfd, readiness waits fail and
+  // calls block as they were asked (in a syscall thread, or this one).
+  if (readiness_.open() < 0) return true;
   wake_fd_ = static_cast<int>(raw_syscall6(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK, 0, 0, 0, 0));
-  if (wake_fd_ >= 0) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;  // level-triggered: it stays ready until read
-    ev.data.fd = -1;
-    raw_syscall6(SYS_epoll_ctl, readiness_.epfd, EPOLL_CTL_ADD, wake_fd_, reinterpret_cast<long>(&ev), 0, 0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;  // level-triggered: it stays ready until read
+  ev.data.fd = -1;
+  if (wake_fd_ < 0 ||
+      raw_syscall6(SYS_epoll_ctl, readiness_.epfd, EPOLL_CTL_ADD, wake_fd_, reinterpret_cast<long>(&ev), 0, 0) < 0) {
+    readiness_.close();
+    return true;
   }
   readiness_.notify = [](void* self) { static_cast<Scheduler*>(self)->notify(); };
   readiness_.notify_arg = this;
@@ -155,6 +159,7 @@ bool Scheduler::open_context() {
 // flight (interrupting it).  The context itself goes in the destructor,
 // after the thread is joined: until then other threads may notify().
 void Scheduler::drain_context() {
+  for (; !timers_.empty(); timers_.pop()) timers_.top().fiber->release();
   while (in_flight_) {
     if (readiness_.armed) {
       const uint64_t one = 1;
@@ -182,6 +187,9 @@ void Scheduler::loop() {
   started_.store(1, std::memory_order_release);
   futex_wake(&started_);
   for (unsigned round = 0;; ++round) {
+    // Before looking at the inbox: a notify() after this is seen by the
+    // idle wait below, one before it by take_inbox().
+    seen_posts_ = posts_.load(std::memory_order_seq_cst);
     take_inbox();
     if (!timers_.empty()) fire_timers(now_ns());
     if (!pollers_.empty()) check_pollers();
@@ -340,13 +348,14 @@ void Scheduler::wait_polling(bool (*done)(void*), void* arg) {
 
 void Scheduler::submit() {
   const int rc = flexsc_submit(reinterpret_cast<flexsc_ctx*>(ctx_));
-  if (rc == -ESHUTDOWN) {
-    // No runtime: the prepared entries complete here with the error.
+  if (rc < 0) {
+    // No runtime (-ESHUTDOWN), or it could not start again: the prepared
+    // entries complete here with that error.
     runtime_gone_ = true;
     for (unsigned i = 0; i < ctx_->prepared_count; ++i) {
       const uint32_t slot = ctx_->prepared[i];
       ctx_->record_order(slot);
-      flexsc::detail::set_done(&ctx_->entries[slot], -ESHUTDOWN);
+      flexsc::detail::set_done(&ctx_->entries[slot], rc);
     }
     ctx_->prepared_count = 0;
     force_harvest_ = true;
@@ -420,8 +429,9 @@ void Scheduler::harvest(bool force) {
 }
 
 // True if some entry is DONE (idle waits; walks until the first one).
+// No reap here: inside Runtime::wait_for the wait reaps itself, and a
+// nested enter()/leave() would mark us outside the runtime while we wait.
 bool Scheduler::any_done() {
-  reap();
   for (uint32_t slot = ctx_->order_head; slot != Context::kNoSlot; slot = ctx_->order_next[slot])
     if (flexsc::detail::is_done(&ctx_->entries[slot])) return true;
   return false;
@@ -500,7 +510,6 @@ void Scheduler::set_hungry(bool hungry) {
 }
 
 void Scheduler::idle_wait() {
-  seen_posts_ = posts_.load(std::memory_order_seq_cst);
   set_hungry(true);
   uint64_t deadline = timers_.empty() ? 0 : timers_.top().deadline;
   if (!pollers_.empty()) {
