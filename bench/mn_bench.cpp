@@ -355,7 +355,7 @@ void BM_RequestResponse(benchmark::State& state, std::string build) {
   }
   server->start(listener, conns);
   bool ok = g_client.ask(Cmd::Connect, conns, &addr, len).ok != 0;
-  const long requests = std::max<long>(20'000, 4 * conns);
+  const long requests = std::max<long>(50'000, 20 * conns);
   if (ok) ok = g_client.ask(Cmd::Run, std::max<long>(conns, 2'000)).ok != 0;  // warm-up
   flexsc_stats fs0{}, fs1{};
   flexsc_get_stats(&fs0);

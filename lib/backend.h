@@ -70,11 +70,11 @@ class Backend {
   // (the threads make the calls themselves).
   virtual int threads_in_call(long /*nr*/) const { return -1; }
 
-  // How many calls that wait for a socket to become ready one context may
-  // have in flight with the backend waiting inside itself, holding no
-  // thread (io_uring arms its own poll), without holding up its other
-  // entries.  0: each such call holds a thread while it waits.
-  virtual unsigned socket_waits_without_thread() const { return 0; }
+  // How many calls that wait for a socket to become ready ctx may have in
+  // flight with the backend waiting inside itself, holding no thread
+  // (io_uring arms its own poll), without holding up its other entries.
+  // 0: each such call holds a thread while it waits.
+  virtual unsigned socket_waits_without_thread(const Context*) const { return 0; }
 
   // In a forked child: the syscall threads do not exist there.  Forget
   // them so the backend can be destroyed without joining them.

@@ -284,7 +284,7 @@ void Runtime::stop() {
     t.cancelled += cancelled;
     const std::string text = t.report(backend_name());
     const bool to_stderr = cfg_.stats == "1";
-    const int fd = to_stderr ? 2 : open(cfg_.stats.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = to_stderr ? 2 : open(cfg_.stats.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
       if (write(fd, text.data(), text.size()) < 0) {
       }

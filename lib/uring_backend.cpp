@@ -22,9 +22,10 @@ namespace {
 
 static_assert(sizeof(io_uring_sqe) == 64, "Context::submit_lines counts 64-byte lines");
 constexpr uint64_t kWakeTag = UINT64_MAX;  // user_data of the owner's wake-up read
-// Rings are small: a context with more entries in flight queues the rest
-// (the backlog) and feeds them in as completions make room.
-constexpr unsigned kMaxRingEntries = 256;
+// Rings are no larger than this: a context with more entries in flight
+// queues the rest (the backlog) and feeds them in as completions make room.
+// Large enough for a fiber scheduler's sockets to wait in it by hundreds.
+constexpr unsigned kMaxRingEntries = 1024;
 // Without SQPOLL, io_uring finishes a call that had to wait (a read on an
 // empty pipe) in the submitting thread, as task work; by default it
 // interrupts that thread to do so, and a blocking syscall the thread is
@@ -316,7 +317,9 @@ UringBackend::~UringBackend() {
 
 // A waiting call keeps its place in the ring: half the ring stays free for
 // the calls that complete at once (a send behind waiting receives).
-unsigned UringBackend::socket_waits_without_thread() const { return kMaxRingEntries / 2; }
+unsigned UringBackend::socket_waits_without_thread(const Context* ctx) const {
+  return ring_size_for(ctx->capacity) / 2;
+}
 
 void UringBackend::bind(Context* ctx) {
   threads_->bind(ctx);

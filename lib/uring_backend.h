@@ -35,7 +35,7 @@ class UringBackend final : public Backend {
   ~UringBackend() override;
 
   const char* name() const override { return sqpoll_ ? "uring-sqpoll" : "uring"; }
-  unsigned socket_waits_without_thread() const override;
+  unsigned socket_waits_without_thread(const Context* ctx) const override;
   void bind(Context* ctx) override;
   void unbind(Context* ctx) override;
   void context_gone(Context* ctx) override;

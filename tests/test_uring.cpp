@@ -155,17 +155,17 @@ TEST_P(Uring, BlockingCallsDoNotDelayLaterEntries) {
 }
 
 // More entries in flight at once than the ring has completion slots (a
-// context of 16 pages has 1,024 entries; its ring holds 256 submissions and
-// 512 completions): every one completes, with its own result.
+// context of 64 pages has 4,096 entries; its ring holds 1,024 submissions
+// and 2,048 completions): every one completes, with its own result.
 TEST_P(Uring, MoreInFlightThanTheRingHolds) {
   Watchdog dog("ring pressure", 60s);
   rlimit lim{};
   getrlimit(RLIMIT_NOFILE, &lim);
-  constexpr int kPipes = 700;
+  constexpr int kPipes = 2100;
   if (lim.rlim_max < 4 * kPipes) GTEST_SKIP() << "needs " << 4 * kPipes << " descriptors";
   lim.rlim_cur = std::max<rlim_t>(lim.rlim_cur, 4 * kPipes);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
-  Ctx c(16);
+  Ctx c(64);
   std::vector<std::unique_ptr<Pipe>> pipes;
   std::vector<flexsc_entry*> reads;
   std::vector<char> bufs(kPipes * 8);
@@ -175,7 +175,7 @@ TEST_P(Uring, MoreInFlightThanTheRingHolds) {
     reads.push_back(c.post(SYS_read, pipes.back()->r, reinterpret_cast<long>(&bufs[i * 8]), 8));
   }
   ASSERT_EQ(flexsc_submit(c.ctx), kPipes);
-  // All 700 are in flight (blocked on empty pipes) before any completes.
+  // All of them are in flight (blocked on empty pipes) before any completes.
   flexsc_entry* none = nullptr;
   EXPECT_EQ(flexsc_peek(c.ctx, &none), -EAGAIN);
   for (int i = kPipes - 1; i >= 0; --i) {

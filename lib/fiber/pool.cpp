@@ -114,14 +114,14 @@ std::vector<SchedulerStats> PoolImpl::stats() const {
 void PoolImpl::print_stats() const {
   const char* where = std::getenv("FLEXSC_STATS");
   if (!where || !*where || std::string(where) == "0") return;
-  std::string text = "flexsc fibers: " + std::to_string(schedulers_.size()) + " schedulers, syscalls " +
+  std::string text = "flexsc: fibers: " + std::to_string(schedulers_.size()) + " schedulers, syscalls " +
                      (exception_less_ ? std::string("exception-less (") + flexsc_backend() + ")" : "synchronous") +
                      "\n";
   for (const SchedulerStats& s : stats()) {
     char line[400];
     const double per_harvest = s.harvests ? static_cast<double>(s.harvested) / static_cast<double>(s.harvests) : 0;
     std::snprintf(line, sizeof line,
-                  "  scheduler cpu %d: %llu switches, %llu syscalls posted (%llu on the scheduler thread), "
+                  "flexsc:   scheduler on cpu %d: %llu switches, %llu syscalls posted (%llu on its thread), "
                   "%llu submits, %.1f harvested per harvest, %llu idle waits, %llu readiness waits, "
                   "%llu fibers migrated in\n",
                   s.cpu, static_cast<unsigned long long>(s.switches), static_cast<unsigned long long>(s.syscalls_posted),

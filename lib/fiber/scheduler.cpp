@@ -373,7 +373,7 @@ void Scheduler::submit() {
 // What the backend the context is bound to can do (once per runtime).
 void Scheduler::learn_backend() {
   if (flexsc::detail::Runtime* rt = flexsc::detail::enter(ctx_)) {
-    socket_wait_budget_ = rt->backend().socket_waits_without_thread();
+    socket_wait_budget_ = rt->backend().socket_waits_without_thread(ctx_);
     backend_gen_ = rt->gen();
     flexsc::detail::leave(ctx_);
   }
