@@ -214,6 +214,24 @@ long raw_write(int fd, const void* b, size_t n) { return syscall(SYS_write, fd, 
 long fiber_read(int fd, void* b, size_t n) { return flexsc_posix_read(fd, b, n); }
 long fiber_write(int fd, const void* b, size_t n) { return flexsc_posix_write(fd, b, n); }
 
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  sched_getaffinity(0, sizeof set, &set);
+  std::vector<int> out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+std::string join(const std::vector<int>& cpus) {
+  std::string out;
+  for (int c : cpus) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(c);
+  }
+  return out;
+}
+
 class Server {
  public:
   virtual ~Server() = default;
@@ -286,23 +304,25 @@ class FiberServer final : public Server {
     *posted = *submits = 0;
     for (const auto& s : pool_->stats()) *posted += s.syscalls_posted, *submits += s.submits;
   }
-  unsigned schedulers() const { return pool_->size(); }
+  // "schedulers on cpus 0; syscalls on cpus 1 (uring)"
+  std::string placement() const {
+    std::vector<int> mine;
+    for (const auto& s : pool_->stats()) mine.push_back(s.cpu);
+    std::string out = "schedulers on cpus " + join(mine);
+    if (pool_->exception_less()) {
+      std::vector<int> rest;
+      for (int c : allowed_cpus())
+        if (std::find(mine.begin(), mine.end(), c) == mine.end()) rest.push_back(c);
+      out += "; syscalls on cpus " + (rest.empty() ? std::string("the same") : join(rest)) + " (" +
+             flexsc_backend() + ")";
+    }
+    return out;
+  }
 
  private:
   std::unique_ptr<fib::Pool> pool_;
 };
 
-std::string cpu_list() {
-  cpu_set_t set;
-  sched_getaffinity(0, sizeof set, &set);
-  std::string out;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) {
-      if (!out.empty()) out += ',';
-      out += std::to_string(c);
-    }
-  return out;
-}
 
 // Starts (or stops) the flexsc runtime a build needs.  "" for none.
 std::string use_backend(const std::string& backend) {
@@ -331,13 +351,10 @@ void BM_RequestResponse(benchmark::State& state, std::string build) {
   std::string label;
   if (build == "threads-sync") {
     server = std::make_unique<ThreadServer>();
-    label = "threads on cpus " + cpu_list();
+    label = "threads on cpus " + join(allowed_cpus());
   } else {
     auto f = std::make_unique<FiberServer>(!backend.empty());
-    label = std::to_string(f->schedulers()) + " schedulers";
-    if (!backend.empty()) {
-      label += std::string(", ") + flexsc_backend();
-    }
+    label = f->placement();
     server = std::move(f);
   }
   state.SetLabel(label);
