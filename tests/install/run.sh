@@ -73,10 +73,11 @@ config=$(find "$prefix" -name 'flexscConfig.cmake' | head -n 1)
 if grep -rl -- "$build" "$prefix" --include='*.cmake' --include='*.pc' >/dev/null 2>&1; then
 	fail "installed package files mention the build tree: $(grep -rl -- "$build" "$prefix" --include='*.cmake' --include='*.pc' | tr '\n' ' ')"
 fi
-# The shared library exports the C API only.
+# The shared library exports the C API and the C++ fiber API (flexsc::fiber) only.
 if [ -n "$shared" ] && command -v nm >/dev/null; then
 	others=$(nm -D --defined-only "$shared" | awk '$2 ~ /^[TtDdBbRrVvWwi]$/ {print $3}' |
-		grep -v '^flexsc_' | grep -v '^FLEXSC_' | grep -v '^_init$\|^_fini$' | head -n 5)
+		grep -v '^flexsc_' | grep -v '^FLEXSC_' | grep -v '^_init$\|^_fini$' |
+		grep -v '^_ZN6flexsc5fiber\|^_ZNK6flexsc5fiber\|^_ZT[VIS]N6flexsc5fiber' | head -n 5)
 	[ -z "$others" ] || fail "libflexsc.so exports non-API symbols: $(echo $others)"
 fi
 
@@ -120,6 +121,14 @@ else
 		check_output "pkg-config consumer" "$tmp/consumer-pc" LD_LIBRARY_PATH="$pclibdir"
 	else
 		fail "pkg-config consumer does not build with: $cc main.c $flags"
+	fi
+	# The C++ fiber API, from the shared library.
+	# shellcheck disable=SC2086
+	if quiet "$cxx" -std=c++20 -Wall -Wextra -Werror "$here/fiber_main.cpp" $flags -o "$tmp/fiber-consumer-pc"; then
+		expected="flexsc fiber consumer: ok" \
+			check_output "pkg-config C++ fiber consumer" "$tmp/fiber-consumer-pc" LD_LIBRARY_PATH="$pclibdir"
+	else
+		fail "pkg-config C++ fiber consumer does not build with: $cxx fiber_main.cpp $flags"
 	fi
 	# Static linking as a pkg-config user does it: --static adds
 	# Libs.private, which must name everything libflexsc.a needs (it holds

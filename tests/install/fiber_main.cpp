@@ -1,0 +1,19 @@
+// An outside C++ program on the installed fiber API: a fiber whose
+// syscall posts and switches, joined from main.
+#include <flexsc/fiber.hpp>
+#include <flexsc/flexsc.hpp>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+int main() {
+  long ppid = 0;
+  {
+    flexsc::fiber::Pool pool;
+    pool.spawn([&] { ppid = flexsc::syscall(SYS_getppid); }).join();
+  }
+  if (ppid != getppid()) return 1;
+  std::printf("flexsc fiber consumer: ok\n");
+  return 0;
+}
