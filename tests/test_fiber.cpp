@@ -445,6 +445,43 @@ TEST_P(FiberTest, FibersSpawnFibersAndJoinThem) {
   EXPECT_THROW(fib::spawn([] {}), std::logic_error);  // not on a fiber
 }
 
+// Fibers spawned alternately onto two schedulers: those on scheduler 1
+// end at once, those on scheduler 0 keep yielding.  Scheduler 1 runs dry
+// and some of scheduler 0's ready fibers move to it; with migration off,
+// none does.
+TEST_P(FiberTest, ReadyFibersMoveToASchedulerThatRanDry) {
+  for (bool migrate : {true, false}) {
+    auto o = options(2);
+    o.migrate = migrate;
+    fib::Pool pool(o);
+    std::atomic<int> moved{0}, wrong_start{0};
+    std::vector<fib::Fiber> fibers;
+    for (int i = 0; i < 64; ++i)
+      fibers.push_back(pool.spawn([&, i] {
+        if (fib::this_fiber::scheduler() != i % 2) wrong_start.fetch_add(1);
+        if (i % 2) return;
+        for (int k = 0; k < 2000; ++k) {
+          fib::this_fiber::yield();
+          if (fib::this_fiber::scheduler() != 0) {
+            moved.fetch_add(1);
+            break;
+          }
+        }
+      }));
+    for (auto& f : fibers) f.join();
+    EXPECT_EQ(wrong_start.load(), 0) << "new fibers go round-robin";
+    uint64_t migrated = 0;
+    for (const auto& s : pool.stats()) migrated += s.migrated_in;
+    if (migrate) {
+      EXPECT_GT(moved.load(), 0);
+      EXPECT_GT(migrated, 0u);
+    } else {
+      EXPECT_EQ(moved.load(), 0);
+      EXPECT_EQ(migrated, 0u);
+    }
+  }
+}
+
 TEST_P(FiberTest, SleepWakesInDeadlineOrder) {
   fib::Pool pool(options(1));
   fib::Mutex m;

@@ -2,7 +2,7 @@
 //
 // A Pool runs one scheduler per user core, each a kernel thread pinned to
 // its core.  A fiber that makes a syscall (flexsc_syscall, the batch API's
-// waits, or the calls in <flexsc/fiber_io.h>) posts an entry into its
+// waits, or the calls in <flexsc/posix.h>) posts an entry into its
 // scheduler's posting context and switches; the scheduler runs other fibers,
 // harvests DONE entries, and when nothing is ready waits through the
 // backend (FlexSC's flexsc_wait).  Sockets and pipes wait for readiness
