@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -383,6 +385,68 @@ TEST_P(FiberTest, RecvWaitallGetsEverything) {
   EXPECT_STREQ(buf, "abcdefgh");
   flexsc_posix_close(sv[0]);
   close(sv[1]);
+}
+
+// A TCP peer sends a little and closes while the reader waits: the reader
+// gets the data (a short read), then end of stream, never a hang.
+TEST_P(FiberTest, ReadUntilEndOfStreamAfterShortReads) {
+  Watchdog dog("read until EOF", 60s);
+  const int lst = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(lst, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(lst, 4), 0);
+  ASSERT_EQ(getsockname(lst, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  fib::Pool pool(options(1));
+  for (int round = 0; round < 20; ++round) {
+    const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const int server = accept4(lst, nullptr, nullptr, SOCK_CLOEXEC);
+    ASSERT_GE(server, 0);
+    std::atomic<bool> reading{false};
+    std::string got;
+    auto reader = pool.spawn([&] {
+      char buf[256];
+      reading = true;
+      for (ssize_t n; (n = flexsc_posix_read(server, buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+    });
+    while (!reading) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(std::chrono::milliseconds(round % 3));
+    ASSERT_EQ(write(client, "hello", 5), 5);
+    if (round % 2) std::this_thread::sleep_for(2ms);
+    ASSERT_EQ(write(client, " world", 6), 6);
+    close(client);
+    reader.join();
+    EXPECT_EQ(got, "hello world") << "round " << round;
+    flexsc_posix_close(server);
+  }
+  close(lst);
+}
+
+// A write to a pipe larger than the pipe holds, read by a fiber of the
+// same (single) scheduler: the writer waits for room in pieces instead of
+// blocking the thread the reader needs.
+TEST_P(FiberTest, LargePipeWriteWithReaderOnTheSameScheduler) {
+  Watchdog dog("large pipe write", 60s);
+  int fds[2];
+  ASSERT_EQ(flexsc_posix_pipe2(fds, O_CLOEXEC), 0);
+  fib::Pool pool(options(1));
+  const std::string data(256 * 1024, 'x');
+  size_t received = 0;
+  auto writer = pool.spawn([&] {
+    EXPECT_EQ(flexsc_posix_write(fds[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    flexsc_posix_close(fds[1]);
+  });
+  auto reader = pool.spawn([&] {
+    char buf[8192];
+    for (ssize_t n; (n = flexsc_posix_read(fds[0], buf, sizeof buf)) > 0;) received += static_cast<size_t>(n);
+  });
+  writer.join();
+  reader.join();
+  EXPECT_EQ(received, data.size());
+  flexsc_posix_close(fds[0]);
 }
 
 // A descriptor the program made O_NONBLOCK keeps giving EAGAIN.

@@ -10,7 +10,10 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <netinet/in.h>
 
 #include "readiness.h"
 #include "scheduler.h"
@@ -45,6 +48,11 @@ FdKind kind_of(int fd) {
     socklen_t len = sizeof type;
     if (sys(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return FdKind::Unknown;
     k = type == SOCK_STREAM ? FdKind::StreamSocket : FdKind::PacketSocket;
+    int protocol = 0;
+    len = sizeof protocol;
+    if (k == FdKind::StreamSocket && sys(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0 &&
+        protocol == IPPROTO_TCP)
+      k = FdKind::TcpSocket;
     // A socket with a receive or send timeout: the blocking call itself
     // keeps it (the kernel gives up after it; a readiness wait would not).
     for (int opt : {SO_RCVTIMEO, SO_SNDTIMEO}) {
@@ -52,8 +60,10 @@ FdKind kind_of(int fd) {
       len = sizeof tv;
       if (sys(SYS_getsockopt, fd, SOL_SOCKET, opt, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec)) k = FdKind::Plain;
     }
-  } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || (st.st_mode & S_IFMT) == 0) {
-    k = FdKind::Pollable;  // pipes, terminals, and anonymous inodes (eventfd, timerfd...)
+  } else if (S_ISFIFO(st.st_mode)) {
+    k = FdKind::Pipe;
+  } else if (S_ISCHR(st.st_mode) || (st.st_mode & S_IFMT) == 0) {
+    k = FdKind::Pollable;  // terminals, devices, anonymous inodes (eventfd, timerfd...)
   } else {
     k = FdKind::Plain;
   }
@@ -61,7 +71,10 @@ FdKind kind_of(int fd) {
   return k;
 }
 
-bool is_socket(FdKind k) { return k == FdKind::StreamSocket || k == FdKind::PacketSocket; }
+bool is_socket(FdKind k) {
+  return k == FdKind::TcpSocket || k == FdKind::StreamSocket || k == FdKind::PacketSocket;
+}
+bool is_stream(FdKind k) { return k == FdKind::TcpSocket || k == FdKind::StreamSocket; }
 
 bool nonblocking(int fd) {
   int nb = fd_table().nonblocking(fd);
@@ -90,9 +103,10 @@ bool ready_now(int fd, short events) {
 // The heart of the layer.  attempt(dontwait) makes the call, with
 // MSG_DONTWAIT when dontwait (only when can_dontwait: socket transfers).
 // The caller's own MSG_DONTWAIT (caller_dontwait) or O_NONBLOCK keeps
-// EAGAIN its answer.  want: the bytes a receive asks for (0: not a plain
-// receive); a receive that found its stream socket drained last time
-// waits for an edge before trying (the try would only say EAGAIN).
+// EAGAIN its answer.  want: the bytes a plain receive asks for (0: not one,
+// or flags that may stop it short); a receive that found its TCP socket
+// drained last time waits for an event before trying (the try would only
+// say EAGAIN).
 template <class Attempt>
 long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, Attempt attempt, size_t want = 0) {
   if (!on_fiber() || caller_dontwait) return attempt(caller_dontwait);
@@ -105,7 +119,7 @@ long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, 
     s->end_socket_wait();
     return r;
   }
-  const bool tracks_drain = want && k == FdKind::StreamSocket;
+  const bool tracks_drain = want && k == FdKind::TcpSocket;
   int64_t drained_at = tracks_drain && !nonblocking(fd) ? fd_table().drained(fd) : -1;
   for (;;) {
     uint32_t seen;
@@ -128,15 +142,22 @@ long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, 
   }
 }
 
-// Sends all of [buf, buf+len) as a blocking send on a stream socket would:
-// partial sends continue after a readiness wait.
+// Sends all of [buf, buf+len) as a blocking send on a stream socket or
+// write to a pipe would: partial sends continue after a readiness wait.
+// send_some(offset, count, dontwait) sends part of it.
 template <class SendSome>
 long send_all(int fd, size_t len, bool caller_dontwait, SendSome send_some) {
-  if (!on_fiber() || caller_dontwait || kind_of(fd) != FdKind::StreamSocket)
-    return call_waiting(fd, Direction::Out, caller_dontwait, true, [&](bool dw) { return send_some(0, dw); });
+  const FdKind k = on_fiber() && !caller_dontwait ? kind_of(fd) : FdKind::Unknown;
+  // A pipe: at most PIPE_BUF at a time once poll says there is room, so
+  // the write never blocks the thread it runs on (nor breaks atomicity:
+  // a longer blocking write is not atomic either).
+  const size_t chunk = k == FdKind::Pipe ? PIPE_BUF : len;
+  if (!is_stream(k) && k != FdKind::Pipe)
+    return call_waiting(fd, Direction::Out, caller_dontwait, true, [&](bool dw) { return send_some(0, len, dw); });
   size_t done = 0;
   for (;;) {
-    const long r = call_waiting(fd, Direction::Out, false, true, [&](bool dw) { return send_some(done, dw); });
+    const long r = call_waiting(fd, Direction::Out, false, true,
+                                [&](bool dw) { return send_some(done, std::min(chunk, len - done), dw); });
     if (r < 0) return done ? static_cast<long>(done) : r;
     done += static_cast<size_t>(r);
     if (done >= len || r == 0) return static_cast<long>(done);
@@ -162,9 +183,8 @@ ssize_t flexsc_posix_read(int fd, void* buf, size_t count) {
 
 ssize_t flexsc_posix_write(int fd, const void* buf, size_t count) {
   const char* p = static_cast<const char*>(buf);
-  return with_errno(send_all(fd, count, false, [&](size_t off, bool dontwait) {
-    return dontwait ? sys(SYS_sendto, fd, p + off, count - off, MSG_DONTWAIT, 0, 0)
-                    : sys(SYS_write, fd, p + off, count - off);
+  return with_errno(send_all(fd, count, false, [&](size_t off, size_t n, bool dontwait) {
+    return dontwait ? sys(SYS_sendto, fd, p + off, n, MSG_DONTWAIT, 0, 0) : sys(SYS_write, fd, p + off, n);
   }));
 }
 
@@ -181,9 +201,10 @@ ssize_t flexsc_posix_recv(int fd, void* buf, size_t len, int flags) {
 }
 
 ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* fromlen) {
-  // MSG_PEEK and MSG_WAITALL say nothing about what is left; MSG_WAITALL
-  // waits for all of len, which a try with MSG_DONTWAIT would cut short.
-  const size_t want = flags & (MSG_PEEK | MSG_WAITALL) ? 0 : len;
+  // Only a plain receive's short count says the queue is empty (MSG_PEEK,
+  // MSG_OOB, MSG_ERRQUEUE... do not); MSG_WAITALL waits for all of len,
+  // which a try with MSG_DONTWAIT would cut short.
+  const size_t want = flags & ~(MSG_NOSIGNAL | MSG_CMSG_CLOEXEC) ? 0 : len;
   return with_errno(call_waiting(
       fd, Direction::In, flags & MSG_DONTWAIT, !(flags & MSG_WAITALL),
       [&](bool dontwait) {
@@ -205,8 +226,8 @@ ssize_t flexsc_posix_send(int fd, const void* buf, size_t len, int flags) {
 ssize_t flexsc_posix_sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to,
                             socklen_t tolen) {
   const char* p = static_cast<const char*>(buf);
-  return with_errno(send_all(fd, len, flags & MSG_DONTWAIT, [&](size_t off, bool dontwait) {
-    return sys(SYS_sendto, fd, p + off, len - off, flags | (dontwait ? MSG_DONTWAIT : 0), to, tolen);
+  return with_errno(send_all(fd, len, flags & MSG_DONTWAIT, [&](size_t off, size_t n, bool dontwait) {
+    return sys(SYS_sendto, fd, p + off, n, flags | (dontwait ? MSG_DONTWAIT : 0), to, tolen);
   }));
 }
 
@@ -252,7 +273,7 @@ int flexsc_posix_pipe2(int fds[2], int flags) {
   if (r == 0) {
     for (int i = 0; i < 2; ++i) {
       fd_table().forget(fds[i]);
-      fd_table().set_kind(fds[i], FdKind::Pollable);
+      fd_table().set_kind(fds[i], FdKind::Pipe);
       fd_table().set_nonblocking(fds[i], flags & O_NONBLOCK);
     }
   }
@@ -284,14 +305,21 @@ int flexsc_posix_close(int fd) {
   return static_cast<int>(with_errno(r));
 }
 
+// newfd is forgotten before (its waiters wake) and after (one of them may
+// have registered the old file again meanwhile), as in close.
 int flexsc_posix_dup2(int oldfd, int newfd) {
-  if (oldfd != newfd) fd_table().forget(newfd);
-  return static_cast<int>(with_errno(sys(SYS_dup2, oldfd, newfd)));
+  if (oldfd == newfd) return static_cast<int>(with_errno(sys(SYS_dup2, oldfd, newfd)));
+  fd_table().forget(newfd);
+  const long r = sys(SYS_dup2, oldfd, newfd);
+  fd_table().forget(newfd);
+  return static_cast<int>(with_errno(r));
 }
 
 int flexsc_posix_dup3(int oldfd, int newfd, int flags) {
   fd_table().forget(newfd);
-  return static_cast<int>(with_errno(sys(SYS_dup3, oldfd, newfd, flags)));
+  const long r = sys(SYS_dup3, oldfd, newfd, flags);
+  fd_table().forget(newfd);
+  return static_cast<int>(with_errno(r));
 }
 
 int flexsc_posix_fcntl(int fd, int cmd, ...) {

@@ -34,6 +34,7 @@ struct FdTable::Entry {
   FdKind kind = FdKind::Unknown;
   int8_t nonblocking = -1;  // O_NONBLOCK, -1: not known
   int64_t drained = -1;
+  bool hung_up = false;  // hangup or error seen: no event will follow the last one
 };
 
 FdTable::FdTable() {
@@ -139,7 +140,7 @@ int64_t FdTable::drained(int fd) {
   Entry* e = entry(fd, false);
   if (!e) return -1;
   std::lock_guard lock(e->m);
-  return e->drained;
+  return e->hung_up ? -1 : e->drained;
 }
 
 void FdTable::set_drained(int fd, int64_t seen) {
@@ -153,6 +154,7 @@ void FdTable::on_event(int fd, uint32_t events) {
   Entry* e = entry(fd, false);
   if (!e) return;
   std::lock_guard lock(e->m);
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) e->hung_up = true;
   if (events & kInEvents) signal(e, 0);
   if (events & kOutEvents) signal(e, 1);
 }
@@ -166,6 +168,7 @@ void FdTable::forget(int fd) {
   e->kind = FdKind::Unknown;
   e->nonblocking = -1;
   e->drained = -1;
+  e->hung_up = false;
 }
 
 void FdTable::forget_all_in(Readiness* r) {

@@ -29,9 +29,11 @@ enum class Direction { In, Out };
 // What a descriptor is, as far as waiting goes (cached per descriptor).
 enum class FdKind : uint8_t {
   Unknown,
+  TcpSocket,        // a stream socket whose short receive means its queue was empty
   StreamSocket,     // waits by trying with MSG_DONTWAIT first
   PacketSocket,     // datagram and seqpacket sockets: the same, no partial sends
-  Pollable,         // pipes, FIFOs, terminals, eventfds...: poll, then the call
+  Pipe,             // pipes and FIFOs: poll, then the call; writes in PIPE_BUF pieces
+  Pollable,         // terminals, eventfds, other character devices...: poll, then the call
   Plain,            // regular files, directories, block devices: never "not ready"
 };
 
@@ -71,10 +73,12 @@ class FdTable {
   void set_kind(int fd, FdKind kind);
   int nonblocking(int fd);
   void set_nonblocking(int fd, bool nonblocking);
-  // A stream socket's receive queue was empty after a receive (a short
-  // one, or EAGAIN) begun when events(fd, In) was `seen`: data that comes
-  // later brings an event beyond it, so the next receive may wait for one
-  // before trying.  drained() gives that count, or -1.
+  // A TCP socket's receive queue was empty after a short plain receive
+  // begun when events(fd, In) was `seen`: data that comes later brings an
+  // event beyond it, so the next receive may wait for one before trying.
+  // drained() gives that count, or -1 (also once a hangup or error came:
+  // no event follows those).  Not for Unix stream sockets, whose receives
+  // also stop short before passed descriptors, credentials or OOB data.
   int64_t drained(int fd);
   void set_drained(int fd, int64_t seen);
 

@@ -161,10 +161,7 @@ bool Scheduler::open_context() {
 void Scheduler::drain_context() {
   for (; !timers_.empty(); timers_.pop()) timers_.top().fiber->release();
   while (in_flight_) {
-    if (readiness_.armed) {
-      const uint64_t one = 1;
-      raw_syscall6(SYS_write, wake_fd_, reinterpret_cast<long>(&one), sizeof one, 0, 0, 0);
-    }
+    disarm_readiness();
     harvest(true);
     if (in_flight_) usleep(100);
   }
@@ -205,7 +202,7 @@ void Scheduler::loop() {
     if (in_flight_) harvest(false);
     if (readiness_.waiters.load(std::memory_order_acquire) > 0) {
       if (posts_syscalls()) arm_readiness();
-      else if (round % kSyncPollRounds == 0) poll_readiness(0);
+      else if (round % kSyncPollRounds == 0 && !readiness_.armed) poll_readiness(0);
     }
     if (pool_->options().migrate && pool_->hungry_count().load(std::memory_order_relaxed) > 0) share_work();
     if (policy_->ready_count() || !inbox_.empty()) continue;
@@ -509,15 +506,25 @@ void Scheduler::set_hungry(bool hungry) {
     pool_->hungry_count().fetch_add(hungry ? 1 : -1, std::memory_order_acq_rel);
 }
 
+// A posted epoll_wait nobody waits on any more: interrupt it, so it gives
+// its syscall thread back and the idle wait need not stay in the runtime.
+void Scheduler::disarm_readiness() {
+  if (!readiness_.armed || readiness_.waiters.load(std::memory_order_acquire) > 0) return;
+  const uint64_t one = 1;
+  raw_syscall6(SYS_write, wake_fd_, reinterpret_cast<long>(&one), sizeof one, 0, 0, 0);
+}
+
 void Scheduler::idle_wait() {
   set_hungry(true);
+  disarm_readiness();
   uint64_t deadline = timers_.empty() ? 0 : timers_.top().deadline;
   if (!pollers_.empty()) {
     const uint64_t tick = now_ns() + kPollerTickNs;
     deadline = deadline ? std::min(deadline, tick) : tick;
   }
   counters_.idle_waits.fetch_add(1, std::memory_order_relaxed);
-  const bool sync_readiness = !posts_syscalls() && readiness_.waiters.load(std::memory_order_acquire) > 0;
+  const bool sync_readiness =
+      !posts_syscalls() && !readiness_.armed && readiness_.waiters.load(std::memory_order_acquire) > 0;
   if (sync_readiness) {
     sleeping_.store(kSleepEpoll, std::memory_order_seq_cst);
     if (!has_events()) {

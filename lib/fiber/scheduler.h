@@ -110,6 +110,7 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
   void harvest(bool force);
   bool any_done();
   void arm_readiness();
+  void disarm_readiness();
   void readiness_done(long ret);
   void dispatch_events(long n);
   void poll_readiness(int timeout_ms);
