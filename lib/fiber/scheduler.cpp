@@ -49,9 +49,9 @@ void fiber_main(fc::transfer_t t);
 FiberControl* current_fiber() { return t_fiber; }
 Scheduler* current_scheduler() { return t_scheduler; }
 
-// ---- the policy -------------------------------------------------------------
-
 }  // namespace flexsc::fiber::detail
+
+// ---- the default policy -----------------------------------------------------
 
 namespace flexsc::fiber {
 
