@@ -52,7 +52,10 @@ constexpr bool kChildMayStartThreads = false;  // TSan kills a forked child that
 constexpr bool kChildMayStartThreads = true;
 #endif
 
+// The fork handlers hold the runtime depth across fork(): before_fork
+// raises it and both after_fork handlers (one runs in each process) lower it.
 void before_fork() {
+  ++t_runtime_depth;
   g_life.lock();
   registry_mutex().lock();
   g_forking_tid = gettid();
@@ -61,6 +64,7 @@ void before_fork() {
 void after_fork_parent() {
   registry_mutex().unlock();
   g_life.unlock();
+  --t_runtime_depth;
 }
 
 // Only the forking thread exists here.  Entries in flight belonged to the
@@ -107,6 +111,7 @@ void after_fork_child() {
     g_state = kChildMayStartThreads ? State::ForkChild : State::ForkSync;
   }
   g_life.unlock();
+  --t_runtime_depth;
 }
 
 void shutdown_at_exit() { flexsc_shutdown(); }
@@ -169,18 +174,30 @@ int start_locked(const Config& cfg) {
 }
 
 // The hidden per-thread context of flexsc_syscall.
+// Set when the thread's ThreadContext is destroyed: calls the thread still
+// makes (exit handlers) go to the kernel.  Trivially destructible, so it
+// stays readable after that.
+thread_local bool t_ctx_gone = false;
+
 struct ThreadContext {
   Context* ctx = nullptr;
   int depth = 0;  // > 0 while inside flexsc_syscall (a signal handler may re-enter)
   ~ThreadContext() {
+    t_ctx_gone = true;
     if (!ctx) return;
+    RuntimeScope scope;
     retire_context(ctx);
     ctx->release();
+    ctx = nullptr;
   }
 };
 thread_local ThreadContext t_ctx;
 
+// The calling thread's context; nullptr without memory, or once its
+// thread-local storage was destroyed (the main thread's, at exit, before
+// the atexit handlers run, which may still make calls).
 Context* thread_context() {
+  if (t_ctx_gone) return nullptr;
   if (!t_ctx.ctx) {
     t_ctx.ctx = Context::create(1, true);
     if (t_ctx.ctx) t_ctx.ctx->owner_tid = gettid();
@@ -222,6 +239,7 @@ Runtime* enter_or_start(Context* ctx, long* why) {
 namespace flexsc::detail {
 
 thread_local FiberSyscalls* t_fiber_syscalls = nullptr;
+thread_local int t_runtime_depth = 0;
 
 bool thread_diverged() { return t_diverged; }
 
@@ -281,6 +299,7 @@ Runtime* enter(Context* ctx) {
 extern "C" {
 
 int flexsc_init(const struct flexsc_options* opts) {
+  RuntimeScope scope;
   Config cfg;
   std::string error;
   if (int rc = Config::load(opts, &cfg, &error); rc < 0) {
@@ -293,6 +312,7 @@ int flexsc_init(const struct flexsc_options* opts) {
 }
 
 void flexsc_shutdown(void) {
+  RuntimeScope scope;
   std::lock_guard lock(g_life);
   Runtime* rt = g_rt.exchange(nullptr, std::memory_order_seq_cst);
   if (rt) {
@@ -303,6 +323,7 @@ void flexsc_shutdown(void) {
 }
 
 const char* flexsc_backend(void) {
+  RuntimeScope scope;
   std::lock_guard lock(g_life);
   if (Runtime* rt = g_rt.load()) return rt->backend_name();
   return g_state == State::ForkSync ? "sync" : "none";
@@ -312,6 +333,7 @@ long flexsc_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a
   const long args[6] = {a1, a2, a3, a4, a5, a6};
   // On a fiber: post into its scheduler's context and switch.
   if (FiberSyscalls* fibers = t_fiber_syscalls) return fibers->syscall(nr, args);
+  RuntimeScope scope;
   Context* ctx = thread_context();
   if (!ctx || t_ctx.depth > 0) {
     // No memory for a context, or re-entered from a signal handler that
@@ -340,6 +362,7 @@ long flexsc_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a
 }
 
 int flexsc_bind_user_thread(void) {
+  RuntimeScope scope;
   std::vector<int> cpus;
   {
     std::lock_guard lock(g_life);
@@ -354,6 +377,7 @@ int flexsc_bind_user_thread(void) {
 }
 
 int flexsc_ctx_create(unsigned pages, struct flexsc_ctx** out) {
+  RuntimeScope scope;
   if (!out || pages == 0 || pages > 1024) return -EINVAL;
   Context* ctx = Context::create(pages, false);
   if (!ctx) return -ENOMEM;
@@ -362,6 +386,7 @@ int flexsc_ctx_create(unsigned pages, struct flexsc_ctx** out) {
 }
 
 int flexsc_ctx_destroy(struct flexsc_ctx* handle) {
+  RuntimeScope scope;
   auto* ctx = reinterpret_cast<Context*>(handle);
   if (!ctx) return -EINVAL;
   if (ctx->in_flight()) return -EBUSY;
@@ -385,6 +410,7 @@ struct flexsc_entry* flexsc_get_entry(struct flexsc_ctx* handle) {
 }
 
 int flexsc_submit(struct flexsc_ctx* handle) {
+  RuntimeScope scope;
   auto* ctx = reinterpret_cast<Context*>(handle);
   if (!ctx) return -EINVAL;
   if (ctx->prepared_count == 0) return 0;
@@ -428,6 +454,7 @@ bool any_done_reaping(Context* ctx) {
 }  // namespace
 
 int flexsc_peek(struct flexsc_ctx* handle, struct flexsc_entry** out) {
+  RuntimeScope scope;
   auto* ctx = reinterpret_cast<Context*>(handle);
   if (!ctx || !out) return -EINVAL;
   if (!(*out = ctx->oldest_done())) {
@@ -450,6 +477,7 @@ int flexsc_wait(struct flexsc_ctx* handle, struct flexsc_entry** out) {
     *out = ctx->oldest_done();
     return 0;
   }
+  RuntimeScope scope;
   const bool spin = ctx->wait_spin_ns && !ctx->reaps.load(std::memory_order_relaxed);
   if (done() || (spin && spin_until(done, ctx->progress_word(), ctx->wait_spin_ns))) return 0;
   Runtime* rt = enter(ctx);
@@ -480,6 +508,7 @@ long flexsc_wait_entry(struct flexsc_ctx* handle, struct flexsc_entry* e) {
         &w);
     return e->ret;
   }
+  RuntimeScope scope;
   const bool spin = ctx->wait_spin_ns && !ctx->reaps.load(std::memory_order_relaxed);
   if (spin && spin_until(done, ctx->progress_word(), ctx->wait_spin_ns)) return e->ret;
   Runtime* rt = enter(ctx);
@@ -501,6 +530,7 @@ unsigned flexsc_entry_index(const struct flexsc_ctx* handle, const struct flexsc
 }
 
 int flexsc_get_stats(struct flexsc_stats* out) {
+  RuntimeScope scope;
   if (!out) return -EINVAL;
   std::lock_guard lock(g_life);
   Runtime* rt = g_rt.load();

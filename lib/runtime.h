@@ -83,6 +83,18 @@ extern thread_local FiberSyscalls* t_fiber_syscalls;
 // threads); false when no runtime runs.
 bool runtime_user_cpus(std::vector<int>* out);
 
+// > 0 while the calling thread runs flexsc's own code (an API call, the
+// runtime's threads for their whole life, exit and fork handlers): the
+// drop-in wrapper passes the libc calls flexsc makes meanwhile straight to
+// the kernel instead of routing them back into flexsc.
+extern thread_local int t_runtime_depth;
+struct RuntimeScope {
+  RuntimeScope() { ++t_runtime_depth; }
+  ~RuntimeScope() { --t_runtime_depth; }
+  RuntimeScope(const RuntimeScope&) = delete;
+  RuntimeScope& operator=(const RuntimeScope&) = delete;
+};
+
 // True once the calling thread has made itself unlike the process's other
 // threads (unshare, raw setuid, seccomp...): its calls then all run on it.
 bool thread_diverged();

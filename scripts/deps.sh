@@ -14,6 +14,7 @@ FLEXSC_PACKAGES=(
   libbenchmark-dev                   # bench/flexsc_bench
   libgtest-dev                       # tests
   util-linux                         # taskset, for the single-CPU test
+  coreutils tar gzip sqlite3         # programs the drop-in wrapper's tests run
 )
 # A QEMU guest booting Debian's kernel, the module built against its
 # headers; without recommended packages (QEMU's recommend a desktop).

@@ -2,6 +2,7 @@
 #   cmake -DPROG=<exe> [-DEXACT_LINE=<text>] [-DLINE_REGEX=<regex>] -P run_example.cmake
 # EXACT_LINE: stdout must be exactly that text and one newline.
 # LINE_REGEX: some line of stdout must match it whole.
+# STATS_REGEX: some line of stderr must match it (FLEXSC_STATS=1 output).
 # Either way the program must exit 0.
 if(NOT PROG)
   message(FATAL_ERROR "PROG not set")
@@ -29,3 +30,8 @@ if(DEFINED LINE_REGEX)
   endif()
 endif()
 message(STATUS "${PROG}: ok")
+if(DEFINED STATS_REGEX)
+  if(NOT err MATCHES "${STATS_REGEX}")
+    message(FATAL_ERROR "${PROG}: stderr does not match '${STATS_REGEX}'\nstderr:\n${err}")
+  endif()
+endif()

@@ -131,6 +131,23 @@ TEST(ApiFresh, BackendIsNoneBeforeTheFirstInit) {
       ::testing::ExitedWithCode(0), "");
 }
 
+// exit() destroys the main thread's thread-local storage (its posting
+// context) before it runs the atexit handlers: a call made from one of
+// those still gets the kernel's answer.
+TEST(ApiFresh, CallsFromExitHandlersAfterThreadStorageIsGone) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        if (flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0) != getppid()) std::_Exit(2);
+        std::atexit([] {
+          const long ppid = flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0);
+          std::_Exit(ppid == getppid() ? 0 : 3);
+        });
+        std::exit(1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 TEST_F(Api, BackendNamesTheRunningBackend) {
   EXPECT_STREQ(flexsc_backend(), "none");
   ASSERT_EQ(flexsc_init(nullptr), 0);

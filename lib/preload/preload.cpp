@@ -1,0 +1,276 @@
+// libflexsc-preload.so: interposes libc's wrappers for the calls servers
+// spend their time in.  Each one either posts its call through flexsc
+// (flexsc_syscall) or passes it straight to the kernel, as the routing
+// policy says, and answers as libc would: the result, or -1 and errno.
+//
+// Nothing here calls libc for a syscall: pass-through is the raw
+// instruction, so the wrapper never recurses into itself; the calls
+// flexsc's own code makes to these functions (t_runtime_depth > 0: an API
+// call in progress, a runtime thread, exit and fork handlers) pass straight
+// through as well.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+
+#include <flexsc/flexsc.h>
+
+#include "../raw_syscall.h"
+#include "../runtime.h"
+#include "route.h"
+
+using flexsc::detail::raw_syscall6;
+using namespace flexsc::preload;
+
+// Set by the vfork stub (vfork.S) in the child, cleared in the parent when
+// it resumes: the child shares the parent's memory and thread state, so
+// every call it makes goes straight to the kernel.
+extern "C" {
+__attribute__((visibility("hidden"))) int flexsc_preload_in_vfork_child = 0;
+}
+
+namespace {
+
+enum class State : int { Starting, Running, PassThrough };
+
+std::atomic<State> g_state{State::Starting};
+Policy g_policy;
+Counts g_counts;
+
+constexpr long kKernelSigsetSize = 8;
+
+long pass(long nr, const long a[6]) { return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]); }
+
+long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+  const long a[6] = {a0, a1, a2, a3, a4, a5};
+  Reason why;
+  if (__atomic_load_n(&flexsc_preload_in_vfork_child, __ATOMIC_RELAXED)) {
+    return pass(nr, a);  // nothing written: the child shares our counters
+  } else if (flexsc::detail::t_runtime_depth > 0) {
+    return pass(nr, a);  // flexsc's own call, not the program's: not counted
+  } else if (g_state.load(std::memory_order_acquire) != State::Running) {
+    why = Reason::NotReady;
+  } else {
+    why = g_policy.decide(nr, a);
+  }
+  g_counts.add(nr, why);
+  if (why != Reason::Routed) return pass(nr, a);
+  long ret = flexsc_syscall(nr, a0, a1, a2, a3, a4, a5);
+  // Shut down between the check and the call: the kernel answers.
+  if (ret == -ESHUTDOWN && g_state.load(std::memory_order_acquire) != State::Running) ret = pass(nr, a);
+  return ret;
+}
+
+long as_libc(long ret) {
+  if (ret < 0 && ret > -4096) {
+    errno = static_cast<int>(-ret);
+    return -1;
+  }
+  return ret;
+}
+
+template <class... A>
+long call(long nr, A... a) {
+  return as_libc(dispatch(nr, (long)a...));
+}
+
+// LD_PRELOAD reaches programs this one executes only if asked
+// (FLEXSC_INHERIT=1): our entries leave the variable.
+void stop_inheritance() {
+  const char* inherit = getenv("FLEXSC_INHERIT");
+  if (inherit && !strcmp(inherit, "1")) return;
+  const char* v = getenv("LD_PRELOAD");
+  if (!v) return;
+  std::string kept, list = v;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find_first_of(": ", start);
+    if (end == std::string::npos) end = list.size();
+    const std::string item = list.substr(start, end - start);
+    if (!item.empty() && item.find("libflexsc-preload.so") == std::string::npos)
+      kept += (kept.empty() ? "" : ":") + item;
+    start = end + 1;
+  }
+  if (kept.empty()) unsetenv("LD_PRELOAD");
+  else setenv("LD_PRELOAD", kept.c_str(), 1);
+}
+
+void report_at_exit() {
+  // From here on, calls go straight to the kernel; flexsc's own atexit
+  // shutdown (registered before this) runs after us.
+  g_state.store(State::PassThrough, std::memory_order_release);
+  const char* where = getenv("FLEXSC_STATS");
+  if (!where || !*where || !strcmp(where, "0")) return;
+  const std::string text = g_counts.report();
+  const bool to_stderr = !strcmp(where, "1");
+  const int fd = to_stderr ? 2
+                           : static_cast<int>(raw_syscall6(SYS_openat, AT_FDCWD, reinterpret_cast<long>(where),
+                                                           O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644, 0, 0));
+  if (fd < 0) return;
+  raw_syscall6(SYS_write, fd, reinterpret_cast<long>(text.data()), static_cast<long>(text.size()), 0, 0, 0);
+  if (!to_stderr) raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+}
+
+__attribute__((constructor)) void start() {
+  stop_inheritance();
+  std::string error;
+  if (!g_policy.load(&error)) {
+    fprintf(stderr, "flexsc-preload: %s; every call goes straight to the kernel\n", error.c_str());
+    g_state.store(State::PassThrough);
+    return;
+  }
+  if (g_policy.mode != Mode::None) {
+    const int rc = flexsc_init(nullptr);
+    if (rc < 0 && rc != -EALREADY) {
+      fprintf(stderr, "flexsc-preload: the runtime did not start (%s); every call goes straight to the kernel\n",
+              strerror(-rc));
+      g_state.store(State::PassThrough);
+      atexit(report_at_exit);
+      return;
+    }
+  }
+  atexit(report_at_exit);
+  g_state.store(g_policy.mode == Mode::None ? State::PassThrough : State::Running, std::memory_order_release);
+}
+
+mode_t mode_arg(int flags, va_list ap) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? static_cast<mode_t>(va_arg(ap, int)) : 0;
+}
+
+}  // namespace
+
+// Called by the vfork stub when the kernel refused: sets errno, returns -1.
+extern "C" __attribute__((visibility("hidden"))) long flexsc_preload_vfork_failed(long neg_errno) {
+  return as_libc(neg_errno);
+}
+
+// ---- the interposed functions ---------------------------------------------
+// Each is exported under libc's name (preload.map); the ...64 names are the
+// same calls on x86-64.
+
+#pragma GCC visibility push(default)
+extern "C" {
+
+ssize_t read(int fd, void* buf, size_t n) { return call(SYS_read, fd, buf, n); }
+ssize_t write(int fd, const void* buf, size_t n) { return call(SYS_write, fd, buf, n); }
+ssize_t pread(int fd, void* buf, size_t n, off_t off) { return call(SYS_pread64, fd, buf, n, off); }
+ssize_t pread64(int fd, void* buf, size_t n, off64_t off) { return call(SYS_pread64, fd, buf, n, off); }
+ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return call(SYS_pwrite64, fd, buf, n, off); }
+ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) { return call(SYS_pwrite64, fd, buf, n, off); }
+ssize_t readv(int fd, const struct iovec* iov, int cnt) { return call(SYS_readv, fd, iov, cnt); }
+ssize_t writev(int fd, const struct iovec* iov, int cnt) { return call(SYS_writev, fd, iov, cnt); }
+// preadv/pwritev take the offset split in two registers (low, high).
+ssize_t preadv(int fd, const struct iovec* iov, int cnt, off_t off) {
+  return call(SYS_preadv, fd, iov, cnt, off, 0);
+}
+ssize_t preadv64(int fd, const struct iovec* iov, int cnt, off64_t off) {
+  return call(SYS_preadv, fd, iov, cnt, off, 0);
+}
+ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
+  return call(SYS_pwritev, fd, iov, cnt, off, 0);
+}
+ssize_t pwritev64(int fd, const struct iovec* iov, int cnt, off64_t off) {
+  return call(SYS_pwritev, fd, iov, cnt, off, 0);
+}
+
+int openat(int dirfd, const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  const mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return static_cast<int>(call(SYS_openat, dirfd, path, flags, mode));
+}
+int openat64(int dirfd, const char* path, int flags, ...) __attribute__((alias("openat")));
+int open(const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  const mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return static_cast<int>(call(SYS_openat, AT_FDCWD, path, flags, mode));
+}
+int open64(const char* path, int flags, ...) __attribute__((alias("open")));
+int creat(const char* path, mode_t mode) {
+  return static_cast<int>(call(SYS_openat, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode));
+}
+int close(int fd) { return static_cast<int>(call(SYS_close, fd)); }
+
+int stat(const char* path, struct stat* st) { return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, 0)); }
+int stat64(const char* path, struct stat64* st) {
+  return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, 0));
+}
+int lstat(const char* path, struct stat* st) {
+  return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW));
+}
+int lstat64(const char* path, struct stat64* st) {
+  return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW));
+}
+int fstat(int fd, struct stat* st) { return static_cast<int>(call(SYS_fstat, fd, st)); }
+int fstat64(int fd, struct stat64* st) { return static_cast<int>(call(SYS_fstat, fd, st)); }
+int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
+  return static_cast<int>(call(SYS_newfstatat, dirfd, path, st, flags));
+}
+int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
+  return static_cast<int>(call(SYS_newfstatat, dirfd, path, st, flags));
+}
+int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* st) {
+  return static_cast<int>(call(SYS_statx, dirfd, path, flags, mask, st));
+}
+off_t lseek(int fd, off_t off, int whence) { return call(SYS_lseek, fd, off, whence); }
+off64_t lseek64(int fd, off64_t off, int whence) { return call(SYS_lseek, fd, off, whence); }
+
+int fsync(int fd) { return static_cast<int>(call(SYS_fsync, fd)); }
+int fdatasync(int fd) { return static_cast<int>(call(SYS_fdatasync, fd)); }
+ssize_t sendfile(int out, int in, off_t* off, size_t n) { return call(SYS_sendfile, out, in, off, n); }
+ssize_t sendfile64(int out, int in, off64_t* off, size_t n) { return call(SYS_sendfile, out, in, off, n); }
+ssize_t splice(int in, loff_t* off_in, int out, loff_t* off_out, size_t n, unsigned flags) {
+  return call(SYS_splice, in, off_in, out, off_out, n, flags);
+}
+ssize_t copy_file_range(int in, off64_t* off_in, int out, off64_t* off_out, size_t n, unsigned flags) {
+  return call(SYS_copy_file_range, in, off_in, out, off_out, n, flags);
+}
+
+int accept(int fd, struct sockaddr* addr, socklen_t* len) {
+  return static_cast<int>(call(SYS_accept, fd, addr, len));
+}
+int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
+  return static_cast<int>(call(SYS_accept4, fd, addr, len, flags));
+}
+int connect(int fd, const struct sockaddr* addr, socklen_t len) {
+  return static_cast<int>(call(SYS_connect, fd, addr, len));
+}
+ssize_t send(int fd, const void* buf, size_t n, int flags) { return call(SYS_sendto, fd, buf, n, flags, 0, 0); }
+ssize_t recv(int fd, void* buf, size_t n, int flags) { return call(SYS_recvfrom, fd, buf, n, flags, 0, 0); }
+ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* to, socklen_t len) {
+  return call(SYS_sendto, fd, buf, n, flags, to, len);
+}
+ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* from, socklen_t* len) {
+  return call(SYS_recvfrom, fd, buf, n, flags, from, len);
+}
+ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) { return call(SYS_sendmsg, fd, msg, flags); }
+ssize_t recvmsg(int fd, struct msghdr* msg, int flags) { return call(SYS_recvmsg, fd, msg, flags); }
+
+int poll(struct pollfd* fds, nfds_t n, int timeout) { return static_cast<int>(call(SYS_poll, fds, n, timeout)); }
+int epoll_wait(int epfd, struct epoll_event* ev, int n, int timeout) {
+  return static_cast<int>(call(SYS_epoll_wait, epfd, ev, n, timeout));
+}
+// The kernel wants the size of its own signal set (8 bytes), not glibc's.
+int epoll_pwait(int epfd, struct epoll_event* ev, int n, int timeout, const sigset_t* mask) {
+  return static_cast<int>(call(SYS_epoll_pwait, epfd, ev, n, timeout, mask, kKernelSigsetSize));
+}
+
+}  // extern "C"
+#pragma GCC visibility pop
