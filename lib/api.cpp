@@ -243,6 +243,36 @@ thread_local int t_runtime_depth = 0;
 
 bool thread_diverged() { return t_diverged; }
 
+long syscall_interruptible(long nr, const long args[6], bool (*interrupted)(void*), void* arg) {
+  RuntimeScope scope;
+  Context* ctx = thread_context();
+  if (!ctx || t_ctx.depth > 0) {
+    // No memory for a context, or re-entered from a signal handler that
+    // interrupted this thread's own call: the kernel answers directly.
+    return raw_syscall6(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
+  }
+  long why = 0;
+  Runtime* rt = enter_or_start(ctx, &why);
+  if (!rt)
+    return why == kRunSynchronously ? raw_syscall6(nr, args[0], args[1], args[2], args[3], args[4], args[5]) : why;
+  const SyscallClass cls = t_diverged ? SyscallClass::Local : classify(nr, args);
+  if (runs_on_caller(cls)) {
+    // Not inside the runtime while it runs: a local call may block for long.
+    leave(ctx);
+    count_on_caller(ctx, nr, cls);
+    return run_on_caller(nr, args);
+  }
+  ++t_ctx.depth;
+  flexsc_entry* e = ctx->get_entry();
+  flexsc_prep(e, nr, args[0], args[1], args[2], args[3], args[4], args[5]);
+  rt->submit(ctx);
+  const long ret = interrupted ? rt->wait_entry_or_interrupt(ctx, e, interrupted, arg) : rt->wait_entry(ctx, e);
+  ctx->seen(e);
+  --t_ctx.depth;
+  leave(ctx);
+  return ret;
+}
+
 bool runtime_user_cpus(std::vector<int>* out) {
   std::lock_guard lock(g_life);
   Runtime* rt = g_rt.load();
@@ -333,32 +363,7 @@ long flexsc_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a
   const long args[6] = {a1, a2, a3, a4, a5, a6};
   // On a fiber: post into its scheduler's context and switch.
   if (FiberSyscalls* fibers = t_fiber_syscalls) return fibers->syscall(nr, args);
-  RuntimeScope scope;
-  Context* ctx = thread_context();
-  if (!ctx || t_ctx.depth > 0) {
-    // No memory for a context, or re-entered from a signal handler that
-    // interrupted this thread's own call: the kernel answers directly.
-    return raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
-  }
-  long why = 0;
-  Runtime* rt = enter_or_start(ctx, &why);
-  if (!rt) return why == kRunSynchronously ? raw_syscall6(nr, a1, a2, a3, a4, a5, a6) : why;
-  const SyscallClass cls = t_diverged ? SyscallClass::Local : classify(nr, args);
-  if (runs_on_caller(cls)) {
-    // Not inside the runtime while it runs: a local call may block for long.
-    leave(ctx);
-    count_on_caller(ctx, nr, cls);
-    return run_on_caller(nr, args);
-  }
-  ++t_ctx.depth;
-  flexsc_entry* e = ctx->get_entry();
-  flexsc_prep(e, nr, a1, a2, a3, a4, a5, a6);
-  rt->submit(ctx);
-  const long ret = rt->wait_entry(ctx, e);
-  ctx->seen(e);
-  --t_ctx.depth;
-  leave(ctx);
-  return ret;
+  return syscall_interruptible(nr, args, nullptr, nullptr);
 }
 
 int flexsc_bind_user_thread(void) {

@@ -76,6 +76,13 @@ class Backend {
   // 0: each such call holds a thread while it waits.
   virtual unsigned socket_waits_without_thread(const Context*) const { return 0; }
 
+  // ctx's owner wants its in-flight entry e stopped as a signal stops the
+  // syscall it stands for: e completes soon, with -EINTR if the call was
+  // interrupted (or its real result, if it finished first).  The owner
+  // calls it again while waiting (a signal can race with the call's end).
+  // False when this backend cannot interrupt a call: the owner waits.
+  virtual bool interrupt(Context*, flexsc_entry*) { return false; }
+
   // In a forked child: the syscall threads do not exist there.  Forget
   // them so the backend can be destroyed without joining them.
   virtual void forget_threads() = 0;

@@ -3,11 +3,15 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
+#include <mutex>
 #include <cstdint>
 #include <new>
 
@@ -99,6 +103,69 @@ void interrupt_and_join(pthread_t* handle, const std::atomic<bool>& exited, int 
   *handle = {};
 }
 
+namespace {
+// The runtime's descriptors, with the identity of the file each named when
+// it was moved: a number the runtime has closed since may name a file of
+// the program by now.
+struct OwnedFd {
+  int fd;
+  uint64_t dev, ino;
+};
+constexpr int kMaxOwned = 1024;
+std::mutex g_owned_mutex;
+OwnedFd g_owned[kMaxOwned];
+int g_owned_count = 0;
+std::atomic<int> g_lowest_owned{INT32_MAX};
+
+bool identity(int fd, uint64_t* dev, uint64_t* ino) {
+  struct stat st;
+  if (raw_syscall6(SYS_fstat, fd, reinterpret_cast<long>(&st), 0, 0, 0, 0) != 0) return false;
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return true;
+}
+
+void remember_owned(int fd) {
+  uint64_t dev, ino;
+  if (!identity(fd, &dev, &ino)) return;
+  std::lock_guard lock(g_owned_mutex);
+  for (int i = 0; i < g_owned_count; ++i)
+    if (g_owned[i].fd == fd) {
+      g_owned[i] = {fd, dev, ino};
+      return;
+    }
+  if (g_owned_count == kMaxOwned) return;
+  g_owned[g_owned_count++] = {fd, dev, ino};
+  if (fd < g_lowest_owned.load(std::memory_order_relaxed)) g_lowest_owned.store(fd, std::memory_order_relaxed);
+}
+}  // namespace
+
+bool runtime_owns_fd(int fd) {
+  if (fd < g_lowest_owned.load(std::memory_order_relaxed)) return false;  // the common case: a low number
+  uint64_t dev, ino;
+  std::lock_guard lock(g_owned_mutex);
+  for (int i = 0; i < g_owned_count; ++i) {
+    if (g_owned[i].fd != fd) continue;
+    if (identity(fd, &dev, &ino) && dev == g_owned[i].dev && ino == g_owned[i].ino) return true;
+    g_owned[i] = g_owned[--g_owned_count];  // closed by the runtime since
+    return false;
+  }
+  return false;
+}
+
+int runtime_owned_fds(int* out, int max) {
+  int candidates[kMaxOwned];
+  int n = 0, kept = 0;
+  {
+    std::lock_guard lock(g_owned_mutex);
+    for (int i = 0; i < g_owned_count; ++i) candidates[n++] = g_owned[i].fd;
+  }
+  std::sort(candidates, candidates + n);
+  for (int i = 0; i < n && kept < max; ++i)
+    if (runtime_owns_fd(candidates[i])) out[kept++] = candidates[i];
+  return kept;
+}
+
 int move_fd_high(int fd) {
   rlimit lim;
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < 64) return fd;
@@ -109,9 +176,11 @@ int move_fd_high(int fd) {
     const int high = fcntl(fd, F_DUPFD_CLOEXEC, from);
     if (high >= 0) {
       close(fd);
+      remember_owned(high);
       return high;
     }
   }
+  remember_owned(fd);
   return fd;
 }
 

@@ -36,6 +36,13 @@ int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>
 // tests comparing descriptor tables).  Returns the new number, or fd.
 int move_fd_high(int fd);
 
+// Whether fd is one of the runtime's (moved high by move_fd_high and still
+// the same open file).  The drop-in wrapper keeps a program that closes
+// every descriptor from closing these.
+bool runtime_owns_fd(int fd);
+// The runtime's descriptors, ascending, at most max of them into out.
+int runtime_owned_fds(int* out, int max);
+
 // A write to a broken pipe (SIGPIPE) or past RLIMIT_FSIZE (SIGXFSZ)
 // signals the thread that made it: a thread of the runtime, where the
 // signal stays blocked.  Takes it there and sends it on to the thread that

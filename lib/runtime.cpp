@@ -209,6 +209,26 @@ long Runtime::wait_entry(Context* ctx, flexsc_entry* e, bool spun) {
   return e->ret;
 }
 
+long Runtime::wait_entry_or_interrupt(Context* ctx, flexsc_entry* e, bool (*interrupted)(void*), void* arg) {
+  constexpr uint64_t kAskAgainNs = 1'000'000;
+  bool asked = false;
+  uint64_t last_ask = 0;
+  wait_until(
+      ctx,
+      [&] {
+        if (is_done(e)) return true;
+        // Asked again every millisecond until e is DONE: a signal to a
+        // syscall thread can race with the end of its call.
+        if (interrupted(arg) && (!asked || now_ns() - last_ask >= kAskAgainNs) && backend_->interrupt(ctx, e)) {
+          asked = true;
+          last_ask = now_ns();
+        }
+        return false;
+      },
+      false, e);
+  return asked && e->ret == -ECANCELED ? -EINTR : e->ret;
+}
+
 void Runtime::wait_for(Context* ctx, bool (*ready)(void*), void* arg, uint64_t deadline_ns) {
   wait_until(ctx, [ready, arg] { return ready(arg); }, false, nullptr, deadline_ns);
 }

@@ -33,6 +33,11 @@ class Runtime {
   // caller has spun for ctx->wait_spin_ns already, so park at once.
   long wait_entry(Context* ctx, flexsc_entry* e, bool spun = false);
   int wait_any(Context* ctx, flexsc_entry** out, bool spun = false);
+  // As wait_entry, but when interrupted(arg) turns true (a signal the
+  // caller handled) the backend is asked to interrupt e's call, as the
+  // signal would have interrupted the syscall: then -EINTR, unless the
+  // call finished first.  A backend that cannot interrupt lets it finish.
+  long wait_entry_or_interrupt(Context* ctx, flexsc_entry* e, bool (*interrupted)(void*), void* arg);
   // Waits as above until ready(arg), or until CLOCK_MONOTONIC reaches
   // deadline_ns (0: no deadline).  For M:N schedulers, whose wake-ups are
   // their entries' completions and whatever ready() adds (others call
@@ -78,6 +83,11 @@ class FiberSyscalls {
   ~FiberSyscalls() = default;
 };
 extern thread_local FiberSyscalls* t_fiber_syscalls;
+
+// flexsc_syscall on a plain thread, with interrupted() as in
+// Runtime::wait_entry_or_interrupt (nullptr: never).  For the drop-in
+// wrapper, whose callers expect signals to interrupt blocking calls.
+long syscall_interruptible(long nr, const long args[6], bool (*interrupted)(void*), void* arg);
 
 // The running runtime's user CPUs (those not reserved for syscall
 // threads); false when no runtime runs.

@@ -188,7 +188,12 @@ class Drainer {
     const uint64_t s = self_->state.load(std::memory_order_relaxed) + SyscallThread::kOneCall;
     self_->state.store(s | SyscallThread::kInCall | (blocking ? SyscallThread::kInBlockingCall : 0),
                        std::memory_order_relaxed);
-    long ret = raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
+    long ret;
+    if (blocking) [[unlikely]] {
+      ret = execute_interruptible(e);
+    } else {
+      ret = raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
+    }
     self_->state.store(s, std::memory_order_release);
     self_->stats.calls[e->nr].add();
     if (blocking) self_->stats.blocking.add();
@@ -199,6 +204,24 @@ class Drainer {
     if (ret == -EPIPE || ret == -EFBIG) [[unlikely]]
       forward_thread_signal(ctx->submitter_tid.load(std::memory_order_relaxed));
     if constexpr (Perturb) ret = perturb(ret);
+    return ret;
+  }
+
+  // A call that may wait without bound, which its owner may interrupt
+  // (Backend::interrupt).  The cancel signal is the only one this thread
+  // takes, so -EINTR comes from it: for another entry (a race with the
+  // end of this one's call), or at shutdown, this call runs again.
+  long execute_interruptible(flexsc_entry* e) {
+    self_->interrupt_target.store(nullptr, std::memory_order_relaxed);  // one left from an earlier call
+    self_->current.store(e, std::memory_order_seq_cst);
+    long ret;
+    for (;;) {
+      ret = raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]);
+      if (ret != -EINTR || core_->stop.load(std::memory_order_relaxed)) break;
+      if (self_->interrupt_target.load(std::memory_order_acquire) == e) break;
+    }
+    self_->current.store(nullptr, std::memory_order_seq_cst);
+    self_->interrupt_target.store(nullptr, std::memory_order_relaxed);
     return ret;
   }
 
@@ -452,6 +475,30 @@ void ThreadBackend::before_park(Context* ctx, uint64_t since, uint64_t waited_ns
   core->ready.push(ctx);
   if (sleeping) wake_one(core);
   else if (spawn(core) < 0) wake_one(core);
+}
+
+bool ThreadBackend::interrupt(Context* ctx, flexsc_entry* e) {
+  if (!cancel_signal_.number()) return false;
+  // A call that cannot wait would not be interrupted either: it completes.
+  if (!(e->flags & kEntryBlocking)) return true;
+  // Not claimed yet: it never runs.
+  uint64_t head = ctx->sq_head.load(std::memory_order_acquire);
+  if (head < ctx->sq_tail.load(std::memory_order_acquire) && ctx->submitted(head) == e &&
+      ctx->sq_head.compare_exchange_strong(head, head + 1)) {
+    set_done(e, -EINTR);
+    ctx->completed.fetch_add(1);
+    return true;
+  }
+  SyscallCore* core = ctx->core;
+  const unsigned n = core->nthreads.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < n; ++i) {
+    SyscallThread* t = core->threads[i];
+    if (t->current.load(std::memory_order_seq_cst) != e) continue;
+    t->interrupt_target.store(e, std::memory_order_release);
+    pthread_kill(t->handle, cancel_signal_.number());
+    return true;
+  }
+  return true;  // claimed, not yet (or no longer) in its call: it completes by itself
 }
 
 void ThreadBackend::stop() {

@@ -34,6 +34,11 @@ struct alignas(64) SyscallThread {
   // inside a call.
   std::atomic<uint64_t> state{0};
   std::atomic<bool> exited{false};
+  // The blocking-class entry it is executing, and the one its owner asked
+  // to interrupt (Backend::interrupt): the cancel signal makes the call
+  // return -EINTR; any other entry it interrupts by a race runs again.
+  std::atomic<const flexsc_entry*> current{nullptr};
+  std::atomic<const flexsc_entry*> interrupt_target{nullptr};
   SyscallCore* core = nullptr;
   pthread_t handle{};
   DrainStats stats;
@@ -76,6 +81,7 @@ class ThreadBackend final : public Backend {
   const Placement& placement() const override { return placement_; }
   void wait_begin(Context* ctx) override;
   void forget_threads() override;
+  bool interrupt(Context* ctx, flexsc_entry* e) override;
 
  private:
   ThreadBackend() = default;

@@ -541,6 +541,21 @@ void UringBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const f
   r->unsubmitted.store(!r->sqpoll && io_uring_sq_ready(&r->ring) > 0, std::memory_order_relaxed);
 }
 
+// An operation in the ring is cancelled by its user_data (its slot); it
+// completes with -ECANCELED, which the owner reports as -EINTR.  A call
+// syscall threads run is theirs to interrupt.
+bool UringBackend::interrupt(Context* ctx, flexsc_entry* e) {
+  ContextRing* r = ring_of(ctx);
+  const uint32_t slot = ctx->index_of(e);
+  if (!(e->flags & kEntryBlocking)) return true;  // cannot wait: it completes
+  if (!r || !owns(r) || slot >= r->ops.size() || !r->ops[slot].in_ring) return threads_->interrupt(ctx, e);
+  io_uring_sync_cancel_reg reg{};
+  reg.addr = slot;
+  reg.timeout = {0, 1'000'000};
+  io_uring_register_sync_cancel(&r->ring, &reg);
+  return true;
+}
+
 bool UringBackend::cancel_ops(Context* ctx, bool owner_outside) {
   ContextRing* r = ring_of(ctx);
   if (!r) return false;

@@ -46,6 +46,7 @@ class UringBackend final : public Backend {
   uint64_t progress_mark(Context* ctx) const override;
   void before_park(Context* ctx, uint64_t since, uint64_t waited_ns) override;
   bool cancel_ops(Context* ctx, bool owner_outside) override;
+  bool interrupt(Context* ctx, flexsc_entry* e) override;
   void stop() override;
   void collect(StatsTotals* totals) const override;
   const Placement& placement() const override;

@@ -11,6 +11,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,10 +27,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <dlfcn.h>
+#include <signal.h>
 #include <string>
 
 #include <flexsc/flexsc.h>
 
+#include "../process.h"
+#include "../classify.h"
 #include "../raw_syscall.h"
 #include "../runtime.h"
 #include "route.h"
@@ -44,6 +50,46 @@ __attribute__((visibility("hidden"))) int flexsc_preload_in_vfork_child = 0;
 }
 
 namespace {
+
+// ---- signals: a routed call that blocks must end as the syscall would --
+//
+// The program's handlers are installed behind a trampoline that counts, per
+// thread, the signals handled (and those whose handler lacks SA_RESTART).
+// A routed blocking call whose caller handled such a signal while it
+// waited is interrupted in its syscall thread (-EINTR), as the kernel
+// would have interrupted it on the caller; with SA_RESTART it just goes on,
+// as a restarted call would.  poll and epoll_wait end with EINTR either way.
+struct ProgramHandler {
+  std::atomic<void*> fn{nullptr};
+  std::atomic<int> flags{0};
+};
+constexpr int kSignals = 65;
+ProgramHandler g_handlers[kSignals];
+__attribute__((tls_model("initial-exec"))) thread_local std::atomic<unsigned> t_handled{0};
+__attribute__((tls_model("initial-exec"))) thread_local std::atomic<unsigned> t_handled_no_restart{0};
+
+void trampoline(int sig, siginfo_t* info, void* uctx) {
+  const int flags = g_handlers[sig].flags.load(std::memory_order_relaxed);
+  void* fn = g_handlers[sig].fn.load(std::memory_order_relaxed);
+  t_handled.fetch_add(1, std::memory_order_relaxed);
+  if (!(flags & SA_RESTART)) t_handled_no_restart.fetch_add(1, std::memory_order_relaxed);
+  if (flags & SA_RESETHAND) g_handlers[sig].fn.store(nullptr, std::memory_order_relaxed);  // the kernel reset it
+  if (flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(fn)(sig, info, uctx);
+  else reinterpret_cast<void (*)(int)>(fn)(sig);
+}
+
+struct CallSignals {
+  unsigned handled, no_restart;
+  bool always_interrupted;  // poll, epoll_wait: EINTR whatever SA_RESTART says
+};
+
+bool interrupted(void* p) {
+  const auto* c = static_cast<const CallSignals*>(p);
+  return t_handled_no_restart.load(std::memory_order_relaxed) != c->no_restart ||
+         (c->always_interrupted && t_handled.load(std::memory_order_relaxed) != c->handled);
+}
+
+bool ends_on_any_signal(long nr) { return nr == SYS_poll || nr == SYS_epoll_wait || nr == SYS_epoll_pwait; }
 
 enum class State : int { Starting, Running, PassThrough };
 
@@ -69,7 +115,14 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
   }
   g_counts.add(nr, why);
   if (why != Reason::Routed) return pass(nr, a);
-  long ret = flexsc_syscall(nr, a0, a1, a2, a3, a4, a5);
+  long ret;
+  if (flexsc::detail::classify(nr, a) == flexsc::detail::SyscallClass::Blocking) {
+    CallSignals c{t_handled.load(std::memory_order_relaxed), t_handled_no_restart.load(std::memory_order_relaxed),
+                  ends_on_any_signal(nr)};
+    ret = flexsc::detail::syscall_interruptible(nr, a, interrupted, &c);
+  } else {
+    ret = flexsc_syscall(nr, a0, a1, a2, a3, a4, a5);
+  }
   // Shut down between the check and the call: the kernel answers.
   if (ret == -ESHUTDOWN && g_state.load(std::memory_order_acquire) != State::Running) ret = pass(nr, a);
   return ret;
@@ -206,7 +259,39 @@ int open64(const char* path, int flags, ...) __attribute__((alias("open")));
 int creat(const char* path, mode_t mode) {
   return static_cast<int>(call(SYS_openat, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode));
 }
-int close(int fd) { return static_cast<int>(call(SYS_close, fd)); }
+// The runtime's own descriptors are not the program's to close: to it they
+// are not open (a daemon closing every descriptor skips them).
+int close(int fd) {
+  if (flexsc::detail::t_runtime_depth == 0 && flexsc::detail::runtime_owns_fd(fd)) return static_cast<int>(as_libc(-EBADF));
+  return static_cast<int>(call(SYS_close, fd));
+}
+int close_range(unsigned first, unsigned last, int flags) {
+  if (flexsc::detail::t_runtime_depth > 0 || (flags & CLOSE_RANGE_CLOEXEC))
+    return static_cast<int>(call(SYS_close_range, first, last, flags));
+  // Closed in pieces around the runtime's descriptors.
+  int owned[64];
+  const int n = flexsc::detail::runtime_owned_fds(owned, 64);
+  unsigned from = first;
+  for (int i = 0; i < n && from <= last; ++i) {
+    const unsigned fd = static_cast<unsigned>(owned[i]);
+    if (fd < from || fd > last) continue;
+    if (fd > from)
+      if (const long rc = call(SYS_close_range, from, fd - 1, flags); rc < 0) return static_cast<int>(rc);
+    from = fd + 1;
+  }
+  return from > last ? 0 : static_cast<int>(call(SYS_close_range, from, last, flags));
+}
+// Replacing one of the runtime's descriptors would pull a ring or an
+// eventfd from under it: refused, as the kernel refuses a number it is
+// busy with.
+int dup2(int oldfd, int newfd) {
+  if (flexsc::detail::runtime_owns_fd(newfd)) return static_cast<int>(as_libc(-EBUSY));
+  return static_cast<int>(call(SYS_dup2, oldfd, newfd));
+}
+int dup3(int oldfd, int newfd, int flags) {
+  if (flexsc::detail::runtime_owns_fd(newfd)) return static_cast<int>(as_libc(-EBUSY));
+  return static_cast<int>(call(SYS_dup3, oldfd, newfd, flags));
+}
 
 int stat(const char* path, struct stat* st) { return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, 0)); }
 int stat64(const char* path, struct stat64* st) {
@@ -270,6 +355,57 @@ int epoll_wait(int epfd, struct epoll_event* ev, int n, int timeout) {
 // The kernel wants the size of its own signal set (8 bytes), not glibc's.
 int epoll_pwait(int epfd, struct epoll_event* ev, int n, int timeout, const sigset_t* mask) {
   return static_cast<int>(call(SYS_epoll_pwait, epfd, ev, n, timeout, mask, kKernelSigsetSize));
+}
+
+// The program's handlers go behind the trampoline; what it asks back is
+// its own handler.
+int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  using Real = int (*)(int, const struct sigaction*, struct sigaction*);
+  static Real real = reinterpret_cast<Real>(dlsym(RTLD_NEXT, "sigaction"));
+  if (!real) return static_cast<int>(as_libc(-ENOSYS));
+  if (sig <= 0 || sig >= kSignals || sig == SIGKILL || sig == SIGSTOP) return real(sig, act, old);
+  struct sigaction mine;
+  const struct sigaction* give = act;
+  const bool function = act && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
+  if (function) {
+    mine = *act;
+    mine.sa_sigaction = trampoline;
+    mine.sa_flags |= SA_SIGINFO;
+    give = &mine;
+  }
+  // Recorded before the kernel can call the trampoline with it; what was
+  // there is put back if the kernel refuses.
+  void* const prev_fn = g_handlers[sig].fn.load();
+  const int prev_flags = g_handlers[sig].flags.load();
+  if (function) {
+    g_handlers[sig].flags.store(act->sa_flags);
+    g_handlers[sig].fn.store(act->sa_flags & SA_SIGINFO ? reinterpret_cast<void*>(act->sa_sigaction)
+                                                         : reinterpret_cast<void*>(act->sa_handler));
+  }
+  const int rc = real(sig, give, old);
+  if (rc != 0) {
+    g_handlers[sig].fn.store(prev_fn);
+    g_handlers[sig].flags.store(prev_flags);
+    return rc;
+  }
+  if (old && old->sa_sigaction == trampoline) {
+    old->sa_flags = prev_flags;
+    if (prev_flags & SA_SIGINFO) old->sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(prev_fn);
+    else old->sa_handler = reinterpret_cast<void (*)(int)>(prev_fn);
+  }
+  if (act && !function) g_handlers[sig].fn.store(nullptr);
+  return 0;
+}
+
+// BSD semantics, as glibc's signal(): the handler stays, calls restart.
+sighandler_t signal(int sig, sighandler_t handler) {
+  struct sigaction act {}, old {};
+  act.sa_handler = handler;
+  sigemptyset(&act.sa_mask);
+  sigaddset(&act.sa_mask, sig);
+  act.sa_flags = SA_RESTART;
+  if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
+  return old.sa_handler;
 }
 
 }  // extern "C"

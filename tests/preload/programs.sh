@@ -5,7 +5,8 @@
 # the statistics file that calls were in fact routed through flexsc.
 #
 #   programs.sh <flexsc-run> <case>
-# cases: cat cp sort ls md5sum tar-gzip sqlite
+# cases: cat cp sort ls md5sum tar-gzip sqlite, and own (a test program
+# of ours, named by PROGRAM)
 set -uo pipefail
 run=${1:?usage: programs.sh <flexsc-run> <case>}
 case_name=${2:?usage: programs.sh <flexsc-run> <case>}
@@ -33,6 +34,7 @@ commands() {
     ls) echo 'ls -lR --time-style=+%F_%T tree' ;;
     md5sum) echo 'find tree -type f -print0 | sort -z | xargs -0 md5sum' ;;
     tar-gzip) echo 'tar -czf t.tgz tree && mkdir out && tar -xzf t.tgz -C out && diff -r tree out/tree && gzip -l t.tgz | tail -n 1 | wc -w && gzip -dc t.tgz | tar -t | sort' ;;
+    own) echo "\"$PROGRAM\"" ;;
     sqlite) echo 'sqlite3 db.sqlite "create table t(a integer, b text); insert into t select value, hex(value) from generate_series(1, 5000); create index i on t(b); select count(*), sum(a), max(b) from t; vacuum; pragma integrity_check;"' ;;
     *) echo "unknown case $case_name" >&2; exit 2 ;;
   esac

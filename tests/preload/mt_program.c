@@ -1,0 +1,139 @@
+/* A multithreaded program that knows nothing of flexsc: threads doing file
+ * I/O, fork while other threads run, exec, and a daemon-style close of
+ * every descriptor followed by more I/O.  It prints what it found; the
+ * test compares that with and without the drop-in wrapper. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64];
+
+/* Writes 200 blocks to its own file, reads them back, returns a checksum
+ * (0 on any error). */
+static void *file_worker(void *arg)
+{
+	const long id = (long)arg;
+	char path[128], block[512], back[512];
+	snprintf(path, sizeof path, "%s/worker-%ld", dir, id);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return (void *)0;
+	unsigned long sum = 0;
+	for (int i = 0; i < 200; i++) {
+		memset(block, 'a' + (int)((id + i) % 26), sizeof block);
+		if (pwrite(fd, block, sizeof block, (off_t)i * 512) != (ssize_t)sizeof block)
+			sum = 0;
+	}
+	for (int i = 0; i < 200; i++) {
+		if (pread(fd, back, sizeof back, (off_t)i * 512) != (ssize_t)sizeof back)
+			return (void *)0;
+		sum += (unsigned char)back[i % 512] * (unsigned long)(i + 1);
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || st.st_size != 200 * 512)
+		sum = 0;
+	close(fd);
+	unlink(path);
+	return (void *)sum;
+}
+
+static unsigned long run_workers(int n)
+{
+	pthread_t t[16];
+	unsigned long total = 0;
+	for (long i = 0; i < n; i++)
+		pthread_create(&t[i], NULL, file_worker, (void *)i);
+	for (int i = 0; i < n; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		total += (unsigned long)r;
+	}
+	return total;
+}
+
+/* A file written and read back: 1 if it all worked. */
+static int small_io(const char *name)
+{
+	char path[128], buf[16] = {0};
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return 0;
+	int ok = write(fd, "payload", 7) == 7 && lseek(fd, 0, SEEK_SET) == 0 && read(fd, buf, sizeof buf) == 7 &&
+		 strcmp(buf, "payload") == 0;
+	close(fd);
+	unlink(path);
+	return ok;
+}
+
+static void *busy(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 300; i++)
+		small_io("busy");
+	return NULL;
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	snprintf(dir, sizeof dir, "/tmp/flexsc-mt-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+
+	printf("threads: checksum %lu\n", run_workers(8));
+
+	/* fork from a parent whose other threads are busy with I/O */
+	pthread_t b[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&b[i], NULL, busy, NULL);
+	pid_t child = fork();
+	if (child == 0)
+		_exit(small_io("child") && run_workers(2) != 0 ? 42 : 1);
+	int status = 0;
+	waitpid(child, &status, 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(b[i], NULL);
+	printf("fork from a busy parent: child exited %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
+	/* exec, its output through a pipe */
+	int p[2];
+	if (pipe(p) != 0)
+		return 1;
+	child = fork();
+	if (child == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execl("/bin/echo", "echo", "exec ok", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	char out[64] = {0};
+	ssize_t n, got = 0;
+	while ((n = read(p[0], out + got, sizeof out - 1 - (size_t)got)) > 0)
+		got += n;
+	close(p[0]);
+	waitpid(child, &status, 0);
+	printf("exec: %s", out);
+
+	/* a daemon closes every descriptor it did not open itself */
+	struct rlimit lim;
+	getrlimit(RLIMIT_NOFILE, &lim);
+	for (int fd = 3; fd < (int)lim.rlim_cur; fd++)
+		close(fd);
+	printf("after closing every descriptor: I/O %s\n", small_io("after-close") ? "ok" : "FAILED");
+	close_range(3, ~0u, 0);
+	printf("after close_range: I/O %s, threads: checksum %lu\n", small_io("after-range") ? "ok" : "FAILED",
+	       run_workers(4));
+	rmdir(dir);
+	return 0;
+}
