@@ -13,7 +13,6 @@
 #include <climits>
 #include <mutex>
 #include <cstdint>
-#include <new>
 
 #include "raw_syscall.h"
 #include "runtime.h"
@@ -46,24 +45,8 @@ void CancelSignal::give_back() {
   sig_ = 0;
 }
 
-namespace {
-// A runtime thread is flexsc's own code for its whole life.
-struct ThreadStart {
-  void* (*fn)(void*);
-  void* arg;
-};
-void* run_runtime_thread(void* p) {
-  const ThreadStart start = *static_cast<ThreadStart*>(p);
-  delete static_cast<ThreadStart*>(p);
-  ++t_runtime_depth;
-  return start.fn(start.arg);
-}
-}  // namespace
-
 int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>* cpus, void* (*fn)(void*),
                          void* arg) {
-  auto* start = new (std::nothrow) ThreadStart{fn, arg};
-  if (!start) return -ENOMEM;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, stack);
@@ -76,10 +59,9 @@ int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  const int rc = pthread_create(handle, &attr, run_runtime_thread, start);
+  const int rc = pthread_create(handle, &attr, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
-  if (rc != 0) delete start;
   return -rc;
 }
 

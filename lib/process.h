@@ -27,7 +27,8 @@ class CancelSignal {
 
 // Starts a thread of the runtime, born with every signal blocked (it opens
 // what it needs) and, when cpus is given, pinned to them from its first
-// instruction.  Returns 0 or -errno.
+// instruction.  fn raises t_runtime_depth for the thread's life (it runs
+// flexsc's own code only).  Returns 0 or -errno.
 int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>* cpus, void* (*fn)(void*),
                          void* arg);
 

@@ -15,6 +15,7 @@
 #include "classify.h"
 #include "context.h"
 #include "process.h"
+#include "runtime.h"
 
 namespace flexsc::detail {
 namespace {
@@ -134,6 +135,7 @@ int ShimBackend::spawn(unsigned core) {
 }
 
 void* ShimBackend::server_main(void* arg) {
+  ++t_runtime_depth;  // flexsc's own thread: its libc calls are not the program's
   auto* self = static_cast<Server*>(arg);
   char name[16];
   // Syscall threads, as the thread backend's: in the kernel, serving.

@@ -13,6 +13,7 @@
 #include "context.h"
 #include "futex.h"
 #include "process.h"
+#include "runtime.h"
 #include "raw_syscall.h"
 
 namespace flexsc::detail {
@@ -54,12 +55,6 @@ void end_visit(Context* ctx, unsigned unbumped) {
 
 // Deliberately wrong results, so the differential suite can show it fails.
 long perturb(long ret) { return ret >= 0 ? ret + 1 : (ret == -EINVAL ? -EBADF : -EINVAL); }
-
-struct StartArg {
-  SyscallThread* self;
-  int cancel_signal;
-  bool perturb;
-};
 
 class Drainer {
  public:
@@ -270,8 +265,11 @@ class Drainer {
 };
 
 void* syscall_thread_main(void* p) {
-  std::unique_ptr<StartArg> arg(static_cast<StartArg*>(p));
-  SyscallThread* self = arg->self;
+  ++t_runtime_depth;  // flexsc's own thread: its libc calls are not the program's
+  // The start arguments live in the thread's record, not on the heap: a
+  // child forked before the thread read them would hold them for ever.
+  SyscallThread* self = static_cast<SyscallThread*>(p);
+  const SyscallThread::Start* arg = &self->start;
   // Only the runtime's own signal reaches a syscall thread: the program's
   // handlers run on the program's threads.
   sigset_t set;
@@ -339,13 +337,12 @@ int ThreadBackend::spawn(SyscallCore* core) {
   auto* t = new SyscallThread();
   t->core = core;
   core->awake.fetch_add(1, std::memory_order_seq_cst);
-  auto* arg = new StartArg{t, cancel_signal_.number(), perturb_};
+  t->start = {cancel_signal_.number(), perturb_};
   // Pinned from birth (it never runs on a user core); it then opens the
   // cancel signal.
-  const int rc = start_runtime_thread(&t->handle, kSyscallThreadStack, &core->cpus, syscall_thread_main, arg);
+  const int rc = start_runtime_thread(&t->handle, kSyscallThreadStack, &core->cpus, syscall_thread_main, t);
   if (rc < 0) {
     core->awake.fetch_sub(1, std::memory_order_seq_cst);
-    delete arg;
     delete t;
     return rc;
   }

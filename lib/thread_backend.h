@@ -41,6 +41,10 @@ struct alignas(64) SyscallThread {
   std::atomic<const flexsc_entry*> interrupt_target{nullptr};
   SyscallCore* core = nullptr;
   pthread_t handle{};
+  struct Start {
+    int cancel_signal = 0;
+    bool perturb = false;
+  } start;  // what the thread needs to begin, set before it starts
   DrainStats stats;
 
   static constexpr uint64_t kInCall = 1, kSleeping = 2, kInBlockingCall = 4, kOneCall = 8;

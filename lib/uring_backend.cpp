@@ -272,6 +272,7 @@ int UringBackend::create(const Config& cfg, bool sqpoll, std::unique_ptr<Backend
   // syscalls (the kernel's exit work reaches that thread as task work).
   int rc = 0;
   std::thread([&] {
+    ++t_runtime_depth;  // flexsc's own thread
     if ((rc = probe_io_uring(&b->support_, error)) < 0 || sqpoll) return;
     io_uring probe;
     io_uring_params p{};

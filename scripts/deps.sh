@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages flexsc needs, if any is missing.
 # Called by bench.sh and test.sh; safe to run on its own.
-#   bash scripts/deps.sh        the library, tests and benchmarks
-#   bash scripts/deps.sh shim   also what the kernel shim's tests need
+#   bash scripts/deps.sh         the library, tests and benchmarks
+#   bash scripts/deps.sh tests   also what the kernel shim's tests and the
+#                                drop-in wrapper's server test need ("shim" too)
 set -euo pipefail
 
 FLEXSC_PACKAGES=(
@@ -22,6 +23,14 @@ FLEXSC_SHIM_PACKAGES=(
   linux-headers-amd64                # building kernel-shim/
   qemu-system-x86                    # the guest (TCG)
   busybox-static cpio                # the guest's initramfs
+)
+
+# A real server and load generators for the drop-in wrapper's test and
+# benchmark; installed without starting the server's service.
+FLEXSC_SERVER_PACKAGES=(
+  nginx-light                        # the real server under the wrapper
+  apache2-utils                      # ab: checks every response
+  wrk                                # the benchmark's load
 )
 
 missing_of() {
@@ -46,7 +55,20 @@ install() {  # install <apt-get install options...> -- <packages...>
 
 mapfile -t missing < <(missing_of "${FLEXSC_PACKAGES[@]}")
 install -- "${missing[@]}"
-if [ "${1:-}" = shim ]; then
+if [ "${1:-}" = shim ] || [ "${1:-}" = tests ]; then
   mapfile -t missing < <(missing_of "${FLEXSC_SHIM_PACKAGES[@]}")
   install --no-install-recommends -- "${missing[@]}"
+fi
+if [ "${1:-}" = tests ] || [ "${1:-}" = server ]; then
+  mapfile -t missing < <(missing_of "${FLEXSC_SERVER_PACKAGES[@]}")
+  if [ ${#missing[@]} -gt 0 ]; then
+    # Debian starts a service at installation unless policy-rc.d says no.
+    policy=/usr/sbin/policy-rc.d
+    made_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod +x "$policy" && made_policy=1
+    fi
+    install --no-install-recommends -- "${missing[@]}"
+    [ -z "$made_policy" ] || $SUDO rm -f "$policy"
+  fi
 fi

@@ -5,7 +5,7 @@
 #   bash scripts/test.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh shim || exit 1
+bash scripts/deps.sh tests || exit 1
 
 jobs=$(nproc)
 passed=0

@@ -162,12 +162,17 @@ void stop_inheritance() {
   else setenv("LD_PRELOAD", kept.c_str(), 1);
 }
 
+// FLEXSC_STATS as it was at start: a server may clear its workers'
+// environment (nginx does), and the workers report too.  A plain array:
+// constant-initialized, so no static constructor runs after ours.
+char g_stats_where[4096];
+
 void report_at_exit() {
   // From here on, calls go straight to the kernel; flexsc's own atexit
   // shutdown (registered before this) runs after us.
   g_state.store(State::PassThrough, std::memory_order_release);
-  const char* where = getenv("FLEXSC_STATS");
-  if (!where || !*where || !strcmp(where, "0")) return;
+  const char* where = g_stats_where;
+  if (!*where || !strcmp(where, "0")) return;
   const std::string text = g_counts.report();
   const bool to_stderr = !strcmp(where, "1");
   const int fd = to_stderr ? 2
@@ -180,6 +185,7 @@ void report_at_exit() {
 
 __attribute__((constructor)) void start() {
   stop_inheritance();
+  if (const char* where = getenv("FLEXSC_STATS")) snprintf(g_stats_where, sizeof g_stats_where, "%s", where);
   std::string error;
   if (!g_policy.load(&error)) {
     fprintf(stderr, "flexsc-preload: %s; every call goes straight to the kernel\n", error.c_str());

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# A real server with and without the drop-in wrapper, under the same load,
+# in one run: nginx (one worker) serving a 4 KiB file on loopback, wrk
+# (one thread, 32 connections, keep-alive) for 5 s; native, under
+# flexsc-run with the default policy (auto), and with FLEXSC_ROUTE=all.
+# Three rounds, the modes interleaved; medians.  Reports requests/s, the
+# ratio to native, latency percentiles and the share of calls routed.
+#
+#   bash bench/server_bench.sh [build dir]      (default build/release)
+# Writes results/server_bench.md.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build/release}
+cd "$root"
+bash scripts/deps.sh server
+if [ ! -x "$build/tools/flexsc-run" ] || [ ! -f "$build/lib/libflexsc-preload.so" ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLEXSC_TESTS=OFF -DFLEXSC_EXAMPLES=OFF >/dev/null
+fi
+cmake --build "$build" -j "$(nproc)" --target flexsc_preload >/dev/null
+run=$build/tools/flexsc-run
+# shellcheck source=../tests/preload/nginx-lib.sh
+. "$root/tests/preload/nginx-lib.sh"
+
+# wrk's latency percentile, in microseconds (it prints 812.00us, 1.23ms, 2.01s).
+latency_us() {
+  awk -v p="$1" '$1 == p {
+    v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+    print (u == "s" ? v * 1e6 : u == "ms" ? v * 1e3 : v)
+  }'
+}
+
+rounds=${FLEXSC_SERVER_ROUNDS:-3}
+duration=${FLEXSC_SERVER_SECONDS:-5}
+modes=(native auto all)
+declare -A rps lat50 lat90 lat99 routed passed
+for round in $(seq 1 "$rounds"); do
+  for mode in "${modes[@]}"; do
+    stats=$tmp/stats-$mode-$round.txt
+    if [ "$mode" = native ]; then start_server "" "" "$stats"; else start_server "$run" "$mode" "$stats"; fi
+    out=$(wrk -t1 -c32 -d"${duration}s" --latency "http://127.0.0.1:$port/page.bin")
+    stop_server || { echo "nginx did not stop" >&2; exit 1; }
+    rps[$mode]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
+    lat50[$mode]+="$(latency_us 50% <<<"$out") "
+    lat90[$mode]+="$(latency_us 90% <<<"$out") "
+    lat99[$mode]+="$(latency_us 99% <<<"$out") "
+    if [ -f "$stats" ]; then
+      routed[$mode]+="$(sed -n 's/^flexsc: preload: \([0-9]*\) calls routed, \([0-9]*\) passed.*/\1/p' "$stats" | awk '{s += $1} END {print s + 0}') "
+      passed[$mode]+="$(sed -n 's/^flexsc: preload: \([0-9]*\) calls routed, \([0-9]*\) passed.*/\2/p' "$stats" | awk '{s += $1} END {print s + 0}') "
+    fi
+    echo "round $round, $mode: $(awk '/^Requests\/sec/ {print $2}' <<<"$out") requests/s" >&2
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+native=$(median <<<"${rps[native]}")
+mkdir -p results
+{
+  echo
+  echo "Machine: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), nproc $(nproc), $(uname -sr); nginx $("$nginx" -v 2>&1 | sed 's/.*\///'), one worker; wrk -t1 -c32 -d${duration}s, /page.bin (4 KiB); $rounds rounds, medians; backend: ${FLEXSC_BACKEND:-auto}."
+  echo
+  echo "| run | requests/s | ratio to native | latency p50 (µs) | p90 (µs) | p99 (µs) | calls routed |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for mode in "${modes[@]}"; do
+    r=$(median <<<"${rps[$mode]}")
+    share="-"
+    if [ "$mode" != native ]; then
+      ro=$(median <<<"${routed[$mode]}")
+      pa=$(median <<<"${passed[$mode]}")
+      share=$(awk -v r="$ro" -v p="$pa" 'BEGIN {printf "%.1f%% (%d of %d)", (r + p) ? 100 * r / (r + p) : 0, r, r + p}')
+    fi
+    label=$mode
+    [ "$mode" = native ] || label="flexsc-run --route $mode"
+    printf '| %s | %.0f | %.2f | %.0f | %.0f | %.0f | %s |\n' "$label" "$r" "$(awk -v a="$r" -v b="$native" 'BEGIN {print a / b}')" \
+      "$(median <<<"${lat50[$mode]}")" "$(median <<<"${lat90[$mode]}")" "$(median <<<"${lat99[$mode]}")" "$share"
+  done
+} | tee results/server_bench.md
