@@ -68,14 +68,21 @@ ProgramHandler g_handlers[kSignals];
 __attribute__((tls_model("initial-exec"))) thread_local std::atomic<unsigned> t_handled{0};
 __attribute__((tls_model("initial-exec"))) thread_local std::atomic<unsigned> t_handled_no_restart{0};
 
+// > 0 while one of the program's handlers runs on this thread: its calls
+// go straight to the kernel (it may have interrupted anything, flexsc
+// included).
+__attribute__((tls_model("initial-exec"))) thread_local int t_in_handler = 0;
+
 void trampoline(int sig, siginfo_t* info, void* uctx) {
   const int flags = g_handlers[sig].flags.load(std::memory_order_relaxed);
   void* fn = g_handlers[sig].fn.load(std::memory_order_relaxed);
   t_handled.fetch_add(1, std::memory_order_relaxed);
   if (!(flags & SA_RESTART)) t_handled_no_restart.fetch_add(1, std::memory_order_relaxed);
   if (flags & SA_RESETHAND) g_handlers[sig].fn.store(nullptr, std::memory_order_relaxed);  // the kernel reset it
+  ++t_in_handler;
   if (flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(fn)(sig, info, uctx);
   else reinterpret_cast<void (*)(int)>(fn)(sig);
+  --t_in_handler;
 }
 
 struct CallSignals {
@@ -108,6 +115,8 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
     return pass(nr, a);  // nothing written: the child shares our counters
   } else if (flexsc::detail::t_runtime_depth > 0) {
     return pass(nr, a);  // flexsc's own call, not the program's: not counted
+  } else if (t_in_handler) {
+    why = Reason::SignalHandler;
   } else if (g_state.load(std::memory_order_acquire) != State::Running) {
     why = Reason::NotReady;
   } else {

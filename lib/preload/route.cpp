@@ -18,7 +18,7 @@ const char* reason_name(Reason r) {
   switch (r) {
     case Reason::Routed: return "routed";
     case Reason::NotReady: return "runtime not running";
-    case Reason::VforkChild: return "vfork child";
+    case Reason::SignalHandler: return "in a signal handler";
     case Reason::ModeNone: return "FLEXSC_ROUTE=none";
     case Reason::NotListed: return "not in FLEXSC_ROUTE_ONLY";
     case Reason::CallerClass: return "acts on the calling thread";

@@ -20,7 +20,7 @@ enum class Mode { All, Auto, None };
 enum class Reason : uint8_t {
   Routed,
   NotReady,      // before the runtime started, after it stopped, or it could not start
-  VforkChild,    // between vfork and exec: the child shares the parent's memory
+  SignalHandler, // from one of the program's signal handlers
   ModeNone,      // FLEXSC_ROUTE=none
   NotListed,     // not in FLEXSC_ROUTE_ONLY
   CallerClass,   // depends on the calling thread, or unknown to the class table

@@ -125,6 +125,27 @@ int main(void)
 	waitpid(child, &status, 0);
 	printf("exec: %s", out);
 
+	/* vfork: the child's calls (dup2, close, execve) share the parent's
+	 * memory until it executes */
+	if (pipe(p) != 0)
+		return 1;
+	child = vfork();
+	if (child == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execl("/bin/echo", "echo", "vfork ok", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	memset(out, 0, sizeof out);
+	got = 0;
+	while ((n = read(p[0], out + got, sizeof out - 1 - (size_t)got)) > 0)
+		got += n;
+	close(p[0]);
+	waitpid(child, &status, 0);
+	printf("vfork: %s", out);
+
 	/* a daemon closes every descriptor it did not open itself */
 	struct rlimit lim;
 	getrlimit(RLIMIT_NOFILE, &lim);
