@@ -74,6 +74,18 @@ static int small_io(const char *name)
 	return ok;
 }
 
+/* What a child wrote into pipe p, once it has exited. */
+static void collect(int p[2], pid_t child, char *out, size_t size)
+{
+	ssize_t n, got = 0;
+	close(p[1]);
+	memset(out, 0, size);
+	while ((n = read(p[0], out + got, size - 1 - (size_t)got)) > 0)
+		got += n;
+	close(p[0]);
+	waitpid(child, NULL, 0);
+}
+
 static void *busy(void *arg)
 {
 	(void)arg;
@@ -116,13 +128,8 @@ int main(void)
 		execl("/bin/echo", "echo", "exec ok", (char *)NULL);
 		_exit(127);
 	}
-	close(p[1]);
-	char out[64] = {0};
-	ssize_t n, got = 0;
-	while ((n = read(p[0], out + got, sizeof out - 1 - (size_t)got)) > 0)
-		got += n;
-	close(p[0]);
-	waitpid(child, &status, 0);
+	char out[64];
+	collect(p, child, out, sizeof out);
 	printf("exec: %s", out);
 
 	/* vfork: the child's calls (dup2, close, execve) share the parent's
@@ -137,13 +144,7 @@ int main(void)
 		execl("/bin/echo", "echo", "vfork ok", (char *)NULL);
 		_exit(127);
 	}
-	close(p[1]);
-	memset(out, 0, sizeof out);
-	got = 0;
-	while ((n = read(p[0], out + got, sizeof out - 1 - (size_t)got)) > 0)
-		got += n;
-	close(p[0]);
-	waitpid(child, &status, 0);
+	collect(p, child, out, sizeof out);
 	printf("vfork: %s", out);
 
 	/* a daemon closes every descriptor it did not open itself */
