@@ -173,12 +173,12 @@ int start_locked(const Config& cfg) {
   return 0;
 }
 
-// The hidden per-thread context of flexsc_syscall.
 // Set when the thread's ThreadContext is destroyed: calls the thread still
 // makes (exit handlers) go to the kernel.  Trivially destructible, so it
 // stays readable after that.
 thread_local bool t_ctx_gone = false;
 
+// The hidden per-thread context of flexsc_syscall.
 struct ThreadContext {
   Context* ctx = nullptr;
   int depth = 0;  // > 0 while inside flexsc_syscall (a signal handler may re-enter)
