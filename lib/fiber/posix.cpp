@@ -15,10 +15,13 @@
 #include <climits>
 #include <netinet/in.h>
 
+#include "../libc_abi.h"
 #include "readiness.h"
 #include "scheduler.h"
 
 using namespace flexsc::fiber::detail;
+using flexsc::detail::libc_result;
+using flexsc::detail::open_mode_arg;
 
 namespace {
 
@@ -26,14 +29,6 @@ template <class... A>
 long sys(long nr, A... a) {
   long r[6] = {(long)a...};
   return flexsc_syscall(nr, r[0], r[1], r[2], r[3], r[4], r[5]);
-}
-
-long with_errno(long r) {
-  if (r < 0) {
-    errno = static_cast<int>(-r);
-    return -1;
-  }
-  return r;
 }
 
 bool on_fiber() { return current_fiber() != nullptr; }
@@ -164,16 +159,12 @@ long send_all(int fd, size_t len, bool caller_dontwait, SendSome send_some) {
   }
 }
 
-mode_t mode_arg(int flags, va_list ap) {
-  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? static_cast<mode_t>(va_arg(ap, int)) : 0;
-}
-
 }  // namespace
 
 extern "C" {
 
 ssize_t flexsc_posix_read(int fd, void* buf, size_t count) {
-  return with_errno(call_waiting(
+  return libc_result(call_waiting(
       fd, Direction::In, false, true,
       [&](bool dontwait) {
         return dontwait ? sys(SYS_recvfrom, fd, buf, count, MSG_DONTWAIT, 0, 0) : sys(SYS_read, fd, buf, count);
@@ -183,17 +174,17 @@ ssize_t flexsc_posix_read(int fd, void* buf, size_t count) {
 
 ssize_t flexsc_posix_write(int fd, const void* buf, size_t count) {
   const char* p = static_cast<const char*>(buf);
-  return with_errno(send_all(fd, count, false, [&](size_t off, size_t n, bool dontwait) {
+  return libc_result(send_all(fd, count, false, [&](size_t off, size_t n, bool dontwait) {
     return dontwait ? sys(SYS_sendto, fd, p + off, n, MSG_DONTWAIT, 0, 0) : sys(SYS_write, fd, p + off, n);
   }));
 }
 
 ssize_t flexsc_posix_pread(int fd, void* buf, size_t count, off_t offset) {
-  return with_errno(sys(SYS_pread64, fd, buf, count, offset));
+  return libc_result(sys(SYS_pread64, fd, buf, count, offset));
 }
 
 ssize_t flexsc_posix_pwrite(int fd, const void* buf, size_t count, off_t offset) {
-  return with_errno(sys(SYS_pwrite64, fd, buf, count, offset));
+  return libc_result(sys(SYS_pwrite64, fd, buf, count, offset));
 }
 
 ssize_t flexsc_posix_recv(int fd, void* buf, size_t len, int flags) {
@@ -205,7 +196,7 @@ ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct s
   // MSG_OOB, MSG_ERRQUEUE... do not); MSG_WAITALL waits for all of len,
   // which a try with MSG_DONTWAIT would cut short.
   const size_t want = flags & ~(MSG_NOSIGNAL | MSG_CMSG_CLOEXEC) ? 0 : len;
-  return with_errno(call_waiting(
+  return libc_result(call_waiting(
       fd, Direction::In, flags & MSG_DONTWAIT, !(flags & MSG_WAITALL),
       [&](bool dontwait) {
         return sys(SYS_recvfrom, fd, buf, len, flags | (dontwait ? MSG_DONTWAIT : 0), from, fromlen);
@@ -214,7 +205,7 @@ ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct s
 }
 
 ssize_t flexsc_posix_recvmsg(int fd, struct msghdr* msg, int flags) {
-  return with_errno(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, !(flags & MSG_WAITALL), [&](bool dontwait) {
+  return libc_result(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, !(flags & MSG_WAITALL), [&](bool dontwait) {
     return sys(SYS_recvmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0));
   }));
 }
@@ -226,7 +217,7 @@ ssize_t flexsc_posix_send(int fd, const void* buf, size_t len, int flags) {
 ssize_t flexsc_posix_sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to,
                             socklen_t tolen) {
   const char* p = static_cast<const char*>(buf);
-  return with_errno(send_all(fd, len, flags & MSG_DONTWAIT, [&](size_t off, size_t n, bool dontwait) {
+  return libc_result(send_all(fd, len, flags & MSG_DONTWAIT, [&](size_t off, size_t n, bool dontwait) {
     return sys(SYS_sendto, fd, p + off, n, flags | (dontwait ? MSG_DONTWAIT : 0), to, tolen);
   }));
 }
@@ -234,7 +225,7 @@ ssize_t flexsc_posix_sendto(int fd, const void* buf, size_t len, int flags, cons
 // Not split: a message with ancillary data or several buffers goes whole,
 // and a partial send is returned as the kernel gave it.
 ssize_t flexsc_posix_sendmsg(int fd, const struct msghdr* msg, int flags) {
-  return with_errno(call_waiting(fd, Direction::Out, flags & MSG_DONTWAIT, true, [&](bool dontwait) {
+  return libc_result(call_waiting(fd, Direction::Out, flags & MSG_DONTWAIT, true, [&](bool dontwait) {
     return sys(SYS_sendmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0));
   }));
 }
@@ -252,11 +243,11 @@ int flexsc_posix_accept4(int fd, struct sockaddr* addr, socklen_t* addrlen, int 
     fd_table().forget(static_cast<int>(r));  // a number reused behind our back
     fd_table().set_nonblocking(static_cast<int>(r), flags & SOCK_NONBLOCK);
   }
-  return static_cast<int>(with_errno(r));
+  return static_cast<int>(libc_result(r));
 }
 
 int flexsc_posix_connect(int fd, const struct sockaddr* addr, socklen_t addrlen) {
-  return static_cast<int>(with_errno(sys(SYS_connect, fd, addr, addrlen)));
+  return static_cast<int>(libc_result(sys(SYS_connect, fd, addr, addrlen)));
 }
 
 int flexsc_posix_socket(int domain, int type, int protocol) {
@@ -265,7 +256,7 @@ int flexsc_posix_socket(int domain, int type, int protocol) {
     fd_table().forget(static_cast<int>(r));
     fd_table().set_nonblocking(static_cast<int>(r), type & SOCK_NONBLOCK);
   }
-  return static_cast<int>(with_errno(r));
+  return static_cast<int>(libc_result(r));
 }
 
 int flexsc_posix_pipe2(int fds[2], int flags) {
@@ -277,13 +268,13 @@ int flexsc_posix_pipe2(int fds[2], int flags) {
       fd_table().set_nonblocking(fds[i], flags & O_NONBLOCK);
     }
   }
-  return static_cast<int>(with_errno(r));
+  return static_cast<int>(libc_result(r));
 }
 
 int flexsc_posix_open(const char* path, int flags, ...) {
   va_list ap;
   va_start(ap, flags);
-  const mode_t mode = mode_arg(flags, ap);
+  const mode_t mode = open_mode_arg(flags, ap);
   va_end(ap);
   return flexsc_posix_openat(AT_FDCWD, path, flags, mode);
 }
@@ -291,35 +282,35 @@ int flexsc_posix_open(const char* path, int flags, ...) {
 int flexsc_posix_openat(int dirfd, const char* path, int flags, ...) {
   va_list ap;
   va_start(ap, flags);
-  const mode_t mode = mode_arg(flags, ap);
+  const mode_t mode = open_mode_arg(flags, ap);
   va_end(ap);
   const long r = sys(SYS_openat, dirfd, path, flags, mode);
   if (r >= 0) fd_table().forget(static_cast<int>(r));
-  return static_cast<int>(with_errno(r));
+  return static_cast<int>(libc_result(r));
 }
 
 int flexsc_posix_close(int fd) {
   fd_table().forget(fd);
   const long r = sys(SYS_close, fd);
   fd_table().forget(fd);  // a waiter woken above may have registered it again
-  return static_cast<int>(with_errno(r));
+  return static_cast<int>(libc_result(r));
 }
 
 // newfd is forgotten before (its waiters wake) and after (one of them may
 // have registered the old file again meanwhile), as in close.
 int flexsc_posix_dup2(int oldfd, int newfd) {
-  if (oldfd == newfd) return static_cast<int>(with_errno(sys(SYS_dup2, oldfd, newfd)));
+  if (oldfd == newfd) return static_cast<int>(libc_result(sys(SYS_dup2, oldfd, newfd)));
   fd_table().forget(newfd);
   const long r = sys(SYS_dup2, oldfd, newfd);
   fd_table().forget(newfd);
-  return static_cast<int>(with_errno(r));
+  return static_cast<int>(libc_result(r));
 }
 
 int flexsc_posix_dup3(int oldfd, int newfd, int flags) {
   fd_table().forget(newfd);
   const long r = sys(SYS_dup3, oldfd, newfd, flags);
   fd_table().forget(newfd);
-  return static_cast<int>(with_errno(r));
+  return static_cast<int>(libc_result(r));
 }
 
 int flexsc_posix_fcntl(int fd, int cmd, ...) {
@@ -330,9 +321,9 @@ int flexsc_posix_fcntl(int fd, int cmd, ...) {
   const long r = sys(SYS_fcntl, fd, cmd, arg);
   if (r >= 0 && cmd == F_SETFL) fd_table().set_nonblocking(fd, arg & O_NONBLOCK);
   if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) fd_table().forget(static_cast<int>(r));
-  return static_cast<int>(with_errno(r));
+  return static_cast<int>(libc_result(r));
 }
 
-int flexsc_posix_shutdown(int fd, int how) { return static_cast<int>(with_errno(sys(SYS_shutdown, fd, how))); }
+int flexsc_posix_shutdown(int fd, int how) { return static_cast<int>(libc_result(sys(SYS_shutdown, fd, how))); }
 
 }  // extern "C"

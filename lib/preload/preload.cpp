@@ -35,10 +35,13 @@
 
 #include "../process.h"
 #include "../classify.h"
+#include "../libc_abi.h"
 #include "../raw_syscall.h"
 #include "../runtime.h"
 #include "route.h"
 
+using flexsc::detail::libc_result;
+using flexsc::detail::open_mode_arg;
 using flexsc::detail::raw_syscall6;
 using namespace flexsc::preload;
 
@@ -110,22 +113,24 @@ long pass(long nr, const long a[6]) { return raw_syscall6(nr, a[0], a[1], a[2], 
 
 long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
   const long a[6] = {a0, a1, a2, a3, a4, a5};
+  // Not counted: a vfork child shares our counters, and flexsc's own calls
+  // are not the program's.
+  if (__atomic_load_n(&flexsc_preload_in_vfork_child, __ATOMIC_RELAXED) || flexsc::detail::t_runtime_depth > 0)
+    return pass(nr, a);
   Reason why;
-  if (__atomic_load_n(&flexsc_preload_in_vfork_child, __ATOMIC_RELAXED)) {
-    return pass(nr, a);  // nothing written: the child shares our counters
-  } else if (flexsc::detail::t_runtime_depth > 0) {
-    return pass(nr, a);  // flexsc's own call, not the program's: not counted
-  } else if (t_in_handler) {
+  flexsc::detail::SyscallClass cls = flexsc::detail::SyscallClass::Unknown;
+  if (t_in_handler) {
     why = Reason::SignalHandler;
   } else if (g_state.load(std::memory_order_acquire) != State::Running) {
     why = Reason::NotReady;
   } else {
-    why = g_policy.decide(nr, a);
+    cls = flexsc::detail::classify(nr, a);
+    why = g_policy.decide(nr, cls);
   }
   g_counts.add(nr, why);
   if (why != Reason::Routed) return pass(nr, a);
   long ret;
-  if (flexsc::detail::classify(nr, a) == flexsc::detail::SyscallClass::Blocking) {
+  if (cls == flexsc::detail::SyscallClass::Blocking) {
     CallSignals c{t_handled.load(std::memory_order_relaxed), t_handled_no_restart.load(std::memory_order_relaxed),
                   ends_on_any_signal(nr)};
     ret = flexsc::detail::syscall_interruptible(nr, a, interrupted, &c);
@@ -137,17 +142,9 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
   return ret;
 }
 
-long as_libc(long ret) {
-  if (ret < 0 && ret > -4096) {
-    errno = static_cast<int>(-ret);
-    return -1;
-  }
-  return ret;
-}
-
 template <class... A>
 long call(long nr, A... a) {
-  return as_libc(dispatch(nr, (long)a...));
+  return libc_result(dispatch(nr, (long)a...));
 }
 
 // LD_PRELOAD reaches programs this one executes only if asked
@@ -215,15 +212,11 @@ __attribute__((constructor)) void start() {
   g_state.store(g_policy.mode == Mode::None ? State::PassThrough : State::Running, std::memory_order_release);
 }
 
-mode_t mode_arg(int flags, va_list ap) {
-  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? static_cast<mode_t>(va_arg(ap, int)) : 0;
-}
-
 }  // namespace
 
 // Called by the vfork stub when the kernel refused: sets errno, returns -1.
 extern "C" __attribute__((visibility("hidden"))) long flexsc_preload_vfork_failed(long neg_errno) {
-  return as_libc(neg_errno);
+  return libc_result(neg_errno);
 }
 
 // ---- the interposed functions ---------------------------------------------
@@ -258,7 +251,7 @@ ssize_t pwritev64(int fd, const struct iovec* iov, int cnt, off64_t off) {
 int openat(int dirfd, const char* path, int flags, ...) {
   va_list ap;
   va_start(ap, flags);
-  const mode_t mode = mode_arg(flags, ap);
+  const mode_t mode = open_mode_arg(flags, ap);
   va_end(ap);
   return static_cast<int>(call(SYS_openat, dirfd, path, flags, mode));
 }
@@ -266,7 +259,7 @@ int openat64(int dirfd, const char* path, int flags, ...) __attribute__((alias("
 int open(const char* path, int flags, ...) {
   va_list ap;
   va_start(ap, flags);
-  const mode_t mode = mode_arg(flags, ap);
+  const mode_t mode = open_mode_arg(flags, ap);
   va_end(ap);
   return static_cast<int>(call(SYS_openat, AT_FDCWD, path, flags, mode));
 }
@@ -277,7 +270,7 @@ int creat(const char* path, mode_t mode) {
 // The runtime's own descriptors are not the program's to close: to it they
 // are not open (a daemon closing every descriptor skips them).
 int close(int fd) {
-  if (flexsc::detail::t_runtime_depth == 0 && flexsc::detail::runtime_owns_fd(fd)) return static_cast<int>(as_libc(-EBADF));
+  if (flexsc::detail::t_runtime_depth == 0 && flexsc::detail::runtime_owns_fd(fd)) return static_cast<int>(libc_result(-EBADF));
   return static_cast<int>(call(SYS_close, fd));
 }
 int close_range(unsigned first, unsigned last, int flags) {
@@ -300,11 +293,11 @@ int close_range(unsigned first, unsigned last, int flags) {
 // eventfd from under it: refused, as the kernel refuses a number it is
 // busy with.
 int dup2(int oldfd, int newfd) {
-  if (flexsc::detail::runtime_owns_fd(newfd)) return static_cast<int>(as_libc(-EBUSY));
+  if (flexsc::detail::runtime_owns_fd(newfd)) return static_cast<int>(libc_result(-EBUSY));
   return static_cast<int>(call(SYS_dup2, oldfd, newfd));
 }
 int dup3(int oldfd, int newfd, int flags) {
-  if (flexsc::detail::runtime_owns_fd(newfd)) return static_cast<int>(as_libc(-EBUSY));
+  if (flexsc::detail::runtime_owns_fd(newfd)) return static_cast<int>(libc_result(-EBUSY));
   return static_cast<int>(call(SYS_dup3, oldfd, newfd, flags));
 }
 
@@ -377,7 +370,7 @@ int epoll_pwait(int epfd, struct epoll_event* ev, int n, int timeout, const sigs
 int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   using Real = int (*)(int, const struct sigaction*, struct sigaction*);
   static Real real = reinterpret_cast<Real>(dlsym(RTLD_NEXT, "sigaction"));
-  if (!real) return static_cast<int>(as_libc(-ENOSYS));
+  if (!real) return static_cast<int>(libc_result(-ENOSYS));
   if (sig <= 0 || sig >= kSignals || sig == SIGKILL || sig == SIGSTOP) return real(sig, act, old);
   struct sigaction mine;
   const struct sigaction* give = act;

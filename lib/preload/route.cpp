@@ -11,7 +11,6 @@
 
 namespace flexsc::preload {
 
-using flexsc::detail::classify;
 using flexsc::detail::SyscallClass;
 
 const char* reason_name(Reason r) {
@@ -72,10 +71,9 @@ bool worth_a_handoff(long nr) {
 }
 }  // namespace
 
-Reason Policy::decide(long nr, const long args[6]) const {
+Reason Policy::decide(long nr, SyscallClass cls) const {
   if (mode == Mode::None) return Reason::ModeNone;
   if (only_listed && (nr < 0 || nr >= 512 || !listed[nr])) return Reason::NotListed;
-  const SyscallClass cls = classify(nr, args);
   if (flexsc::detail::runs_on_caller(cls)) return Reason::CallerClass;
   if (mode == Mode::All) return Reason::Routed;
   if (cls == SyscallClass::Blocking) return Reason::MayBlock;

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string>
 
+#include "../classify.h"
+
 namespace flexsc::preload {
 
 enum class Mode { All, Auto, None };
@@ -39,8 +41,8 @@ struct Policy {
   // Reads FLEXSC_ROUTE and FLEXSC_ROUTE_ONLY; false with *error set for a
   // bad value.
   bool load(std::string* error);
-  // Where this call goes (it is known to be one the wrapper handles).
-  Reason decide(long nr, const long args[6]) const;
+  // Where a call of class cls (classify()) goes.
+  Reason decide(long nr, flexsc::detail::SyscallClass cls) const;
 };
 
 // Decisions, by syscall number and reason: relaxed counters, read at exit.
