@@ -92,9 +92,14 @@ void Scheduler::notify() {
   if (s == kSleepCtx) {
     flexsc::detail::wake_owner(ctx_);
   } else if (s == kSleepEpoll) {
-    const uint64_t one = 1;
-    raw_syscall6(SYS_write, wake_fd_, reinterpret_cast<long>(&one), sizeof one, 0, 0, 0);
+    kick_epoll();
   }
+}
+
+// Makes the scheduler's epoll ready (the eventfd in its set, level-triggered).
+void Scheduler::kick_epoll() {
+  const uint64_t one = 1;
+  raw_syscall6(SYS_write, wake_fd_, reinterpret_cast<long>(&one), sizeof one, 0, 0, 0);
 }
 
 void Scheduler::enqueue(FiberControl* f) {
@@ -196,9 +201,9 @@ void Scheduler::loop() {
       FiberControl* f = policy_->pick_next();
       if (!f) break;
       run(f);
-      if (prepared_ >= kSubmitBatch) submit();
+      if (ctx_->prepared_count >= kSubmitBatch) submit();
     }
-    if (prepared_) submit();
+    if (ctx_->prepared_count) submit();
     if (in_flight_) harvest(false);
     if (readiness_.waiters.load(std::memory_order_acquire) > 0) {
       if (posts_syscalls()) arm_readiness();
@@ -285,8 +290,7 @@ void Scheduler::exit_running() {
 }
 
 void Scheduler::take_inbox() {
-  std::size_t n = inbox_.consume_all([this](FiberControl* f) { policy_->awakened(f); });
-  (void)n;
+  inbox_.consume_all([this](FiberControl* f) { policy_->awakened(f); });
 }
 
 void Scheduler::fire_timers(uint64_t now) {
@@ -329,7 +333,6 @@ long Scheduler::syscall(long nr, const long args[6]) {
   }
   flexsc_prep(e, nr, args[0], args[1], args[2], args[3], args[4], args[5]);
   owner_[ctx_->index_of(e)] = me;
-  ++prepared_;
   ++in_flight_;
   counters_.posted.fetch_add(1, std::memory_order_relaxed);
   park_running();
@@ -355,16 +358,14 @@ void Scheduler::submit() {
       flexsc::detail::set_done(&ctx_->entries[slot], rc);
     }
     ctx_->prepared_count = 0;
-    force_harvest_ = true;
   } else {
     runtime_gone_ = false;
     counters_.submits.fetch_add(1, std::memory_order_relaxed);
     if (ctx_->gen.load(std::memory_order_relaxed) != backend_gen_) learn_backend();
-    // Entries that ran on this thread (local ones, or a forked child's)
-    // are DONE without any progress announced.
-    force_harvest_ = true;
   }
-  prepared_ = 0;
+  // Entries completed here, or run on this thread (local ones, a forked
+  // child's), are DONE without any progress announced.
+  force_harvest_ = true;
 }
 
 // What the backend the context is bound to can do (once per runtime).
@@ -446,7 +447,6 @@ void Scheduler::arm_readiness() {
               0, 0);
   owner_[ctx_->index_of(e)] = nullptr;
   readiness_.armed = true;
-  ++prepared_;
   ++in_flight_;
   submit();
 }
@@ -510,8 +510,7 @@ void Scheduler::set_hungry(bool hungry) {
 // its syscall thread back and the idle wait need not stay in the runtime.
 void Scheduler::disarm_readiness() {
   if (!readiness_.armed || readiness_.waiters.load(std::memory_order_acquire) > 0) return;
-  const uint64_t one = 1;
-  raw_syscall6(SYS_write, wake_fd_, reinterpret_cast<long>(&one), sizeof one, 0, 0, 0);
+  kick_epoll();
 }
 
 void Scheduler::idle_wait() {
@@ -533,7 +532,6 @@ void Scheduler::idle_wait() {
         const uint64_t now = now_ns();
         timeout_ms = deadline > now ? static_cast<int>((deadline - now + 999'999) / 1'000'000) : 0;
       }
-      sleeping_.store(kSleepEpoll, std::memory_order_seq_cst);
       poll_readiness(timeout_ms);
     }
   } else if (in_flight_ && !runtime_gone_) {

@@ -111,6 +111,7 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
   bool any_done();
   void arm_readiness();
   void disarm_readiness();
+  void kick_epoll();
   void readiness_done(long ret);
   void dispatch_events(long n);
   void poll_readiness(int timeout_ms);
@@ -143,7 +144,6 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
   alignas(64) Context* ctx_ = nullptr;  // the posting context of this scheduler's fibers
   std::vector<FiberControl*> owner_;     // by slot: the fiber waiting for that entry
   unsigned in_flight_ = 0;
-  unsigned prepared_ = 0;
   bool runtime_gone_ = false;     // the last submit found no runtime
   bool force_harvest_ = false;    // entries may be DONE without progress announced
   unsigned socket_wait_budget_ = 0;  // Backend::socket_waits_without_thread()
