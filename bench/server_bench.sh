@@ -14,9 +14,10 @@ build=${1:-$root/build/release}
 cd "$root"
 bash scripts/deps.sh server
 if [ ! -x "$build/tools/flexsc-run" ] || [ ! -f "$build/lib/libflexsc-preload.so" ]; then
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLEXSC_TESTS=OFF -DFLEXSC_EXAMPLES=OFF >/dev/null
+  FLEXSC_BUILD_DIR=$build bash scripts/release-build.sh flexsc_preload >/dev/null
+else
+  cmake --build "$build" -j "$(nproc)" --target flexsc_preload >/dev/null
 fi
-cmake --build "$build" -j "$(nproc)" --target flexsc_preload >/dev/null
 run=$build/tools/flexsc-run
 # shellcheck source=../tests/preload/nginx-lib.sh
 . "$root/tests/preload/nginx-lib.sh"

@@ -11,8 +11,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 
 build=build/release
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLEXSC_TESTS=OFF -DFLEXSC_EXAMPLES=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target mn_bench
+bash scripts/release-build.sh mn_bench
 
 mkdir -p results
 "$build/bench/mn_bench" \

@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh shim
 
 build=build/release
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLEXSC_TESTS=OFF -DFLEXSC_EXAMPLES=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target flexsc_bench
+bash scripts/release-build.sh flexsc_bench
 
 mkdir -p results
 work=$build/shim-bench
