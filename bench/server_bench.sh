@@ -45,8 +45,8 @@ for round in $(seq 1 "$rounds"); do
     lat90[$mode]+="$(latency_us 90% <<<"$out") "
     lat99[$mode]+="$(latency_us 99% <<<"$out") "
     if [ -f "$stats" ]; then
-      routed[$mode]+="$(sed -n 's/^flexsc: preload: \([0-9]*\) calls routed, \([0-9]*\) passed.*/\1/p' "$stats" | awk '{s += $1} END {print s + 0}') "
-      passed[$mode]+="$(sed -n 's/^flexsc: preload: \([0-9]*\) calls routed, \([0-9]*\) passed.*/\2/p' "$stats" | awk '{s += $1} END {print s + 0}') "
+      routed[$mode]+="$(sed -n 's/^flexsc: preload: \([0-9]*\) calls routed[^,]*, \([0-9]*\) passed.*/\1/p' "$stats" | awk '{s += $1} END {print s + 0}') "
+      passed[$mode]+="$(sed -n 's/^flexsc: preload: \([0-9]*\) calls routed[^,]*, \([0-9]*\) passed.*/\2/p' "$stats" | awk '{s += $1} END {print s + 0}') "
     fi
     echo "round $round, $mode: $(awk '/^Requests\/sec/ {print $2}' <<<"$out") requests/s" >&2
   done
@@ -74,4 +74,19 @@ mkdir -p results
     printf '| %s | %.0f | %.2f | %.0f | %.0f | %.0f | %s |\n' "$label" "$r" "$(awk -v a="$r" -v b="$native" 'BEGIN {print a / b}')" \
       "$(median <<<"${lat50[$mode]}")" "$(median <<<"${lat90[$mode]}")" "$(median <<<"${lat99[$mode]}")" "$share"
   done
+  # The policy's decisions and measurements in the last round, for the
+  # process that made the most calls (the worker).
+  echo
+  echo "The auto policy in round $rounds, the worker's report (FLEXSC_STATS):"
+  echo
+  echo '```'
+  awk '/^flexsc: preload: [0-9]+ calls routed/ {
+         block++; n = $4
+         if (match($0, /, [0-9]+ passed through/)) n += substr($0, RSTART + 2) + 0
+         calls[block] = n
+       }
+       /^flexsc: preload:/ { text[block] = text[block] $0 "\n" }
+       END { best = 1; for (b in calls) if (calls[b] > calls[best]) best = b; printf "%s", text[best] }' \
+    "$tmp/stats-auto-$rounds.txt"
+  echo '```'
 } | tee results/server_bench.md

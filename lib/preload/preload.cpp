@@ -26,15 +26,18 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <dlfcn.h>
 #include <signal.h>
 #include <string>
+#include <vector>
 
 #include <flexsc/flexsc.h>
 
 #include "../process.h"
 #include "../classify.h"
+#include "../futex.h"
 #include "../libc_abi.h"
 #include "../raw_syscall.h"
 #include "../runtime.h"
@@ -106,10 +109,32 @@ enum class State : int { Starting, Running, PassThrough };
 std::atomic<State> g_state{State::Starting};
 Policy g_policy;
 Counts g_counts;
+Estimates g_estimates;
 
 constexpr long kKernelSigsetSize = 8;
 
 long pass(long nr, const long a[6]) { return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]); }
+
+// The calling thread's CPU time (a system call: read only on sampled
+// routed calls), less what reading it twice costs.
+uint64_t g_cpu_clock_cost_ns = 0;
+uint64_t thread_cpu_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+long routed(long nr, const long a[6], flexsc::detail::SyscallClass cls) {
+  if (cls != flexsc::detail::SyscallClass::Blocking) return flexsc_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  CallSignals c{t_handled.load(std::memory_order_relaxed), t_handled_no_restart.load(std::memory_order_relaxed),
+                ends_on_any_signal(nr)};
+  return flexsc::detail::syscall_interruptible(nr, a, interrupted, &c);
+}
+
+// Shut down between the decision and the call: the kernel answers.
+long finish_routed(long nr, const long a[6], long ret) {
+  return ret == -ESHUTDOWN && g_state.load(std::memory_order_acquire) != State::Running ? pass(nr, a) : ret;
+}
 
 long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
   const long a[6] = {a0, a1, a2, a3, a4, a5};
@@ -118,6 +143,7 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
   if (__atomic_load_n(&flexsc_preload_in_vfork_child, __ATOMIC_RELAXED) || flexsc::detail::t_runtime_depth > 0)
     return pass(nr, a);
   Reason why;
+  bool sample = false;
   flexsc::detail::SyscallClass cls = flexsc::detail::SyscallClass::Unknown;
   if (t_in_handler) {
     why = Reason::SignalHandler;
@@ -125,21 +151,23 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
     why = Reason::NotReady;
   } else {
     cls = flexsc::detail::classify(nr, a);
-    why = g_policy.decide(nr, cls);
+    why = g_policy.decide(nr, cls, g_estimates, &sample);
   }
   g_counts.add(nr, why);
-  if (why != Reason::Routed) return pass(nr, a);
-  long ret;
-  if (cls == flexsc::detail::SyscallClass::Blocking) {
-    CallSignals c{t_handled.load(std::memory_order_relaxed), t_handled_no_restart.load(std::memory_order_relaxed),
-                  ends_on_any_signal(nr)};
-    ret = flexsc::detail::syscall_interruptible(nr, a, interrupted, &c);
-  } else {
-    ret = flexsc_syscall(nr, a0, a1, a2, a3, a4, a5);
+  using flexsc::detail::now_ns;
+  if (!is_routed(why)) {
+    if (!sample) return pass(nr, a);
+    const uint64_t start = now_ns();
+    const long ret = pass(nr, a);
+    g_estimates.add_direct(nr, now_ns() - start);
+    return ret;
   }
-  // Shut down between the check and the call: the kernel answers.
-  if (ret == -ESHUTDOWN && g_state.load(std::memory_order_acquire) != State::Running) ret = pass(nr, a);
-  return ret;
+  if (!sample) return finish_routed(nr, a, routed(nr, a, cls));
+  const uint64_t cpu_start = thread_cpu_ns(), start = now_ns();
+  const long ret = routed(nr, a, cls);
+  const uint64_t round_trip = now_ns() - start, cpu = thread_cpu_ns() - cpu_start;
+  g_estimates.add_routed(nr, round_trip, cpu > g_cpu_clock_cost_ns ? cpu - g_cpu_clock_cost_ns : 0);
+  return finish_routed(nr, a, ret);
 }
 
 template <class... A>
@@ -179,7 +207,7 @@ void report_at_exit() {
   g_state.store(State::PassThrough, std::memory_order_release);
   const char* where = g_stats_where;
   if (!*where || !strcmp(where, "0")) return;
-  const std::string text = g_counts.report();
+  const std::string text = g_counts.report(g_policy.mode == Mode::Auto ? &g_estimates : nullptr);
   const bool to_stderr = !strcmp(where, "1");
   const int fd = to_stderr ? 2
                            : static_cast<int>(raw_syscall6(SYS_openat, AT_FDCWD, reinterpret_cast<long>(where),
@@ -187,6 +215,40 @@ void report_at_exit() {
   if (fd < 0) return;
   raw_syscall6(SYS_write, fd, reinterpret_cast<long>(text.data()), static_cast<long>(text.size()), 0, 0, 0);
   if (!to_stderr) raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+}
+
+// The auto policy's references, measured at start: what routing adds to
+// a call with nothing else posting (the median over a few getppid calls
+// each way), what reading the thread's CPU clock twice costs, and how many
+// cores the program's threads have.
+template <class F>
+uint64_t median_ns(F&& f) {
+  constexpr int kRounds = 15;
+  uint64_t t[kRounds];
+  for (uint64_t& v : t) v = f();
+  std::nth_element(t, t + kRounds / 2, t + kRounds);
+  return t[kRounds / 2];
+}
+
+void measure_references() {
+  using flexsc::detail::now_ns;
+  const uint64_t direct = median_ns([] {
+    const uint64_t start = now_ns();
+    raw_syscall6(SYS_getppid, 0, 0, 0, 0, 0, 0);
+    return now_ns() - start;
+  });
+  const uint64_t routed = median_ns([] {
+    const uint64_t start = now_ns();
+    flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0);
+    return now_ns() - start;
+  });
+  g_estimates.idle_handoff_ns.store(static_cast<uint32_t>(std::clamp<uint64_t>(routed - std::min(routed, direct), 1, UINT32_MAX)));
+  g_cpu_clock_cost_ns = median_ns([] {
+    const uint64_t start = thread_cpu_ns();
+    return thread_cpu_ns() - start;
+  });
+  std::vector<int> cpus;
+  if (flexsc::detail::runtime_user_cpus(&cpus)) g_estimates.user_cores.store(std::max<int>(1, static_cast<int>(cpus.size())));
 }
 
 __attribute__((constructor)) void start() {
@@ -208,6 +270,7 @@ __attribute__((constructor)) void start() {
       return;
     }
   }
+  if (g_policy.mode == Mode::Auto) measure_references();
   atexit(report_at_exit);
   g_state.store(g_policy.mode == Mode::None ? State::PassThrough : State::Running, std::memory_order_release);
 }

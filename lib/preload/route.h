@@ -3,7 +3,7 @@
 // by reason (printed at exit with FLEXSC_STATS).
 //
 //   FLEXSC_ROUTE=all    every call the class table lets a syscall thread run
-//   FLEXSC_ROUTE=auto   only where a handoff pays (the default)
+//   FLEXSC_ROUTE=auto   only where routing pays, as measured (the default)
 //   FLEXSC_ROUTE=none   nothing: the wrapper only passes calls through
 //   FLEXSC_ROUTE_ONLY=read,write,...   routes only these (by name)
 #pragma once
@@ -18,40 +18,126 @@ namespace flexsc::preload {
 
 enum class Mode { All, Auto, None };
 
+constexpr int kMaxSyscall = 512;
+
 // Why a call went where it went.
 enum class Reason : uint8_t {
   Routed,
+  Probe,         // auto: routed although the rule would not, to measure what routing costs
   NotReady,      // before the runtime started, after it stopped, or it could not start
   SignalHandler, // from one of the program's signal handlers
   ModeNone,      // FLEXSC_ROUTE=none
   NotListed,     // not in FLEXSC_ROUTE_ONLY
   CallerClass,   // depends on the calling thread, or unknown to the class table
-  Cheap,         // auto: cheaper than a handoff
+  Measuring,     // auto: not measured enough yet, either way
+  Cheap,         // auto: waiting for it routed costs more than making it
+  Busy,          // auto: the syscall threads answer slowly (short of capacity)
   MayBlock,      // auto: may wait without bound (a syscall thread would be held)
+  DirectProbe,   // auto: passed although the rule would route, to keep its direct cost measured
   kCount
 };
 
 const char* reason_name(Reason r);
+inline bool is_routed(Reason r) { return r == Reason::Routed || r == Reason::Probe; }
+
+// What one kind of call costs, as measured, in nanoseconds (0: unknown).
+struct CallCosts {
+  uint32_t direct_ns = 0;      // made by the caller itself
+  uint32_t direct_samples = 0;
+  uint32_t routed_ns = 0;      // routed: the round trip its caller waits
+  uint32_t routed_cpu_ns = 0;  // routed: the caller's own CPU time meanwhile (posting, spinning, parking)
+};
+
+// What the decision weighs besides the call.
+struct Load {
+  uint32_t idle_handoff_ns = 0;  // what routing added at start, nothing else posting
+  int active_threads = 1;        // the program's threads that made calls lately
+  int user_cores = 1;            // cores left to them (not reserved for syscall threads)
+};
+
+// The auto policy's rule.  A thread that has a core to itself waits out
+// every call, so routing pays only if the round trip beats the direct
+// call.  When more threads make calls than there are user cores, the
+// cores are what is short: routing pays when waiting for the call takes
+// less of the caller's CPU than making it, leaving the rest to the other
+// threads (FlexSC's argument).  Either way only while the syscall threads
+// answer about as fast as when idle.  Returns Routed, Measuring, Cheap or
+// Busy.
+Reason auto_rule(const CallCosts& call, const Load& load);
+
+// The measurements: exponentially weighted averages (weight 1/8) written
+// with relaxed stores (a sample lost to a race between threads is
+// harmless).
+class Estimates {
+ public:
+  void add_direct(long nr, uint64_t ns);
+  void add_routed(long nr, uint64_t round_trip_ns, uint64_t caller_cpu_ns);
+  CallCosts costs(long nr) const;
+  Load load() const;
+
+  std::atomic<uint32_t> idle_handoff_ns{0};
+  std::atomic<int> user_cores{1};
+
+  // Threads active: each thread counts itself once per interval of
+  // kActivityIntervalNs in which it makes a call (per call: one relaxed
+  // load).  advance() moves to the interval `now` falls in.
+  static constexpr uint64_t kActivityIntervalNs = 10'000'000;
+  void note_active(uint32_t* thread_interval) {
+    const uint32_t i = interval_.load(std::memory_order_relaxed);
+    if (*thread_interval == i) return;
+    *thread_interval = i;
+    active_[i & 1].fetch_add(1, std::memory_order_relaxed);
+  }
+  void advance(uint64_t now_ns);
+
+ private:
+  std::atomic<uint32_t> direct_ns_[kMaxSyscall] = {};
+  std::atomic<uint32_t> direct_samples_[kMaxSyscall] = {};
+  std::atomic<uint32_t> routed_ns_[kMaxSyscall] = {};
+  std::atomic<uint32_t> routed_cpu_ns_[kMaxSyscall] = {};
+  std::atomic<uint32_t> interval_{0};
+  std::atomic<int> active_[2] = {};
+  std::atomic<int> last_active_{0};
+  std::atomic<bool> advancing_{false};
+};
 
 struct Policy {
   Mode mode = Mode::Auto;
   bool only_listed = false;
-  uint8_t listed[512] = {};  // by syscall number, when only_listed
+  uint8_t listed[kMaxSyscall] = {};  // by syscall number, when only_listed
 
   // Reads FLEXSC_ROUTE and FLEXSC_ROUTE_ONLY; false with *error set for a
   // bad value.
   bool load(std::string* error);
-  // Where a call of class cls (classify()) goes.
-  Reason decide(long nr, flexsc::detail::SyscallClass cls) const;
+  // Where a call of class cls (classify()) goes; in auto mode, by the
+  // estimates.  *sample: time this call and add it to the estimates.
+  //
+  // Once per kProbeIntervalNs a call goes the other way, so neither of its
+  // costs goes stale: passed once, or routed kProbeBurst times in a row
+  // (the first finds the syscall threads asleep and is not sampled; the
+  // rest measure routing as it would be if it went on).  By time, not by
+  // count: a routed probe can wake a polling thread that then holds the
+  // syscall core for a millisecond (io_uring's SQPOLL).
+  Reason decide(long nr, flexsc::detail::SyscallClass cls, Estimates& est, bool* sample);
+  static constexpr uint64_t kProbeIntervalNs = 100'000'000;
+  static constexpr int kProbeBurst = 8;
+  // CLOCK_MONOTONIC in nanoseconds (a test sets its own).
+  uint64_t (*clock)() = default_clock;
+
+ private:
+  static uint64_t default_clock();
+  std::atomic<uint64_t> next_probe_ns_[kMaxSyscall] = {};
 };
 
 // Decisions, by syscall number and reason: relaxed counters, read at exit.
 struct Counts {
-  std::atomic<uint64_t> by[512][static_cast<int>(Reason::kCount)];
+  std::atomic<uint64_t> by[kMaxSyscall][static_cast<int>(Reason::kCount)];
   void add(long nr, Reason r) {
-    if (nr >= 0 && nr < 512) by[nr][static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+    if (nr >= 0 && nr < kMaxSyscall) by[nr][static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
   }
-  std::string report() const;
+  // est: the auto policy's measurements, reported beside its decisions
+  // (nullptr in the other modes).
+  std::string report(const Estimates* est) const;
 };
 
 }  // namespace flexsc::preload

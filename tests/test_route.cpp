@@ -1,0 +1,207 @@
+// The drop-in wrapper's routing policy: the auto rule on measured costs,
+// the estimates it keeps, its probes, its settings and its report.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "classify.h"
+#include "preload/route.h"
+
+using namespace flexsc::preload;
+using C = flexsc::detail::SyscallClass;
+
+namespace {
+
+CallCosts costs(uint32_t direct, uint32_t routed, uint32_t routed_cpu, uint32_t samples = 10) {
+  return {direct, samples, routed, routed_cpu};
+}
+Load load(int active_threads, int user_cores, uint32_t idle_handoff = 1'000) {
+  return {idle_handoff, active_threads, user_cores};
+}
+
+TEST(AutoRule, MeasuresBothWaysBeforeJudging) {
+  EXPECT_EQ(auto_rule(costs(50'000, 5'000, 1'000, 3), load(4, 1)), Reason::Measuring) << "three direct samples";
+  EXPECT_EQ(auto_rule(costs(50'000, 0, 0), load(4, 1)), Reason::Measuring) << "never routed";
+  EXPECT_EQ(auto_rule(costs(50'000, 50'500, 1'000, 4), load(4, 1)), Reason::Routed);
+}
+
+TEST(AutoRule, AThreadWithACoreToItselfRoutesOnlyWhatComesBackSooner) {
+  // One thread, one user core: the round trip is what it waits.
+  EXPECT_EQ(auto_rule(costs(5'000, 5'800, 500), load(1, 1)), Reason::Cheap)
+      << "freeing the caller's CPU is worth nothing when nobody else wants it";
+  EXPECT_EQ(auto_rule(costs(5'000, 4'500, 4'500), load(1, 1)), Reason::Routed);
+  EXPECT_EQ(auto_rule(costs(5'000, 5'800, 500), load(2, 2)), Reason::Cheap) << "as many threads as cores";
+}
+
+TEST(AutoRule, ThreadsShortOfCoresRouteWhatLeavesThemCPU) {
+  // More threads making calls than user cores: a routed call that takes
+  // less of the caller's CPU than making it gives the rest to the others.
+  EXPECT_EQ(auto_rule(costs(5'000, 5'800, 500), load(2, 1)), Reason::Routed);
+  EXPECT_EQ(auto_rule(costs(5'000, 5'800, 5'200), load(2, 1)), Reason::Cheap) << "the caller spun it all away";
+  EXPECT_EQ(auto_rule(costs(300, 1'100, 1'000), load(8, 1)), Reason::Cheap) << "cheaper than posting it";
+}
+
+TEST(AutoRule, PassesWhileTheSyscallThreadsAnswerSlowly) {
+  // The handoff (round trip less the call) is 20 us against 1 us idle.
+  EXPECT_EQ(auto_rule(costs(5'000, 25'000, 500), load(4, 1, 1'000)), Reason::Busy);
+  EXPECT_EQ(auto_rule(costs(5'000, 8'900, 500), load(4, 1, 1'000)), Reason::Routed) << "within 4x of idle";
+}
+
+TEST(Estimates, AverageTheirSamplesAndShrugOffOneOutlier) {
+  auto est = std::make_unique<Estimates>();
+  for (int i = 0; i < 20; ++i) est->add_direct(SYS_fstat, 1'000);
+  EXPECT_EQ(est->costs(SYS_fstat).direct_ns, 1'000u);
+  EXPECT_EQ(est->costs(SYS_fstat).direct_samples, 20u);
+  est->add_direct(SYS_fstat, 10'000'000);  // preempted once
+  EXPECT_LE(est->costs(SYS_fstat).direct_ns, 1'000u + 3'000u / 8 + 1);
+  for (int i = 0; i < 60; ++i) est->add_direct(SYS_fstat, 50'000);  // a real change still shows
+  EXPECT_GT(est->costs(SYS_fstat).direct_ns, 45'000u);
+  est->add_routed(SYS_openat, 9'000, 2'000);
+  EXPECT_EQ(est->costs(SYS_openat).routed_ns, 9'000u);
+  EXPECT_EQ(est->costs(SYS_openat).routed_cpu_ns, 2'000u);
+  EXPECT_EQ(est->costs(SYS_openat).direct_ns, 0u);
+  EXPECT_EQ(est->costs(-1).routed_ns, 0u) << "out of range: nothing";
+}
+
+TEST(Estimates, CountTheThreadsActiveInAnInterval) {
+  auto est = std::make_unique<Estimates>();
+  constexpr uint64_t kI = Estimates::kActivityIntervalNs;
+  est->advance(100 * kI);
+  uint32_t mine[3] = {UINT32_MAX, UINT32_MAX, UINT32_MAX};
+  for (uint32_t& t : mine) est->note_active(&t);
+  est->note_active(&mine[0]);  // once per interval
+  EXPECT_EQ(est->load().active_threads, 3);
+  est->advance(101 * kI);  // the last interval's count holds through the next
+  est->note_active(&mine[0]);
+  EXPECT_EQ(est->load().active_threads, 3);
+  est->advance(102 * kI);
+  EXPECT_EQ(est->load().active_threads, 1) << "one thread in the interval before";
+  est->advance(110 * kI);
+  EXPECT_EQ(est->load().active_threads, 1) << "idle intervals: at least the caller";
+}
+
+TEST(Policy, ModesAndClasses) {
+  auto est = std::make_unique<Estimates>();
+  auto p = std::make_unique<Policy>();
+  bool sample;
+  p->mode = Mode::None;
+  EXPECT_EQ(p->decide(SYS_read, C::Remote, *est, &sample), Reason::ModeNone);
+  p->mode = Mode::All;
+  EXPECT_EQ(p->decide(SYS_read, C::Blocking, *est, &sample), Reason::Routed);
+  EXPECT_EQ(p->decide(SYS_fstat, C::Remote, *est, &sample), Reason::Routed);
+  EXPECT_FALSE(sample) << "nothing is measured outside auto";
+  EXPECT_EQ(p->decide(SYS_rt_sigprocmask, C::Local, *est, &sample), Reason::CallerClass);
+  p->mode = Mode::Auto;
+  EXPECT_EQ(p->decide(SYS_read, C::Blocking, *est, &sample), Reason::MayBlock);
+  EXPECT_EQ(p->decide(SYS_fstat, C::Remote, *est, &sample), Reason::Measuring);
+  EXPECT_TRUE(sample) << "measuring: every call is timed";
+  p->only_listed = true;
+  p->listed[SYS_read] = 1;
+  EXPECT_EQ(p->decide(SYS_fstat, C::Remote, *est, &sample), Reason::NotListed);
+}
+
+// Decisions on nr of one class, n at a time, counted by reason and by
+// whether they were to be timed.
+struct Tally {
+  std::map<Reason, int> by;
+  int sampled = 0;
+};
+Tally decide_n(Policy& p, Estimates& est, long nr, unsigned n) {
+  Tally t;
+  for (unsigned i = 0; i < n; ++i) {
+    bool sample;
+    ++t.by[p.decide(nr, C::Remote, est, &sample)];
+    t.sampled += sample;
+  }
+  return t;
+}
+
+uint64_t g_fake_now = 0;
+uint64_t fake_clock() { return g_fake_now; }
+
+TEST(Policy, ProbesTheOtherWayOncePerInterval) {
+  auto est = std::make_unique<Estimates>();
+  auto p = std::make_unique<Policy>();
+  p->clock = fake_clock;
+  g_fake_now = 1'000'000'000;
+  est->idle_handoff_ns = 1'000;
+  for (int i = 0; i < 8; ++i) est->add_direct(SYS_openat, 5'000);
+  est->add_routed(SYS_openat, 4'000, 4'000);  // comes back sooner: routed
+  for (int i = 0; i < 8; ++i) est->add_direct(SYS_fstat, 300);
+  est->add_routed(SYS_fstat, 1'500, 1'500);  // cheap
+
+  const Tally open = decide_n(*p, *est, SYS_openat, 1000);
+  EXPECT_EQ(open.by.at(Reason::DirectProbe), 1) << "a routed call is made directly once";
+  EXPECT_EQ(open.by.at(Reason::Routed), 999);
+  EXPECT_EQ(open.sampled, 1000 / 8) << "one in 8 (the probe, the 64th, among them)";
+
+  const Tally stat = decide_n(*p, *est, SYS_fstat, 1000);
+  EXPECT_EQ(stat.by.at(Reason::Probe), Policy::kProbeBurst) << "a cheap call is routed in a burst";
+  EXPECT_EQ(stat.by.at(Reason::Cheap), 1000 - Policy::kProbeBurst);
+
+  g_fake_now += Policy::kProbeIntervalNs - 1;
+  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 1000).by.count(Reason::Probe), 0u) << "not before the interval is out";
+  g_fake_now += 1;
+  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 1000).by.at(Reason::Probe), Policy::kProbeBurst);
+}
+
+TEST(Policy, ABurstTimesAllButItsColdFirstCall) {
+  auto est = std::make_unique<Estimates>();
+  auto p = std::make_unique<Policy>();
+  p->clock = fake_clock;
+  g_fake_now = 5'000'000'000;
+  for (int i = 0; i < 8; ++i) est->add_direct(SYS_fstat, 300);
+  est->add_routed(SYS_fstat, 1'500, 1'500);
+  int probes = 0, timed = 0;
+  for (int i = 0; i < 200; ++i) {
+    bool sample;
+    if (p->decide(SYS_fstat, C::Remote, *est, &sample) != Reason::Probe) continue;
+    timed += sample;
+    EXPECT_EQ(sample, probes++ > 0) << "probe " << probes;
+  }
+  EXPECT_EQ(probes, Policy::kProbeBurst);
+  EXPECT_EQ(timed, Policy::kProbeBurst - 1);
+}
+
+TEST(Policy, RejectsBadSettings) {
+  auto p = std::make_unique<Policy>();
+  std::string error;
+  setenv("FLEXSC_ROUTE", "sometimes", 1);
+  EXPECT_FALSE(p->load(&error));
+  EXPECT_NE(error.find("sometimes"), std::string::npos) << error;
+  setenv("FLEXSC_ROUTE", "all", 1);
+  setenv("FLEXSC_ROUTE_ONLY", "read,no_such_call", 1);
+  EXPECT_FALSE(p->load(&error));
+  EXPECT_NE(error.find("no_such_call"), std::string::npos) << error;
+  setenv("FLEXSC_ROUTE_ONLY", "read,fstat", 1);
+  ASSERT_TRUE(p->load(&error)) << error;
+  EXPECT_EQ(p->mode, Mode::All);
+  EXPECT_TRUE(p->listed[SYS_read] && p->listed[SYS_fstat] && !p->listed[SYS_write]);
+  unsetenv("FLEXSC_ROUTE");
+  unsetenv("FLEXSC_ROUTE_ONLY");
+}
+
+TEST(Counts, ReportTotalsReasonsAndMeasurements) {
+  auto counts = std::make_unique<Counts>();
+  auto est = std::make_unique<Estimates>();
+  for (int i = 0; i < 5; ++i) counts->add(SYS_openat, Reason::Routed);
+  counts->add(SYS_fstat, Reason::Probe);
+  for (int i = 0; i < 3; ++i) counts->add(SYS_fstat, Reason::Cheap);
+  est->add_direct(SYS_fstat, 250);
+  est->add_routed(SYS_fstat, 2'000, 1'750);
+  est->idle_handoff_ns = 1'500;
+  const std::string text = counts->report(est.get());
+  EXPECT_NE(text.find("6 calls routed (1 probes), 3 passed through (auto: waiting costs more than the call 3)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("routing added 1.50 us to a call at start"), std::string::npos) << text;
+  EXPECT_NE(text.find("fstat            routed 1 (1 probes), passed through 3"), std::string::npos) << text;
+  EXPECT_NE(text.find("measured: direct 0.25 us, routed 2.00 us (caller CPU 1.75 us)"), std::string::npos) << text;
+  EXPECT_EQ(counts->report(nullptr).find("auto policy"), std::string::npos) << "no measurements outside auto";
+}
+
+}  // namespace
