@@ -19,8 +19,8 @@ namespace {
 CallCosts costs(uint32_t direct, uint32_t routed, uint32_t routed_cpu, uint32_t samples = 10) {
   return {direct, samples, routed, routed_cpu};
 }
-Load load(int active_threads, int user_cores, uint32_t idle_handoff = 1'000) {
-  return {idle_handoff, active_threads, user_cores};
+Load load(int active_threads, int program_cpus, uint32_t idle_handoff = 1'000) {
+  return {idle_handoff, active_threads, program_cpus};
 }
 
 TEST(AutoRule, MeasuresBothWaysBeforeJudging) {
@@ -34,11 +34,11 @@ TEST(AutoRule, AThreadWithACoreToItselfRoutesOnlyWhatComesBackSooner) {
   EXPECT_EQ(auto_rule(costs(5'000, 5'800, 500), load(1, 1)), Reason::Cheap)
       << "freeing the caller's CPU is worth nothing when nobody else wants it";
   EXPECT_EQ(auto_rule(costs(5'000, 4'500, 4'500), load(1, 1)), Reason::Routed);
-  EXPECT_EQ(auto_rule(costs(5'000, 5'800, 500), load(2, 2)), Reason::Cheap) << "as many threads as cores";
+  EXPECT_EQ(auto_rule(costs(5'000, 5'800, 500), load(2, 2)), Reason::Cheap) << "as many threads as CPUs";
 }
 
 TEST(AutoRule, ThreadsShortOfCoresRouteWhatLeavesThemCPU) {
-  // More threads making calls than user cores: a routed call that takes
+  // More threads making calls than CPUs: a routed call that takes
   // less of the caller's CPU than making it gives the rest to the others.
   EXPECT_EQ(auto_rule(costs(5'000, 5'800, 500), load(2, 1)), Reason::Routed);
   EXPECT_EQ(auto_rule(costs(5'000, 5'800, 5'200), load(2, 1)), Reason::Cheap) << "the caller spun it all away";

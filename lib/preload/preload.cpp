@@ -29,9 +29,9 @@
 #include <algorithm>
 #include <atomic>
 #include <dlfcn.h>
+#include <sched.h>
 #include <signal.h>
 #include <string>
-#include <vector>
 
 #include <flexsc/flexsc.h>
 
@@ -107,9 +107,10 @@ bool ends_on_any_signal(long nr) { return nr == SYS_poll || nr == SYS_epoll_wait
 enum class State : int { Starting, Running, PassThrough };
 
 std::atomic<State> g_state{State::Starting};
-Policy g_policy;
-Counts g_counts;
-Estimates g_estimates;
+// constinit: no static constructor of theirs may run after start().
+constinit Policy g_policy;
+constinit Counts g_counts;
+constinit Estimates g_estimates;
 
 constexpr long kKernelSigsetSize = 8;
 
@@ -220,7 +221,7 @@ void report_at_exit() {
 // The auto policy's references, measured at start: what routing adds to
 // a call with nothing else posting (the median over a few getppid calls
 // each way), what reading the thread's CPU clock twice costs, and how many
-// cores the program's threads have.
+// CPUs the program's threads have.
 template <class F>
 uint64_t median_ns(F&& f) {
   constexpr int kRounds = 15;
@@ -247,8 +248,10 @@ void measure_references() {
     const uint64_t start = thread_cpu_ns();
     return thread_cpu_ns() - start;
   });
-  std::vector<int> cpus;
-  if (flexsc::detail::runtime_user_cpus(&cpus)) g_estimates.user_cores.store(std::max<int>(1, static_cast<int>(cpus.size())));
+  // The CPUs the program's threads may run on (the syscall cores too,
+  // unless it was confined to the others).
+  cpu_set_t mine;
+  if (sched_getaffinity(0, sizeof mine, &mine) == 0) g_estimates.program_cpus.store(std::max(1, CPU_COUNT(&mine)));
 }
 
 __attribute__((constructor)) void start() {

@@ -76,7 +76,7 @@ Load Estimates::load() const {
   const int now = active_[interval_.load(std::memory_order_relaxed) & 1].load(std::memory_order_relaxed);
   return {idle_handoff_ns.load(std::memory_order_relaxed),
           std::max({1, now, last_active_.load(std::memory_order_relaxed)}),
-          std::max(1, user_cores.load(std::memory_order_relaxed))};
+          std::max(1, program_cpus.load(std::memory_order_relaxed))};
 }
 
 void Estimates::advance(uint64_t now_ns) {
@@ -102,7 +102,7 @@ Reason auto_rule(const CallCosts& call, const Load& load) {
   if (call.direct_samples < kMinSamples || !call.routed_ns) return Reason::Measuring;
   const uint32_t handoff = call.routed_ns > call.direct_ns ? call.routed_ns - call.direct_ns : 0;
   if (load.idle_handoff_ns && handoff > kBusyFactor * load.idle_handoff_ns) return Reason::Busy;
-  const bool cores_short = load.active_threads > load.user_cores;
+  const bool cores_short = load.active_threads > load.program_cpus;
   const uint32_t cost_of_waiting = cores_short ? call.routed_cpu_ns : call.routed_ns;
   return cost_of_waiting < call.direct_ns ? Reason::Routed : Reason::Cheap;
 }
@@ -156,11 +156,12 @@ Reason Policy::decide(long nr, SyscallClass cls, Estimates& est, bool* sample) {
     return Reason::Probe;
   }
   const Reason rule = auto_rule(est.costs(nr), est.load());
-  // One decision in 8 is timed (two clock reads), and the clock is read
-  // for the probes and the activity count on one in 64.
+  // Timed (two clock reads): a routed call one time in 8 (the clocks are
+  // little beside the round trip), a passed one in 64 (they are not).
+  // The clock is read for the probes and the activity count on one in 64.
   static thread_local uint32_t t_decisions = 0;
   const uint32_t n = ++t_decisions;
-  *sample = rule == Reason::Measuring || (n & 7) == 0;
+  *sample = rule == Reason::Measuring || (n & (rule == Reason::Routed ? 7 : 63)) == 0;
   if ((n & 63) != 0) return rule;
   const uint64_t now = clock();
   est.advance(now);
@@ -206,6 +207,12 @@ std::string probes(const uint64_t* by) {
 
 }  // namespace
 
+uint64_t Counts::count(long nr, Reason r) const {
+  uint64_t n = 0;
+  for (const auto& shard : by_) n += shard[nr][static_cast<int>(r)].load(std::memory_order_relaxed);
+  return n;
+}
+
 std::string Counts::report(const Estimates* est) const {
   constexpr int kReasons = static_cast<int>(Reason::kCount);
   uint64_t total[kReasons] = {};
@@ -213,7 +220,7 @@ std::string Counts::report(const Estimates* est) const {
   for (int nr = 0; nr < kMaxSyscall; ++nr) {
     uint64_t mine[kReasons], routed = 0, passed = 0;
     for (int r = 0; r < kReasons; ++r) {
-      mine[r] = by[nr][r].load(std::memory_order_relaxed);
+      mine[r] = count(nr, static_cast<Reason>(r));
       total[r] += mine[r];
       (is_routed(static_cast<Reason>(r)) ? routed : passed) += mine[r];
     }
@@ -241,8 +248,8 @@ std::string Counts::report(const Estimates* est) const {
   if (est) {
     const Load l = est->load();
     out << "flexsc: preload: auto policy: routing added " << us(l.idle_handoff_ns)
-        << " to a call at start; at exit " << l.active_threads << " threads making calls, " << l.user_cores
-        << " user cores\n";
+        << " to a call at start; at exit " << l.active_threads << " threads making calls, " << l.program_cpus
+        << " CPUs for them\n";
   }
   out << per_call.str();
   return out.str();
