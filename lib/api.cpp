@@ -46,7 +46,9 @@ thread_local bool t_diverged = false;
 
 std::once_flag g_hooks_once;
 
-#if defined(__SANITIZE_THREAD__)
+// FLEXSC_UNDER_TSAN: the wrapper of a TSan build, not instrumented but
+// under TSan's runtime all the same (lib/CMakeLists.txt).
+#if defined(__SANITIZE_THREAD__) || defined(FLEXSC_UNDER_TSAN)
 constexpr bool kChildMayStartThreads = false;  // TSan kills a forked child that does
 #else
 constexpr bool kChildMayStartThreads = true;

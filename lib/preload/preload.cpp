@@ -435,7 +435,14 @@ int epoll_pwait(int epfd, struct epoll_event* ev, int n, int timeout, const sigs
 // its own handler.
 int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   using Real = int (*)(int, const struct sigaction*, struct sigaction*);
-  static Real real = reinterpret_cast<Real>(dlsym(RTLD_NEXT, "sigaction"));
+  // No guarded static: TSan calls this from its own start, before its
+  // interceptors of the guard (__cxa_guard_*) can run.
+  static std::atomic<Real> resolved{nullptr};
+  Real real = resolved.load(std::memory_order_relaxed);
+  if (!real) {
+    real = reinterpret_cast<Real>(dlsym(RTLD_NEXT, "sigaction"));
+    resolved.store(real, std::memory_order_relaxed);
+  }
   if (!real) return static_cast<int>(libc_result(-ENOSYS));
   if (sig <= 0 || sig >= kSignals || sig == SIGKILL || sig == SIGSTOP) return real(sig, act, old);
   struct sigaction mine;

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 static int pipe_fds[2];
-static volatile pid_t target_tid;
+static _Atomic pid_t target_tid; /* main waits for the thread to set it */
 static volatile sig_atomic_t on_target, handled;
 static long result;
 static int result_errno;
