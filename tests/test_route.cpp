@@ -143,10 +143,43 @@ TEST(Policy, ProbesTheOtherWayOncePerInterval) {
   EXPECT_EQ(stat.by.at(Reason::Probe), Policy::kProbeBurst) << "a cheap call is routed in a burst";
   EXPECT_EQ(stat.by.at(Reason::Cheap), 1000 - Policy::kProbeBurst);
 
-  g_fake_now += Policy::kProbeIntervalNs - 1;
-  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 1000).by.count(Reason::Probe), 0u) << "not before the interval is out";
+  g_fake_now += Policy::kMinProbeGapNs - 1;
+  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 1000).by.count(Reason::Probe), 0u) << "not before the gap is out";
   g_fake_now += 1;
   EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 1000).by.at(Reason::Probe), Policy::kProbeBurst);
+}
+
+// The probe's time-to-next: kMinProbeGapNs, doubling while the rule holds,
+// back to the minimum when it changes.
+TEST(Policy, ProbesLessOftenWhileTheDecisionHolds) {
+  auto est = std::make_unique<Estimates>();
+  auto p = std::make_unique<Policy>();
+  p->clock = fake_clock;
+  g_fake_now = 9'000'000'000;
+  for (int i = 0; i < 8; ++i) est->add_direct(SYS_fstat, 300);
+  est->add_routed(SYS_fstat, 1'500, 1'500);
+  auto probes_after = [&](uint64_t wait) {
+    g_fake_now += wait;
+    return decide_n(*p, *est, SYS_fstat, 200).by.count(Reason::Probe);
+  };
+  ASSERT_EQ(probes_after(0), 1u);
+  EXPECT_EQ(probes_after(Policy::kMinProbeGapNs), 1u) << "the first gap";
+  EXPECT_EQ(probes_after(Policy::kMinProbeGapNs), 0u) << "the gap has doubled";
+  EXPECT_EQ(probes_after(Policy::kMinProbeGapNs), 1u);
+  uint64_t gap = 4 * Policy::kMinProbeGapNs;
+  for (; gap < Policy::kMaxProbeGapNs; gap *= 2) {
+    EXPECT_EQ(probes_after(gap - 1), 0u) << gap;
+    EXPECT_EQ(probes_after(1), 1u) << gap;
+  }
+  EXPECT_EQ(probes_after(Policy::kMaxProbeGapNs), 1u) << "no further than the maximum";
+  EXPECT_EQ(probes_after(Policy::kMaxProbeGapNs), 1u);
+  // The call turns costly: the next probe finds the rule changed (routed
+  // now, so a direct probe) and the gap starts again from the minimum.
+  for (int i = 0; i < 40; ++i) est->add_direct(SYS_fstat, 9'000);
+  g_fake_now += Policy::kMaxProbeGapNs;
+  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 200).by.count(Reason::DirectProbe), 1u);
+  g_fake_now += Policy::kMinProbeGapNs;
+  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 200).by.count(Reason::DirectProbe), 1u);
 }
 
 TEST(Policy, ABurstTimesAllButItsColdFirstCall) {

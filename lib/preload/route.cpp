@@ -141,12 +141,12 @@ Reason Policy::decide(long nr, SyscallClass cls, Estimates& est, bool* sample) {
   if (only_listed && (!valid(nr) || !listed[nr])) return Reason::NotListed;
   if (flexsc::detail::runs_on_caller(cls)) return Reason::CallerClass;
   if (mode == Mode::All) return Reason::Routed;
-  static thread_local uint32_t t_interval = UINT32_MAX;
+  [[gnu::tls_model("initial-exec")]] static thread_local uint32_t t_interval = UINT32_MAX;
   est.note_active(&t_interval);
   if (cls == SyscallClass::Blocking || !valid(nr)) return Reason::MayBlock;
 
   // A routed probe in progress on this thread goes on.
-  static thread_local struct {
+  [[gnu::tls_model("initial-exec")]] static thread_local struct {
     long nr;
     int left;
   } t_burst = {-1, 0};
@@ -159,15 +159,20 @@ Reason Policy::decide(long nr, SyscallClass cls, Estimates& est, bool* sample) {
   // Timed (two clock reads): a routed call one time in 8 (the clocks are
   // little beside the round trip), a passed one in 64 (they are not).
   // The clock is read for the probes and the activity count on one in 64.
-  static thread_local uint32_t t_decisions = 0;
+  [[gnu::tls_model("initial-exec")]] static thread_local uint32_t t_decisions = 0;
   const uint32_t n = ++t_decisions;
   *sample = rule == Reason::Measuring || (n & (rule == Reason::Routed ? 7 : 63)) == 0;
   if ((n & 63) != 0) return rule;
   const uint64_t now = clock();
   est.advance(now);
   uint64_t due = next_probe_ns_[nr].load(std::memory_order_relaxed);
-  if (now < due || !next_probe_ns_[nr].compare_exchange_strong(due, now + kProbeIntervalNs, std::memory_order_relaxed))
-    return rule;
+  if (now < due) return rule;
+  const uint64_t gap = probe_gap_ns_[nr].load(std::memory_order_relaxed);
+  const bool same = gap && probed_rule_[nr].load(std::memory_order_relaxed) == rule;
+  const uint64_t next_gap = same ? std::min(2 * gap, kMaxProbeGapNs) : kMinProbeGapNs;
+  if (!next_probe_ns_[nr].compare_exchange_strong(due, now + next_gap, std::memory_order_relaxed)) return rule;
+  probe_gap_ns_[nr].store(next_gap, std::memory_order_relaxed);
+  probed_rule_[nr].store(rule, std::memory_order_relaxed);
   if (rule == Reason::Routed) {
     *sample = true;
     return Reason::DirectProbe;
