@@ -123,16 +123,27 @@ Tally decide_n(Policy& p, Estimates& est, long nr, unsigned n) {
 uint64_t g_fake_now = 0;
 uint64_t fake_clock() { return g_fake_now; }
 
-TEST(Policy, ProbesTheOtherWayOncePerInterval) {
-  auto est = std::make_unique<Estimates>();
+// A policy on the fake clock, which starts at `now`.
+std::unique_ptr<Policy> policy_at(uint64_t now) {
   auto p = std::make_unique<Policy>();
   p->clock = fake_clock;
-  g_fake_now = 1'000'000'000;
+  g_fake_now = now;
+  return p;
+}
+
+// Measurements that make nr cheap: 0.3 us made directly, 1.5 us routed.
+void measured_cheap(Estimates& est, long nr) {
+  for (int i = 0; i < 8; ++i) est.add_direct(nr, 300);
+  est.add_routed(nr, 1'500, 1'500);
+}
+
+TEST(Policy, ProbesTheOtherWayOncePerInterval) {
+  auto est = std::make_unique<Estimates>();
+  auto p = policy_at(1'000'000'000);
   est->idle_handoff_ns = 1'000;
   for (int i = 0; i < 8; ++i) est->add_direct(SYS_openat, 5'000);
   est->add_routed(SYS_openat, 4'000, 4'000);  // comes back sooner: routed
-  for (int i = 0; i < 8; ++i) est->add_direct(SYS_fstat, 300);
-  est->add_routed(SYS_fstat, 1'500, 1'500);  // cheap
+  measured_cheap(*est, SYS_fstat);
 
   const Tally open = decide_n(*p, *est, SYS_openat, 1000);
   EXPECT_EQ(open.by.at(Reason::DirectProbe), 1) << "a routed call is made directly once";
@@ -153,11 +164,8 @@ TEST(Policy, ProbesTheOtherWayOncePerInterval) {
 // back to the minimum when it changes.
 TEST(Policy, ProbesLessOftenWhileTheDecisionHolds) {
   auto est = std::make_unique<Estimates>();
-  auto p = std::make_unique<Policy>();
-  p->clock = fake_clock;
-  g_fake_now = 9'000'000'000;
-  for (int i = 0; i < 8; ++i) est->add_direct(SYS_fstat, 300);
-  est->add_routed(SYS_fstat, 1'500, 1'500);
+  auto p = policy_at(9'000'000'000);
+  measured_cheap(*est, SYS_fstat);
   auto probes_after = [&](uint64_t wait) {
     g_fake_now += wait;
     return decide_n(*p, *est, SYS_fstat, 200).by.count(Reason::Probe);
@@ -184,11 +192,8 @@ TEST(Policy, ProbesLessOftenWhileTheDecisionHolds) {
 
 TEST(Policy, ABurstTimesAllButItsColdFirstCall) {
   auto est = std::make_unique<Estimates>();
-  auto p = std::make_unique<Policy>();
-  p->clock = fake_clock;
-  g_fake_now = 5'000'000'000;
-  for (int i = 0; i < 8; ++i) est->add_direct(SYS_fstat, 300);
-  est->add_routed(SYS_fstat, 1'500, 1'500);
+  auto p = policy_at(5'000'000'000);
+  measured_cheap(*est, SYS_fstat);
   int probes = 0, timed = 0;
   for (int i = 0; i < 200; ++i) {
     bool sample;
