@@ -81,7 +81,7 @@ mkdir -p results
   echo
   echo '```'
   awk '/^flexsc: preload: [0-9]+ calls routed/ {
-         block++; n = $4
+         block++; n = $3
          if (match($0, /, [0-9]+ passed through/)) n += substr($0, RSTART + 2) + 0
          calls[block] = n
        }

@@ -82,6 +82,9 @@ TEST(Estimates, CountTheThreadsActiveInAnInterval) {
   EXPECT_EQ(est->load().active_threads, 1) << "one thread in the interval before";
   est->advance(110 * kI);
   EXPECT_EQ(est->load().active_threads, 1) << "idle intervals: at least the caller";
+  for (uint32_t& t : mine) est->note_active(&t);
+  est->advance(109 * kI);  // a thread late with an old time
+  EXPECT_EQ(est->load().active_threads, 3) << "intervals only move forward";
 }
 
 TEST(Policy, ModesAndClasses) {
@@ -166,28 +169,69 @@ TEST(Policy, ProbesLessOftenWhileTheDecisionHolds) {
   auto est = std::make_unique<Estimates>();
   auto p = policy_at(9'000'000'000);
   measured_cheap(*est, SYS_fstat);
-  auto probes_after = [&](uint64_t wait) {
+  // Bursts of routed probes after waiting this long (each burst is kProbeBurst calls).
+  auto bursts_after = [&](uint64_t wait) {
     g_fake_now += wait;
-    return decide_n(*p, *est, SYS_fstat, 200).by.count(Reason::Probe);
+    const int probes = decide_n(*p, *est, SYS_fstat, 200).by[Reason::Probe];
+    EXPECT_EQ(probes % Policy::kProbeBurst, 0) << probes;
+    return probes / Policy::kProbeBurst;
   };
-  ASSERT_EQ(probes_after(0), 1u);
-  EXPECT_EQ(probes_after(Policy::kMinProbeGapNs), 1u) << "the first gap";
-  EXPECT_EQ(probes_after(Policy::kMinProbeGapNs), 0u) << "the gap has doubled";
-  EXPECT_EQ(probes_after(Policy::kMinProbeGapNs), 1u);
+  ASSERT_EQ(bursts_after(0), 1);
+  EXPECT_EQ(bursts_after(Policy::kMinProbeGapNs), 1) << "the first gap";
+  EXPECT_EQ(bursts_after(Policy::kMinProbeGapNs), 0) << "the gap has doubled";
+  EXPECT_EQ(bursts_after(Policy::kMinProbeGapNs), 1);
   uint64_t gap = 4 * Policy::kMinProbeGapNs;
   for (; gap < Policy::kMaxProbeGapNs; gap *= 2) {
-    EXPECT_EQ(probes_after(gap - 1), 0u) << gap;
-    EXPECT_EQ(probes_after(1), 1u) << gap;
+    EXPECT_EQ(bursts_after(gap - 1), 0) << gap;
+    EXPECT_EQ(bursts_after(1), 1) << gap;
   }
-  EXPECT_EQ(probes_after(Policy::kMaxProbeGapNs), 1u) << "no further than the maximum";
-  EXPECT_EQ(probes_after(Policy::kMaxProbeGapNs), 1u);
+  EXPECT_EQ(bursts_after(Policy::kMaxProbeGapNs), 1) << "no further than the maximum";
+  EXPECT_EQ(bursts_after(Policy::kMaxProbeGapNs), 1);
   // The call turns costly: the next probe finds the rule changed (routed
   // now, so a direct probe) and the gap starts again from the minimum.
   for (int i = 0; i < 40; ++i) est->add_direct(SYS_fstat, 9'000);
   g_fake_now += Policy::kMaxProbeGapNs;
-  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 200).by.count(Reason::DirectProbe), 1u);
+  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 200).by[Reason::DirectProbe], 1);
   g_fake_now += Policy::kMinProbeGapNs;
-  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 200).by.count(Reason::DirectProbe), 1u);
+  EXPECT_EQ(decide_n(*p, *est, SYS_fstat, 200).by[Reason::DirectProbe], 1);
+}
+
+// Calls interleaved in a loop are each sampled and probed, whatever their
+// number: a count shared by all calls would land every 64th decision on
+// the same call of a two-call loop.
+TEST(Policy, SamplesAndProbesEveryCallOfALoop) {
+  auto est = std::make_unique<Estimates>();
+  auto p = policy_at(20'000'000'000);
+  est->idle_handoff_ns = 1'000;
+  for (int i = 0; i < 8; ++i) est->add_direct(SYS_lseek, 5'000);
+  est->add_routed(SYS_lseek, 4'000, 4'000);  // routed
+  measured_cheap(*est, SYS_access);
+  // Calls no other test makes: the per-thread counts start from zero.
+  std::map<long, Tally> by_call;
+  for (int round = 0; round < 640; ++round) {
+    for (long nr : {long{SYS_lseek}, long{SYS_access}}) {
+      bool sample;
+      ++by_call[nr].by[p->decide(nr, C::Remote, *est, &sample)];
+      by_call[nr].sampled += sample;
+    }
+  }
+  EXPECT_EQ(by_call[SYS_lseek].by[Reason::DirectProbe], 1);
+  EXPECT_EQ(by_call[SYS_lseek].sampled, 640 / 8) << "routed: one in 8 (the probe among them)";
+  EXPECT_EQ(by_call[SYS_access].by[Reason::Probe], Policy::kProbeBurst);
+  // The burst's calls are not counted as decisions: 632 counted, every
+  // 64th timed (9), less the 64th, which started the burst cold, plus the
+  // burst's 7 warm calls.
+  EXPECT_EQ(by_call[SYS_access].sampled, 9 - 1 + (Policy::kProbeBurst - 1));
+}
+
+TEST(Policy, PassesCallsWhileTheSyscallThreadsAnswerSlowly) {
+  auto est = std::make_unique<Estimates>();
+  auto p = policy_at(30'000'000'000);
+  est->idle_handoff_ns = 500;
+  for (int i = 0; i < 8; ++i) est->add_direct(SYS_statx, 1'000);
+  est->add_routed(SYS_statx, 20'000, 400);  // 19 us of handoff against 0.5 us idle
+  bool sample;
+  EXPECT_EQ(p->decide(SYS_statx, C::Remote, *est, &sample), Reason::Busy);
 }
 
 TEST(Policy, ABurstTimesAllButItsColdFirstCall) {
@@ -240,6 +284,11 @@ TEST(Counts, ReportTotalsReasonsAndMeasurements) {
   EXPECT_NE(text.find("fstat            routed 1 (1 probes), passed through 3"), std::string::npos) << text;
   EXPECT_NE(text.find("measured: direct 0.25 us, routed 2.00 us (caller CPU 1.75 us)"), std::string::npos) << text;
   EXPECT_EQ(counts->report(nullptr).find("auto policy"), std::string::npos) << "no measurements outside auto";
+  counts->forget();  // a forked child's start
+  EXPECT_EQ(counts->count(SYS_openat, Reason::Routed), 0u);
+  EXPECT_NE(counts->report(nullptr).find("0 calls routed, 0 passed through"), std::string::npos);
+  counts->add(SYS_fstat, Reason::Cheap);
+  EXPECT_EQ(counts->count(SYS_fstat, Reason::Cheap), 1u);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,7 +121,7 @@ long pass(long nr, const long a[6]) { return raw_syscall6(nr, a[0], a[1], a[2], 
 // routed calls), less what reading it twice costs.
 uint64_t g_cpu_clock_cost_ns = 0;
 uint64_t thread_cpu_ns() {
-  struct timespec ts;
+  struct timespec ts {};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
@@ -160,14 +161,18 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
     if (!sample) return pass(nr, a);
     const uint64_t start = now_ns();
     const long ret = pass(nr, a);
-    g_estimates.add_direct(nr, now_ns() - start);
+    const uint64_t end = now_ns();
+    g_estimates.add_direct(nr, end - start);
+    g_estimates.advance(end);
     return ret;
   }
   if (!sample) return finish_routed(nr, a, routed(nr, a, cls));
   const uint64_t cpu_start = thread_cpu_ns(), start = now_ns();
   const long ret = routed(nr, a, cls);
-  const uint64_t round_trip = now_ns() - start, cpu = thread_cpu_ns() - cpu_start;
-  g_estimates.add_routed(nr, round_trip, cpu > g_cpu_clock_cost_ns ? cpu - g_cpu_clock_cost_ns : 0);
+  const uint64_t end = now_ns(), cpu = thread_cpu_ns() - cpu_start;
+  // A call the runtime did not take (it was stopping) says nothing of routing.
+  if (ret != -ESHUTDOWN) g_estimates.add_routed(nr, end - start, cpu > g_cpu_clock_cost_ns ? cpu - g_cpu_clock_cost_ns : 0);
+  g_estimates.advance(end);
   return finish_routed(nr, a, ret);
 }
 
@@ -243,7 +248,11 @@ void measure_references() {
     flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0);
     return now_ns() - start;
   });
-  g_estimates.idle_handoff_ns.store(static_cast<uint32_t>(std::clamp<uint64_t>(routed - std::min(routed, direct), 1, UINT32_MAX)));
+  // At least 100 ns: a reference near zero (a runtime that answered on the
+  // caller) would have the 4x test call every syscall thread slow.
+  constexpr uint64_t kMinIdleHandoffNs = 100;
+  g_estimates.idle_handoff_ns.store(
+      static_cast<uint32_t>(std::clamp<uint64_t>(routed - std::min(routed, direct), kMinIdleHandoffNs, UINT32_MAX)));
   g_cpu_clock_cost_ns = median_ns([] {
     const uint64_t start = thread_cpu_ns();
     return thread_cpu_ns() - start;
@@ -274,6 +283,10 @@ __attribute__((constructor)) void start() {
     }
   }
   if (g_policy.mode == Mode::Auto) measure_references();
+  // A forked child reports its own decisions, not its parent's as well
+  // (it keeps the measurements: same program, same machine).  Not run in a
+  // vfork child, which shares the parent's counters.
+  pthread_atfork(nullptr, nullptr, [] { g_counts.forget(); });
   atexit(report_at_exit);
   g_state.store(g_policy.mode == Mode::None ? State::PassThrough : State::Running, std::memory_order_release);
 }

@@ -45,8 +45,12 @@ void blend(std::atomic<uint32_t>& avg, uint64_t sample) {
   const uint32_t old = avg.load(std::memory_order_relaxed);
   const uint64_t s =
       std::max<uint64_t>(1, std::min<uint64_t>(old ? std::min<uint64_t>(sample, uint64_t{old} * 4) : sample, UINT32_MAX));
-  avg.store(old ? static_cast<uint32_t>(old + ((static_cast<int64_t>(s) - old) >> kWeightShift)) : static_cast<uint32_t>(s),
-            std::memory_order_relaxed);
+  // The step rounds to nearest, alike both ways (a plain shift would
+  // round down, and the average would sit low).
+  const int64_t diff = static_cast<int64_t>(s) - old;
+  const int64_t half = int64_t{1} << (kWeightShift - 1);
+  const int64_t step = diff >= 0 ? (diff + half) >> kWeightShift : -((-diff + half) >> kWeightShift);
+  avg.store(old ? static_cast<uint32_t>(old + step) : static_cast<uint32_t>(s), std::memory_order_relaxed);
 }
 
 bool valid(long nr) { return nr >= 0 && nr < kMaxSyscall; }
@@ -81,11 +85,15 @@ Load Estimates::load() const {
 
 void Estimates::advance(uint64_t now_ns) {
   const auto next = static_cast<uint32_t>(now_ns / kActivityIntervalNs);
-  if (interval_.load(std::memory_order_relaxed) == next || advancing_.exchange(true, std::memory_order_acquire)) return;
+  // Forward only: a thread preempted between its clock read and here
+  // brings an old time.
+  if (static_cast<int32_t>(next - interval_.load(std::memory_order_relaxed)) <= 0 ||
+      advancing_.exchange(true, std::memory_order_acquire))
+    return;
   const uint32_t current = interval_.load(std::memory_order_relaxed);
-  if (current != next) {
-    // The count of the interval just ended, unless intervals went by with
-    // no clock read (then nobody was busy).
+  if (static_cast<int32_t>(next - current) > 0) {
+    // The count of the interval just ended; none when intervals went by
+    // without a clock read (too few calls to sample: few threads busy).
     last_active_.store(next == current + 1 ? active_[current & 1].load(std::memory_order_relaxed) : 0,
                        std::memory_order_relaxed);
     active_[next & 1].store(0, std::memory_order_relaxed);
@@ -157,14 +165,18 @@ Reason Policy::decide(long nr, SyscallClass cls, Estimates& est, bool* sample) {
   }
   const Reason rule = auto_rule(est.costs(nr), est.load());
   // Timed (two clock reads): a routed call one time in 8 (the clocks are
-  // little beside the round trip), a passed one in 64 (they are not).
-  // The clock is read for the probes and the activity count on one in 64.
-  [[gnu::tls_model("initial-exec")]] static thread_local uint32_t t_decisions = 0;
-  const uint32_t n = ++t_decisions;
+  // little beside the round trip), a passed one in 64 (they are not).  The
+  // clock is read for the probes and the activity count on one in 64.
+  // Counted per call, so that the calls of a loop are all sampled,
+  // whatever their number and order.
+  [[gnu::tls_model("initial-exec")]] static thread_local uint16_t t_calls[kMaxSyscall];
+  const unsigned n = ++t_calls[nr];
   *sample = rule == Reason::Measuring || (n & (rule == Reason::Routed ? 7 : 63)) == 0;
   if ((n & 63) != 0) return rule;
   const uint64_t now = clock();
   est.advance(now);
+  // One burst at a time on a thread: another call's probe waits its turn.
+  if (t_burst.left > 0) return rule;
   uint64_t due = next_probe_ns_[nr].load(std::memory_order_relaxed);
   if (now < due) return rule;
   const uint64_t gap = probe_gap_ns_[nr].load(std::memory_order_relaxed);
@@ -216,6 +228,15 @@ uint64_t Counts::count(long nr, Reason r) const {
   uint64_t n = 0;
   for (const auto& shard : by_) n += shard[nr][static_cast<int>(r)].load(std::memory_order_relaxed);
   return n;
+}
+
+void Counts::forget() {
+  for (int nr = 0; nr < kMaxSyscall; ++nr) {
+    if (!(used_[nr >> 6].load(std::memory_order_relaxed) & (uint64_t{1} << (nr & 63)))) continue;
+    for (auto& shard : by_)
+      for (auto& n : shard[nr])
+        if (n.load(std::memory_order_relaxed)) n.store(0, std::memory_order_relaxed);
+  }
 }
 
 std::string Counts::report(const Estimates* est) const {

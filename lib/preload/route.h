@@ -143,19 +143,26 @@ class Counts {
  public:
   static constexpr int kShards = 16;
   void add(long nr, Reason r) {
+    if (nr < 0 || nr >= kMaxSyscall) return;
     // The wrapper is loaded at start: its thread storage can be the
     // initial-exec kind, one instruction away, no call.
     [[gnu::tls_model("initial-exec")]] static thread_local int t_shard = -1;
-    if (t_shard < 0) t_shard = next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards;
-    if (nr >= 0 && nr < kMaxSyscall) by_[t_shard][nr][static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+    if (t_shard < 0) t_shard = static_cast<int>(next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards);
+    by_[t_shard][nr][static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+    const uint64_t bit = uint64_t{1} << (nr & 63);
+    if (!(used_[nr >> 6].load(std::memory_order_relaxed) & bit)) used_[nr >> 6].fetch_or(bit, std::memory_order_relaxed);
   }
   uint64_t count(long nr, Reason r) const;
+  // Sets every count to zero (a forked child's start): only the calls
+  // counted so far, so the untouched counters stay untouched pages.
+  void forget();
   // est: the auto policy's measurements, reported beside its decisions
   // (nullptr in the other modes).
   std::string report(const Estimates* est) const;
 
  private:
-  std::atomic<int> next_shard_{0};
+  std::atomic<unsigned> next_shard_{0};
+  std::atomic<uint64_t> used_[kMaxSyscall / 64] = {};  // calls counted at least once, by number
   std::atomic<uint64_t> by_[kShards][kMaxSyscall][static_cast<int>(Reason::kCount)] = {};
 };
 
