@@ -2,7 +2,9 @@
 // the estimates it keeps, its probes, its settings and its report.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <map>
 #include <memory>
@@ -85,6 +87,46 @@ TEST(Estimates, CountTheThreadsActiveInAnInterval) {
   for (uint32_t& t : mine) est->note_active(&t);
   est->advance(109 * kI);  // a thread late with an old time
   EXPECT_EQ(est->load().active_threads, 3) << "intervals only move forward";
+}
+
+TEST(DescriptorKinds, FilesFinishOnTheirOwnPipesAndSocketsMayWait) {
+  auto kinds = std::make_unique<DescriptorKinds>();
+  char path[] = "/tmp/flexsc-route-XXXXXX";
+  const int file = mkstemp(path);
+  ASSERT_GE(file, 0);
+  unlink(path);
+  int p[2], sv[2];
+  ASSERT_EQ(pipe(p), 0);
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  EXPECT_TRUE(kinds->finishes_on_its_own(file));
+  EXPECT_FALSE(kinds->finishes_on_its_own(p[0]));
+  EXPECT_FALSE(kinds->finishes_on_its_own(sv[0]));
+  EXPECT_FALSE(kinds->finishes_on_its_own(-1));
+  // The file's number reused by a pipe: the cached answer stands until the
+  // number is forgotten (the wrapper forgets on close, dup2, open...).
+  ASSERT_EQ(dup2(p[0], file), file);
+  EXPECT_TRUE(kinds->finishes_on_its_own(file)) << "cached";
+  kinds->forget(file);
+  EXPECT_FALSE(kinds->finishes_on_its_own(file));
+  EXPECT_FALSE(kinds->finishes_on_its_own(1 << 20)) << "not open: asked, and no answer kept";
+  for (int fd : {file, p[0], p[1], sv[0], sv[1]}) close(fd);
+}
+
+TEST(DescriptorKinds, TheCallsThatWaitOnlyOnTheirDescriptors) {
+  int fds[2] = {-1, -1};
+  const long rw[6] = {7, 0, 0, 0, 0, 0};
+  EXPECT_EQ(descriptors_it_waits_on(SYS_pread64, rw, fds), 1);
+  EXPECT_EQ(fds[0], 7);
+  const long sendfile_args[6] = {4, 5, 0, 100, 0, 0};  // out, in
+  EXPECT_EQ(descriptors_it_waits_on(SYS_sendfile, sendfile_args, fds), 2);
+  EXPECT_EQ(fds[0], 4);
+  EXPECT_EQ(fds[1], 5);
+  const long copy_args[6] = {4, 0, 6, 0, 100, 0};  // in, off, out
+  EXPECT_EQ(descriptors_it_waits_on(SYS_copy_file_range, copy_args, fds), 2);
+  EXPECT_EQ(fds[1], 6);
+  EXPECT_EQ(descriptors_it_waits_on(SYS_recvfrom, rw, fds), 0) << "a socket call";
+  EXPECT_EQ(descriptors_it_waits_on(SYS_epoll_wait, rw, fds), 0);
+  EXPECT_EQ(descriptors_it_waits_on(SYS_openat, rw, fds), 0) << "a path may name a FIFO";
 }
 
 TEST(Policy, ModesAndClasses) {

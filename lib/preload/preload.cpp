@@ -112,6 +112,7 @@ std::atomic<State> g_state{State::Starting};
 constinit Policy g_policy;
 constinit Counts g_counts;
 constinit Estimates g_estimates;
+constinit DescriptorKinds g_fds;
 
 constexpr long kKernelSigsetSize = 8;
 
@@ -138,6 +139,19 @@ long finish_routed(long nr, const long a[6], long ret) {
   return ret == -ESHUTDOWN && g_state.load(std::memory_order_acquire) != State::Running ? pass(nr, a) : ret;
 }
 
+// The class auto weighs a call by: a blocking-class call on descriptors
+// that finish on their own (regular files) as one that cannot wait.  It
+// still runs as the class it is.
+flexsc::detail::SyscallClass weighed_class(long nr, const long a[6], flexsc::detail::SyscallClass cls) {
+  using flexsc::detail::SyscallClass;
+  int fds[2];
+  if (cls != SyscallClass::Blocking || g_policy.mode != Mode::Auto) return cls;
+  const int n = descriptors_it_waits_on(nr, a, fds);
+  for (int i = 0; i < n; ++i)
+    if (!g_fds.finishes_on_its_own(fds[i])) return cls;
+  return n ? SyscallClass::Remote : cls;
+}
+
 long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
   const long a[6] = {a0, a1, a2, a3, a4, a5};
   // Not counted: a vfork child shares our counters, and flexsc's own calls
@@ -153,7 +167,7 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
     why = Reason::NotReady;
   } else {
     cls = flexsc::detail::classify(nr, a);
-    why = g_policy.decide(nr, cls, g_estimates, &sample);
+    why = g_policy.decide(nr, weighed_class(nr, a, cls), g_estimates, &sample);
   }
   g_counts.add(nr, why);
   using flexsc::detail::now_ns;
@@ -179,6 +193,15 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
 template <class... A>
 long call(long nr, A... a) {
   return libc_result(dispatch(nr, (long)a...));
+}
+
+// A call that hands out a descriptor: what was known of its number is not
+// known of the new one.
+template <class... A>
+int call_new_fd(long nr, A... a) {
+  const long r = dispatch(nr, (long)a...);
+  g_fds.forget(r);
+  return static_cast<int>(libc_result(r));
 }
 
 // LD_PRELOAD reaches programs this one executes only if asked
@@ -291,6 +314,23 @@ __attribute__((constructor)) void start() {
   g_state.store(g_policy.mode == Mode::None ? State::PassThrough : State::Running, std::memory_order_release);
 }
 
+// close_range, in pieces around the runtime's descriptors.
+int close_range_around_runtime(unsigned first, unsigned last, int flags) {
+  if (flexsc::detail::t_runtime_depth > 0 || (flags & CLOSE_RANGE_CLOEXEC))
+    return static_cast<int>(call(SYS_close_range, first, last, flags));
+  int owned[64];
+  const int n = flexsc::detail::runtime_owned_fds(owned, 64);
+  unsigned from = first;
+  for (int i = 0; i < n && from <= last; ++i) {
+    const unsigned fd = static_cast<unsigned>(owned[i]);
+    if (fd < from || fd > last) continue;
+    if (fd > from)
+      if (const long rc = call(SYS_close_range, from, fd - 1, flags); rc < 0) return static_cast<int>(rc);
+    from = fd + 1;
+  }
+  return from > last ? 0 : static_cast<int>(call(SYS_close_range, from, last, flags));
+}
+
 }  // namespace
 
 // Called by the vfork stub when the kernel refused: sets errno, returns -1.
@@ -332,7 +372,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = open_mode_arg(flags, ap);
   va_end(ap);
-  return static_cast<int>(call(SYS_openat, dirfd, path, flags, mode));
+  return call_new_fd(SYS_openat, dirfd, path, flags, mode);
 }
 int openat64(int dirfd, const char* path, int flags, ...) __attribute__((alias("openat")));
 int open(const char* path, int flags, ...) {
@@ -340,44 +380,35 @@ int open(const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = open_mode_arg(flags, ap);
   va_end(ap);
-  return static_cast<int>(call(SYS_openat, AT_FDCWD, path, flags, mode));
+  return call_new_fd(SYS_openat, AT_FDCWD, path, flags, mode);
 }
 int open64(const char* path, int flags, ...) __attribute__((alias("open")));
 int creat(const char* path, mode_t mode) {
-  return static_cast<int>(call(SYS_openat, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode));
+  return call_new_fd(SYS_openat, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 // The runtime's own descriptors are not the program's to close: to it they
 // are not open (a daemon closing every descriptor skips them).
 int close(int fd) {
   if (flexsc::detail::t_runtime_depth == 0 && flexsc::detail::runtime_owns_fd(fd)) return static_cast<int>(libc_result(-EBADF));
-  return static_cast<int>(call(SYS_close, fd));
+  const int rc = static_cast<int>(call(SYS_close, fd));
+  g_fds.forget(fd);
+  return rc;
 }
 int close_range(unsigned first, unsigned last, int flags) {
-  if (flexsc::detail::t_runtime_depth > 0 || (flags & CLOSE_RANGE_CLOEXEC))
-    return static_cast<int>(call(SYS_close_range, first, last, flags));
-  // Closed in pieces around the runtime's descriptors.
-  int owned[64];
-  const int n = flexsc::detail::runtime_owned_fds(owned, 64);
-  unsigned from = first;
-  for (int i = 0; i < n && from <= last; ++i) {
-    const unsigned fd = static_cast<unsigned>(owned[i]);
-    if (fd < from || fd > last) continue;
-    if (fd > from)
-      if (const long rc = call(SYS_close_range, from, fd - 1, flags); rc < 0) return static_cast<int>(rc);
-    from = fd + 1;
-  }
-  return from > last ? 0 : static_cast<int>(call(SYS_close_range, from, last, flags));
+  const int rc = close_range_around_runtime(first, last, flags);
+  if (!(flags & CLOSE_RANGE_CLOEXEC)) g_fds.forget_range(first, last);
+  return rc;
 }
 // Replacing one of the runtime's descriptors would pull a ring or an
 // eventfd from under it: refused, as the kernel refuses a number it is
 // busy with.
 int dup2(int oldfd, int newfd) {
   if (flexsc::detail::runtime_owns_fd(newfd)) return static_cast<int>(libc_result(-EBUSY));
-  return static_cast<int>(call(SYS_dup2, oldfd, newfd));
+  return call_new_fd(SYS_dup2, oldfd, newfd);
 }
 int dup3(int oldfd, int newfd, int flags) {
   if (flexsc::detail::runtime_owns_fd(newfd)) return static_cast<int>(libc_result(-EBUSY));
-  return static_cast<int>(call(SYS_dup3, oldfd, newfd, flags));
+  return call_new_fd(SYS_dup3, oldfd, newfd, flags);
 }
 
 int stat(const char* path, struct stat* st) { return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, 0)); }
@@ -416,10 +447,10 @@ ssize_t copy_file_range(int in, off64_t* off_in, int out, off64_t* off_out, size
 }
 
 int accept(int fd, struct sockaddr* addr, socklen_t* len) {
-  return static_cast<int>(call(SYS_accept, fd, addr, len));
+  return call_new_fd(SYS_accept, fd, addr, len);
 }
 int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
-  return static_cast<int>(call(SYS_accept4, fd, addr, len, flags));
+  return call_new_fd(SYS_accept4, fd, addr, len, flags);
 }
 int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   return static_cast<int>(call(SYS_connect, fd, addr, len));

@@ -1,5 +1,6 @@
 #include "route.h"
 
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "../classify.h"
 #include "../futex.h"
+#include "../raw_syscall.h"
 
 namespace flexsc::preload {
 
@@ -228,6 +230,38 @@ uint64_t Counts::count(long nr, Reason r) const {
   uint64_t n = 0;
   for (const auto& shard : by_) n += shard[nr][static_cast<int>(r)].load(std::memory_order_relaxed);
   return n;
+}
+
+bool DescriptorKinds::finishes_on_its_own(int fd) {
+  if (fd < 0) return false;
+  uint8_t kind = fd < kMax ? kind_[fd].load(std::memory_order_relaxed) : uint8_t{kUnknown};
+  if (kind == kUnknown) {
+    struct stat st;
+    const long rc = flexsc::detail::raw_syscall6(SYS_fstat, fd, reinterpret_cast<long>(&st), 0, 0, 0, 0);
+    kind = rc == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) ? uint8_t{kBounded} : uint8_t{kMayWait};
+    if (rc == 0 && fd < kMax) kind_[fd].store(kind, std::memory_order_relaxed);
+  }
+  return kind == kBounded;
+}
+
+void DescriptorKinds::forget_range(unsigned first, unsigned last) {
+  for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kMax); ++fd) forget(fd);
+}
+
+int descriptors_it_waits_on(long nr, const long a[6], int fds[2]) {
+  switch (nr) {
+    case SYS_read: case SYS_write: case SYS_pread64: case SYS_pwrite64: case SYS_readv: case SYS_writev:
+    case SYS_preadv: case SYS_pwritev: case SYS_fsync: case SYS_fdatasync:
+      fds[0] = static_cast<int>(a[0]);
+      return 1;
+    case SYS_sendfile:  // out, in
+    case SYS_copy_file_range: case SYS_splice:  // in, _, out
+      fds[0] = static_cast<int>(a[0]);
+      fds[1] = static_cast<int>(nr == SYS_sendfile ? a[1] : a[2]);
+      return 2;
+    default:
+      return 0;
+  }
 }
 
 void Counts::forget() {

@@ -102,6 +102,33 @@ class Estimates {
   std::atomic<bool> advancing_{false};
 };
 
+// What the wrapper knows of a descriptor: whether calls on it finish on
+// their own.  Regular files and block devices do (the page cache, or the
+// disk); pipes, sockets, terminals may wait without bound.  Learned with
+// one fstat the first time, forgotten when the wrapper sees the number
+// closed, replaced or handed out anew.  (A number closed behind its back,
+// by libc's own stdio say, and reused can leave a stale answer: then a
+// call that may wait is weighed as one that does not, and if routed it
+// still runs as the blocking call it is, interruptible.)
+class DescriptorKinds {
+ public:
+  static constexpr int kMax = 1 << 16;  // higher numbers are not cached: asked each time
+  bool finishes_on_its_own(int fd);
+  void forget(long fd) {
+    if (fd >= 0 && fd < kMax) kind_[fd].store(kUnknown, std::memory_order_relaxed);
+  }
+  void forget_range(unsigned first, unsigned last);
+
+ private:
+  enum : uint8_t { kUnknown, kBounded, kMayWait };
+  std::atomic<uint8_t> kind_[kMax] = {};
+};
+
+// A call of the blocking class that waits only on descriptors: those of
+// its descriptors (up to 2, in *fds) to ask about, or 0 for any other.
+// On descriptors that finish on their own, auto weighs it as any call.
+int descriptors_it_waits_on(long nr, const long args[6], int fds[2]);
+
 struct Policy {
   Mode mode = Mode::Auto;
   bool only_listed = false;
