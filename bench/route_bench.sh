@@ -17,6 +17,8 @@ if [ -z "$smoke" ]; then
   FLEXSC_BUILD_DIR=$build bash scripts/release-build.sh route_load flexsc_preload >/dev/null
 fi
 run=$build/tools/flexsc-run
+# shellcheck source=common.sh
+. "$root/bench/common.sh"
 load=$build/bench/route_load
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/flexsc-route.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -48,10 +50,10 @@ for round in $(seq 1 "$rounds"); do
         [ -n "$r" ] || { echo "FAIL: route_load $kind $n under $route printed no rate" >&2; exit 1; }
         rate[$key]+="$r "
         if [ "$route" != native ]; then
-          line=$(grep -m1 '^flexsc: preload: [0-9]* calls routed' "$tmp/stats") ||
+          read -r ro pa < <(decisions "$tmp/stats") ||
             { echo "FAIL: no statistics from flexsc-run --route $route" >&2; exit 1; }
-          routed[$key]+="$(sed 's/^flexsc: preload: \([0-9]*\) calls routed.*/\1/' <<<"$line") "
-          passed[$key]+="$(sed 's/.*, \([0-9]*\) passed through.*/\1/' <<<"$line") "
+          routed[$key]+="$ro "
+          passed[$key]+="$pa "
         fi
       done
       echo "round $round, $kind x$n: $(for route in "${routes[@]}"; do printf '%s %s  ' "$route" \
@@ -60,10 +62,9 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 {
   echo
-  echo "Machine: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), nproc $(nproc), $(uname -sr); backend: ${FLEXSC_BACKEND:-auto}; $rounds rounds of ${seconds} s, medians; calls/s in thousands, and the ratio to native."
+  echo "Machine: $(machine); backend: ${FLEXSC_BACKEND:-auto}; $rounds rounds of ${seconds} s, medians; calls/s in thousands, and the ratio to native."
   echo
   echo "| call | threads | native | none | auto | all | auto routed |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -19,6 +19,8 @@ else
   cmake --build "$build" -j "$(nproc)" --target flexsc_preload >/dev/null
 fi
 run=$build/tools/flexsc-run
+# shellcheck source=common.sh
+. "$root/bench/common.sh"
 # shellcheck source=../tests/preload/nginx-lib.sh
 . "$root/tests/preload/nginx-lib.sh"
 
@@ -44,20 +46,19 @@ for round in $(seq 1 "$rounds"); do
     lat50[$mode]+="$(latency_us 50% <<<"$out") "
     lat90[$mode]+="$(latency_us 90% <<<"$out") "
     lat99[$mode]+="$(latency_us 99% <<<"$out") "
-    if [ -f "$stats" ]; then
-      routed[$mode]+="$(sed -n 's/^flexsc: preload: \([0-9]*\) calls routed[^,]*, \([0-9]*\) passed.*/\1/p' "$stats" | awk '{s += $1} END {print s + 0}') "
-      passed[$mode]+="$(sed -n 's/^flexsc: preload: \([0-9]*\) calls routed[^,]*, \([0-9]*\) passed.*/\2/p' "$stats" | awk '{s += $1} END {print s + 0}') "
+    if [ -f "$stats" ] && read -r ro pa < <(decisions "$stats"); then
+      routed[$mode]+="$ro "
+      passed[$mode]+="$pa "
     fi
     echo "round $round, $mode: $(awk '/^Requests\/sec/ {print $2}' <<<"$out") requests/s" >&2
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 native=$(median <<<"${rps[native]}")
 mkdir -p results
 {
   echo
-  echo "Machine: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), nproc $(nproc), $(uname -sr); nginx $("$nginx" -v 2>&1 | sed 's/.*\///'), one worker; wrk -t1 -c32 -d${duration}s, /page.bin (4 KiB); $rounds rounds, medians; backend: ${FLEXSC_BACKEND:-auto}."
+  echo "Machine: $(machine); nginx $("$nginx" -v 2>&1 | sed 's/.*\///'), one worker; wrk -t1 -c32 -d${duration}s, /page.bin (4 KiB); $rounds rounds, medians; backend: ${FLEXSC_BACKEND:-auto}."
   echo
   echo "| run | requests/s | ratio to native | latency p50 (µs) | p90 (µs) | p99 (µs) | calls routed |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
