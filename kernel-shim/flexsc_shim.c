@@ -24,6 +24,7 @@
 #include <linux/kref.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/mman.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/nospec.h>
@@ -37,6 +38,7 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/stat.h>
 #include <linux/seccomp.h>
+#include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/static_call.h>
 #include <linux/task_work.h>
@@ -160,6 +162,7 @@ static void __init flexsc_build_call_maps(void)
 		     FLEXSC_FUTEX_UNLOCK_PI != FUTEX_UNLOCK_PI || FLEXSC_FUTEX_TRYLOCK_PI != FUTEX_TRYLOCK_PI ||
 		     FLEXSC_FUTEX_WAIT_REQUEUE_PI != FUTEX_WAIT_REQUEUE_PI ||
 		     FLEXSC_FUTEX_CMP_REQUEUE_PI != FUTEX_CMP_REQUEUE_PI || FLEXSC_FUTEX_LOCK_PI2 != FUTEX_LOCK_PI2);
+	BUILD_BUG_ON(FLEXSC_PROT_EXEC != PROT_EXEC || FLEXSC_PROT_GROWS != (PROT_GROWSDOWN | PROT_GROWSUP));
 
 	for (nr = 0; nr < NR_syscalls; nr++) {
 		if (flexsc_allowed(nr))
@@ -187,6 +190,7 @@ struct flexsc_region {
 struct flexsc_proc {
 	struct list_head node; /* in flexsc_procs */
 	struct mm_struct *mm;  /* mmgrab()ed: its address is never reused while we hold it */
+	struct signal_struct *group; /* its thread group: a vfork child shares the mm, not this */
 	atomic_t blocked; /* servers asleep inside a call */
 	atomic64_t claimed; /* entries claimed, against control->posted */
 	atomic_t spinner; /* an idle server spins: the others sleep at once */
@@ -218,16 +222,35 @@ static void flexsc_region_free(struct kref *ref)
 	kfree(r);
 }
 
-/* Pins and maps npages of the caller's memory at uaddr. */
+/*
+ * Pins and maps npages of the caller's memory at uaddr: anonymous or shmem
+ * memory only.  The module writes the pages through its own mapping, which
+ * a file system's page cache does not expect (writeback would find dirty
+ * pages it never saw dirtied), so file-backed memory is refused, as
+ * io_uring refuses it for its buffers.
+ */
 static int flexsc_pin(unsigned long uaddr, unsigned int npages, struct page **pages, void **mapped)
 {
-	int pinned = pin_user_pages_fast(uaddr, npages, FOLL_WRITE | FOLL_LONGTERM, pages);
+	struct vm_area_struct **vmas;
+	unsigned int i;
+	long pinned;
+	int ret = 0;
 
+	vmas = kvmalloc_array(npages, sizeof(*vmas), GFP_KERNEL);
+	if (!vmas)
+		return -ENOMEM;
+	mmap_read_lock(current->mm);
+	pinned = pin_user_pages(uaddr, npages, FOLL_WRITE | FOLL_LONGTERM, pages, vmas);
+	for (i = 0; i < pinned && !ret; i++)
+		if (vmas[i]->vm_file && !shmem_file(vmas[i]->vm_file))
+			ret = -EOPNOTSUPP;
+	mmap_read_unlock(current->mm);
+	kvfree(vmas);
 	if (pinned < 0)
 		return pinned;
-	if (pinned != npages) {
+	if (pinned != npages || ret) {
 		unpin_user_pages(pages, pinned);
-		return -EFAULT;
+		return ret ?: -EFAULT;
 	}
 	*mapped = vmap(pages, npages, VM_MAP, PAGE_KERNEL);
 	if (!*mapped) {
@@ -241,8 +264,12 @@ static struct flexsc_proc *flexsc_proc_of(struct file *file)
 {
 	struct flexsc_proc *p = READ_ONCE(file->private_data);
 
-	/* A descriptor inherited by a child or passed to another process. */
-	if (p && p->mm != current->mm)
+	/*
+	 * A descriptor inherited by a child or passed to another process, or
+	 * used by a child sharing the memory (vfork, CLONE_VM without
+	 * CLONE_THREAD): its descriptors and credentials are its own.
+	 */
+	if (p && (p->mm != current->mm || p->group != current->signal))
 		return ERR_PTR(-EPERM);
 	return p ? p : ERR_PTR(-ENXIO);
 }
@@ -280,6 +307,7 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 	}
 	p->control = mapped;
 	p->mm = current->mm;
+	p->group = current->signal;
 	mmgrab(p->mm);
 	spin_lock_init(&p->serving_lock);
 	INIT_LIST_HEAD(&p->serving);
@@ -416,7 +444,7 @@ static long flexsc_unregister(struct flexsc_proc *p, struct flexsc_shim_region _
 	if (a.id >= FLEXSC_SHIM_MAX_REGIONS)
 		return -EINVAL;
 	mutex_lock(&p->regions_lock);
-	r = flexsc_unlink_region(p, a.id);
+	r = flexsc_unlink_region(p, array_index_nospec(a.id, FLEXSC_SHIM_MAX_REGIONS));
 	mutex_unlock(&p->regions_lock);
 	if (!r)
 		return -ENOENT;
@@ -432,6 +460,8 @@ static struct flexsc_region *flexsc_get_region(struct flexsc_proc *p, u32 slot)
 
 	if (slot >= FLEXSC_SHIM_MAX_REGIONS)
 		return NULL;
+	/* Indexes from userspace are clamped under speculation too. */
+	slot = array_index_nospec(slot, FLEXSC_SHIM_MAX_REGIONS);
 	rcu_read_lock();
 	r = rcu_dereference(p->regions[slot]);
 	if (r && !kref_get_unless_zero(&r->ref))
@@ -496,9 +526,17 @@ static u64 flexsc_posted(struct flexsc_proc *p)
 struct flexsc_server {
 	struct pt_regs regs; /* the registers calls see: zero but for the arguments */
 	struct preempt_notifier notifier; /* tells when the server sleeps in a call */
-	struct irq_work wake_spare;        /* ... and then wakes a sleeping one */
+	struct irq_work wake_spare;        /* ... and then wakes what waits (flexsc_wake_spare) */
 	bool in_call;                      /* inside the dispatcher */
 	bool blocked;                      /* asleep there: not ready */
+	bool spare_due;                    /* it was the last ready: wake a sleeping server */
+	/*
+	 * The region whose waiters have entries DONE that they were not woken
+	 * for yet, during the call; and the same, for the irq_work, once that
+	 * call sleeps.  The pass holds the region until the irq_work is done.
+	 */
+	struct flexsc_region *unwoken;
+	struct flexsc_region *waking;
 	struct flexsc_proc *p;
 	struct flexsc_shim_serve *s;
 	struct flexsc_held *held; /* what this call could not publish yet */
@@ -777,7 +815,9 @@ static void flexsc_pass(struct flexsc_server *sv, u64 budget)
 				flexsc_wake_waiters(r);
 				unannounced = unwoken = 0;
 			}
+			sv->unwoken = unwoken ? r : NULL;
 			rerun = flexsc_run(sv, e, false);
+			sv->unwoken = NULL;
 			sv->executed++;
 			caller_signal = !rerun && flexsc_raised_caller_signal(e);
 			if (rerun || caller_signal || task_work_pending(current)) {
@@ -803,6 +843,8 @@ static void flexsc_pass(struct flexsc_server *sv, u64 budget)
 			flexsc_announce(sv->p->control, unannounced);
 		if (unwoken)
 			flexsc_wake_waiters(r);
+		/* The irq_work may still be waking this region's waiters. */
+		irq_work_sync(&sv->wake_spare);
 		kref_put(&r->ref, flexsc_region_free);
 		if (sv->s->reason) {
 			sv->next_slot = slot;
@@ -868,10 +910,11 @@ static void flexsc_sleep(struct flexsc_server *sv)
 /*
  * Blocking, as FlexSC does it: a server that goes to sleep inside a call
  * stops counting as ready (posters then wake a server themselves) and, if
- * it was the last ready one, wakes a sleeping one for what waits.  This
- * runs in the scheduler with the runqueue locked: the wake-up goes through
- * irq_work.  A server that is merely preempted stays on the runqueue and
- * stays ready.
+ * it was the last ready one, wakes a sleeping one for what waits.  It also
+ * wakes the parked waiters of entries it has made DONE: they must not wait
+ * for a call that may take as long as it likes.  This runs in the
+ * scheduler with the runqueue locked: the wake-ups go through irq_work.  A
+ * server that is merely preempted stays on the runqueue and stays ready.
  */
 static void flexsc_server_sched_out(struct preempt_notifier *pn, struct task_struct *next)
 {
@@ -885,6 +928,11 @@ static void flexsc_server_sched_out(struct preempt_notifier *pn, struct task_str
 	atomic64_add(sv->unflushed, &sv->p->claimed);
 	sv->unflushed = 0;
 	if (atomic_dec_return((atomic_t *)&sv->p->control->ready) == 0)
+		WRITE_ONCE(sv->spare_due, true);
+	/* Parked waiters of entries already DONE must not wait for this call. */
+	if (sv->unwoken)
+		WRITE_ONCE(sv->waking, sv->unwoken);
+	if (READ_ONCE(sv->spare_due) || READ_ONCE(sv->waking))
 		irq_work_queue(&sv->wake_spare);
 }
 
@@ -902,8 +950,12 @@ static void flexsc_server_sched_in(struct preempt_notifier *pn, int cpu)
 static void flexsc_wake_spare(struct irq_work *work)
 {
 	struct flexsc_server *sv = container_of(work, struct flexsc_server, wake_spare);
+	struct flexsc_region *r = xchg(&sv->waking, NULL);
 
-	flexsc_wake_server(sv->p);
+	if (xchg(&sv->spare_due, false))
+		flexsc_wake_server(sv->p);
+	if (r)
+		flexsc_wake_waiters(r);
 }
 
 static struct preempt_ops flexsc_server_preempt_ops = {
@@ -1055,7 +1107,9 @@ out:
 	preempt_notifier_unregister(&sv.notifier);
 	preempt_enable();
 	irq_work_sync(&sv.wake_spare); /* it uses sv */
-	atomic_dec((atomic_t *)&p->control->ready);
+	/* The last ready server leaving: a poster that saw it ready woke nobody. */
+	if (atomic_dec_return((atomic_t *)&p->control->ready) == 0)
+		flexsc_wake_server(p);
 	if (sv.slot >= 0)
 		smp_store_release(&p->control->servers[sv.slot].tid, 0);
 	spin_lock(&p->serving_lock);
@@ -1103,6 +1157,9 @@ static long flexsc_wait(struct flexsc_proc *p, struct flexsc_shim_wait __user *u
 		kref_put(&r->ref, flexsc_region_free);
 		return -EINVAL;
 	}
+	a.id = array_index_nospec(a.id, FLEXSC_SHIM_MAX_REGIONS);
+	if (a.index >= 0)
+		a.index = array_index_nospec(a.index, r->nentries);
 	/* Ends when the entry is done, or when the region is unregistered. */
 	if (!a.timeout_ns) {
 		left = wait_event_interruptible(r->waiters, flexsc_any_done(r, a.index) ||

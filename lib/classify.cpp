@@ -4,6 +4,7 @@
 #include <linux/close_range.h>
 #include <linux/futex.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,7 +18,8 @@ namespace {
 // The shared header spells the kernel's constants out: they must be glibc's.
 static_assert(FLEXSC_PRIO_PROCESS == PRIO_PROCESS && FLEXSC_RUSAGE_THREAD == RUSAGE_THREAD);
 static_assert(FLEXSC_CLOCK_THREAD_CPUTIME_ID == CLOCK_THREAD_CPUTIME_ID && FLEXSC_WNOTHREAD == __WNOTHREAD);
-static_assert(FLEXSC_CLOSE_RANGE_UNSHARE == CLOSE_RANGE_UNSHARE);  // linux/ioprio.h is not C++: the module checks that one
+static_assert(FLEXSC_CLOSE_RANGE_UNSHARE == CLOSE_RANGE_UNSHARE);
+static_assert(FLEXSC_PROT_EXEC == PROT_EXEC && FLEXSC_PROT_GROWS == (PROT_GROWSDOWN | PROT_GROWSUP));  // linux/ioprio.h is not C++: the module checks that one
 static_assert(FLEXSC_FUTEX_CMD_MASK == FUTEX_CMD_MASK && FLEXSC_FUTEX_LOCK_PI == FUTEX_LOCK_PI &&
               FLEXSC_FUTEX_UNLOCK_PI == FUTEX_UNLOCK_PI && FLEXSC_FUTEX_TRYLOCK_PI == FUTEX_TRYLOCK_PI &&
               FLEXSC_FUTEX_WAIT_REQUEUE_PI == FUTEX_WAIT_REQUEUE_PI &&

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <linux/futex.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,6 +45,12 @@ TEST(Classify, PlainClasses) {
   EXPECT_EQ(cls(SYS_gettid), C::Local);
   EXPECT_EQ(cls(SYS_rt_sigprocmask), C::Local);
   EXPECT_EQ(cls(SYS_clone3), C::Local);
+  // Thread state behind a process-looking call: a PID namespace's reboot
+  // ends the calling thread, and a new key's access rights go into the
+  // calling thread's PKRU.
+  EXPECT_EQ(cls(SYS_reboot), C::Local);
+  EXPECT_EQ(cls(SYS_pkey_alloc, 0, 0), C::Local);
+  EXPECT_EQ(cls(SYS_pkey_free, 1), C::Remote);
 }
 
 TEST(Classify, NumbersOutsideTheTableAreUnknown) {
@@ -88,6 +95,13 @@ TEST(Classify, ArgumentsRefineTheClass) {
   EXPECT_EQ(cls(SYS_epoll_pwait, 3, 0, 1, -1, 0), C::Blocking);
   EXPECT_EQ(cls(SYS_epoll_pwait2, 3, 0, 1, 0, 0x1000), C::Local);
   EXPECT_EQ(cls(SYS_io_pgetevents, 0, 1, 1, 0, 0, 0x1000), C::Local);
+  // Execute-only memory takes a protection key the calling thread's PKRU denies.
+  EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_EXEC), C::Local);
+  EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_EXEC | PROT_GROWSDOWN), C::Local);
+  EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_READ | PROT_EXEC), C::Remote);
+  EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_READ), C::Remote);
+  EXPECT_EQ(cls(SYS_pkey_mprotect, 0x10000, 4096, PROT_EXEC, -1), C::Local);
+  EXPECT_EQ(cls(SYS_pkey_mprotect, 0x10000, 4096, PROT_EXEC, 1), C::Remote);
 }
 
 // The kernel reads an int argument (pid_t, clockid_t, which, who, cmd) from

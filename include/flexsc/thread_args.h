@@ -2,7 +2,7 @@
 /*
  * Calls whose arguments make them act on the calling thread: pid 0 for
  * the scheduler calls, a thread CPU clock, RUSAGE_THREAD, a signal mask
- * swapped in for the call, PI futexes, and so on.  The library runs them
+ * swapped in for the call, PI futexes, execute-only memory, and so on.  The library runs them
  * on the caller (lib/classify.cpp); the kernel shim refuses them on a
  * serving thread.  Plain C, included by both, so the rules are one piece
  * of code.
@@ -32,6 +32,8 @@
 #define FLEXSC_FUTEX_WAIT_REQUEUE_PI 11
 #define FLEXSC_FUTEX_CMP_REQUEUE_PI 12
 #define FLEXSC_FUTEX_LOCK_PI2 13
+#define FLEXSC_PROT_EXEC 4
+#define FLEXSC_PROT_GROWS (0x01000000 | 0x02000000) /* PROT_GROWSDOWN | PROT_GROWSUP */
 
 /* An int argument is the low 32 bits of its register: what the call reads. */
 static inline int flexsc_int_arg(unsigned long reg)
@@ -43,6 +45,16 @@ static inline int flexsc_int_arg(unsigned long reg)
 static inline int flexsc_thread_clock(int id)
 {
 	return id == FLEXSC_CLOCK_THREAD_CPUTIME_ID || (id < 0 && (id & FLEXSC_CPUCLOCK_PERTHREAD_MASK));
+}
+
+/*
+ * Execute-only memory: on CPUs with protection keys the kernel gives it a
+ * key and denies that key in the calling thread's PKRU (mprotect with no
+ * key of its own, and only PROT_EXEC once the grow flags are off).
+ */
+static inline int flexsc_execute_only(unsigned long prot)
+{
+	return (prot & ~(unsigned long)FLEXSC_PROT_GROWS) == FLEXSC_PROT_EXEC;
 }
 
 static inline int flexsc_pi_futex(int op)
@@ -108,6 +120,10 @@ static inline int flexsc_acts_on_caller(unsigned int nr, const unsigned long a[6
 		return a[4] != 0;
 	case __NR_futex:
 		return flexsc_pi_futex(flexsc_int_arg(a[1]));
+	case __NR_mprotect:
+		return flexsc_execute_only(a[2]);
+	case __NR_pkey_mprotect:
+		return flexsc_int_arg(a[3]) == -1 && flexsc_execute_only(a[2]);
 	case __NR_wait4:
 		return (a[2] & FLEXSC_WNOTHREAD) != 0;
 	case __NR_waitid:

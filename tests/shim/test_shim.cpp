@@ -9,8 +9,10 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +67,11 @@ class Shim {
 
   // Posts entry i: fills it, publishes SUBMITTED, rings the doorbell.
   void post(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+    prepare(i, nr, a0, a1, a2, a3, a4, a5);
+    ring();
+  }
+  // Fills entry i and publishes it SUBMITTED, without counting it yet.
+  void prepare(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
     flexsc_entry* e = entry(i);
     e->nr = static_cast<uint32_t>(nr);
     // Calls that may sleep are marked, as the library marks its blocking
@@ -75,10 +82,10 @@ class Shim {
     std::memcpy(e->args, args, sizeof args);
     e->ret = LONG_MIN;
     __atomic_store_n(&e->status, FLEXSC_SUBMITTED, __ATOMIC_RELEASE);
-    ring();
   }
-  void ring() {
-    __atomic_fetch_add(&control_->posted, 1, __ATOMIC_SEQ_CST);
+  // Counts n prepared entries; wakes a server when none is ready.
+  void ring(unsigned n = 1) {
+    __atomic_fetch_add(&control_->posted, n, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&control_->ready, __ATOMIC_SEQ_CST) == 0) sys_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
   }
   // Waits for entry i in the kernel, then takes its result and frees it.
@@ -178,6 +185,11 @@ TEST(Shim, UnknownNumbersAndThreadCallsAreRefused) {
   EXPECT_EQ(shim.call(SYS_exit, 0), -EPERM);
   EXPECT_EQ(shim.call(SYS_rt_sigprocmask, SIG_BLOCK, 0, 0), -EPERM);
   EXPECT_EQ(shim.call(SYS_clone, SIGCHLD), -EPERM);
+  // In a PID namespace reboot ends the calling thread, a server inside
+  // SERVE; run, these bad magic numbers would give EINVAL.
+  EXPECT_EQ(shim.call(SYS_reboot, 0, 0, 0), -EPERM);
+  // A new key's rights would go into the server's PKRU.
+  EXPECT_EQ(shim.call(SYS_pkey_alloc, 0, 0), -EPERM);
   // The process is still whole and the server still serves.
   EXPECT_EQ(shim.call(SYS_getpid), getpid());
 }
@@ -198,6 +210,12 @@ TEST(Shim, CallsActingOnTheServingThreadByTheirArgumentsAreRefused) {
   // Without a signal mask it is an ordinary call.
   EXPECT_EQ(shim.call(SYS_ppoll, 0, 0, reinterpret_cast<long>(&zero)), 0);
   EXPECT_EQ(shim.call(SYS_close_range, 1000, 1001, 0), 0);
+  // Execute-only memory: its protection key would be denied in the server's PKRU.
+  void* page = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  EXPECT_EQ(shim.call(SYS_mprotect, reinterpret_cast<long>(page), 4096, PROT_EXEC), -EPERM);
+  EXPECT_EQ(shim.call(SYS_mprotect, reinterpret_cast<long>(page), 4096, PROT_READ | PROT_EXEC), 0);
+  munmap(page, 4096);
 }
 
 TEST(Shim, ASignalForTheCallerComesBackToUserspaceFirst) {
@@ -309,6 +327,37 @@ TEST(Shim, AServerAsleepInAnUnmarkedCallHandsOverToASpareOnItsCore) {
   close(p[1]);
 }
 
+// A waiter parked on an entry the server has made DONE is woken when the
+// server then falls asleep in a call nobody marked as blocking, not when
+// that call returns.
+TEST(Shim, AWaiterIsWokenWhenItsServerSleepsInAnUnmarkedCall) {
+  Shim shim(1, 1);
+  ASSERT_TRUE(shim.ok());
+  shim.mark_blocking = false;
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  long parked = 1;
+  std::thread waiter([&] {
+    flexsc_shim_wait w{shim.id(), 0, 5'000'000'000};
+    parked = sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w);
+  });
+  std::this_thread::sleep_for(50ms);  // the waiter is parked on entry 0
+  char c;
+  shim.prepare(0, SYS_getppid);
+  shim.prepare(1, SYS_read, p[0], reinterpret_cast<long>(&c), 1);
+  shim.ring(2);  // one pass: entry 0, then the read, which sleeps
+  const auto start = std::chrono::steady_clock::now();
+  waiter.join();
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(parked, 0);
+  EXPECT_LT(waited, 2s) << "the waiter slept until its timeout";
+  EXPECT_EQ(shim.wait(0), getppid());
+  ASSERT_EQ(write(p[1], "x", 1), 1);
+  EXPECT_EQ(shim.wait(1), 1);
+  close(p[0]);
+  close(p[1]);
+}
+
 TEST(Shim, WaitTimesOutAndWakes) {
   Shim shim;
   ASSERT_TRUE(shim.ok());
@@ -398,6 +447,27 @@ TEST(Shim, BadArgumentsAreRefusedCleanly) {
     sys_ioctl(fd, cmd, reinterpret_cast<void*>(rng() % 2 ? rng() : 0));
   }
   EXPECT_EQ(shim.call(SYS_getpid), getpid());
+  // Memory a file system backs is refused; anonymous shared memory (shmem) is not.
+  ASSERT_TRUE(mkdir("/tmp/flexsc-ramfs", 0700) == 0 || errno == EEXIST);
+  ASSERT_EQ(mount("none", "/tmp/flexsc-ramfs", "ramfs", 0, nullptr), 0) << std::strerror(errno);
+  const int file = open("/tmp/flexsc-ramfs/pages", O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(file, 0);
+  ASSERT_EQ(ftruncate(file, 4096), 0);
+  for (const int flags : {MAP_SHARED, MAP_PRIVATE}) {
+    void* mapped = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, flags, file, 0);
+    ASSERT_NE(mapped, MAP_FAILED);
+    r = {reinterpret_cast<uint64_t>(mapped), 1, 0};
+    EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, &r), -EOPNOTSUPP) << (flags == MAP_SHARED ? "shared" : "private");
+    munmap(mapped, 4096);
+  }
+  close(file);
+  EXPECT_EQ(umount("/tmp/flexsc-ramfs"), 0);
+  void* shared = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  r = {reinterpret_cast<uint64_t>(shared), 1, 0};
+  ASSERT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, &r), 0);
+  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_UNREGISTER, &r), 0);
+  munmap(shared, 4096);
   // A second attachment of the same process.
   const int fd2 = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd2, 0);
@@ -424,6 +494,26 @@ TEST(Shim, AnotherProcessCannotUseTheDescriptor) {
                : 1;
   });
   EXPECT_EQ(rc, 0);
+  EXPECT_EQ(shim.call(SYS_getpid), getpid());
+}
+
+// A child sharing the memory but not the thread group (vfork, CLONE_VM
+// without CLONE_THREAD) has descriptors and credentials of its own.
+TEST(Shim, AChildSharingTheMemoryCannotUseTheDescriptor) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  static volatile long child_rc;  // the vfork child writes it in our memory
+  child_rc = 1;
+  const int fd = shim.fd();
+  const pid_t pid = vfork();
+  if (pid == 0) {
+    child_rc = syscall(SYS_ioctl, fd, FLEXSC_IOC_WAKE, 0) < 0 ? -errno : 0;
+    _exit(0);
+  }
+  ASSERT_GT(pid, 0);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_EQ(child_rc, -EPERM);
   EXPECT_EQ(shim.call(SYS_getpid), getpid());
 }
 
