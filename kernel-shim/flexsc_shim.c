@@ -17,6 +17,7 @@
 #include <linux/delay.h>
 #include <linux/freezer.h>
 #include <linux/fs.h>
+#include <linux/hugetlb_inline.h>
 #include <linux/futex.h>
 #include <linux/ioprio.h>
 #include <linux/irq_work.h>
@@ -190,7 +191,7 @@ struct flexsc_region {
 struct flexsc_proc {
 	struct list_head node; /* in flexsc_procs */
 	struct mm_struct *mm;  /* mmgrab()ed: its address is never reused while we hold it */
-	struct signal_struct *group; /* its thread group: a vfork child shares the mm, not this */
+	struct pid *tgid; /* its thread group (referenced): a vfork child shares the mm, not this */
 	atomic_t blocked; /* servers asleep inside a call */
 	atomic64_t claimed; /* entries claimed, against control->posted */
 	atomic_t spinner; /* an idle server spins: the others sleep at once */
@@ -223,11 +224,11 @@ static void flexsc_region_free(struct kref *ref)
 }
 
 /*
- * Pins and maps npages of the caller's memory at uaddr: anonymous or shmem
- * memory only.  The module writes the pages through its own mapping, which
- * a file system's page cache does not expect (writeback would find dirty
- * pages it never saw dirtied), so file-backed memory is refused, as
- * io_uring refuses it for its buffers.
+ * Pins and maps npages of the caller's memory at uaddr: anonymous, shmem
+ * or hugetlb memory only.  The module writes the pages through its own
+ * mapping, which a file system's page cache does not expect (writeback
+ * would find dirty pages it never saw dirtied), so other file-backed
+ * memory is refused, as io_uring refuses it for its buffers.
  */
 static int flexsc_pin(unsigned long uaddr, unsigned int npages, struct page **pages, void **mapped)
 {
@@ -242,7 +243,7 @@ static int flexsc_pin(unsigned long uaddr, unsigned int npages, struct page **pa
 	mmap_read_lock(current->mm);
 	pinned = pin_user_pages(uaddr, npages, FOLL_WRITE | FOLL_LONGTERM, pages, vmas);
 	for (i = 0; i < pinned && !ret; i++)
-		if (vmas[i]->vm_file && !shmem_file(vmas[i]->vm_file))
+		if (vmas[i]->vm_file && !shmem_file(vmas[i]->vm_file) && !is_vm_hugetlb_page(vmas[i]))
 			ret = -EOPNOTSUPP;
 	mmap_read_unlock(current->mm);
 	kvfree(vmas);
@@ -269,7 +270,7 @@ static struct flexsc_proc *flexsc_proc_of(struct file *file)
 	 * used by a child sharing the memory (vfork, CLONE_VM without
 	 * CLONE_THREAD): its descriptors and credentials are its own.
 	 */
-	if (p && (p->mm != current->mm || p->group != current->signal))
+	if (p && (p->mm != current->mm || p->tgid != task_tgid(current)))
 		return ERR_PTR(-EPERM);
 	return p ? p : ERR_PTR(-ENXIO);
 }
@@ -307,7 +308,7 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 	}
 	p->control = mapped;
 	p->mm = current->mm;
-	p->group = current->signal;
+	p->tgid = get_pid(task_tgid(current));
 	mmgrab(p->mm);
 	spin_lock_init(&p->serving_lock);
 	INIT_LIST_HEAD(&p->serving);
@@ -329,6 +330,7 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 		vunmap(p->control);
 		unpin_user_pages(p->control_pages, FLEXSC_SHIM_CONTROL_PAGES);
 		mmdrop(p->mm);
+		put_pid(p->tgid);
 		kvfree(p);
 	}
 	return ret;
@@ -1261,6 +1263,7 @@ static int flexsc_release(struct inode *inode, struct file *file)
 	vunmap(p->control);
 	unpin_user_pages_dirty_lock(p->control_pages, FLEXSC_SHIM_CONTROL_PAGES, true);
 	mmdrop(p->mm);
+	put_pid(p->tgid);
 	kvfree(p);
 	return 0;
 }

@@ -51,6 +51,7 @@ TEST(Classify, PlainClasses) {
   EXPECT_EQ(cls(SYS_reboot), C::Local);
   EXPECT_EQ(cls(SYS_pkey_alloc, 0, 0), C::Local);
   EXPECT_EQ(cls(SYS_pkey_free, 1), C::Remote);
+  EXPECT_EQ(cls(SYS_remap_file_pages), C::Local);
 }
 
 TEST(Classify, NumbersOutsideTheTableAreUnknown) {
@@ -96,6 +97,9 @@ TEST(Classify, ArgumentsRefineTheClass) {
   EXPECT_EQ(cls(SYS_epoll_pwait2, 3, 0, 1, 0, 0x1000), C::Local);
   EXPECT_EQ(cls(SYS_io_pgetevents, 0, 1, 1, 0, 0, 0x1000), C::Local);
   // Execute-only memory takes a protection key the calling thread's PKRU denies.
+  EXPECT_EQ(cls(SYS_mmap, 0, 4096, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), C::Local);
+  EXPECT_EQ(cls(SYS_mmap, 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), C::Remote);
+  EXPECT_EQ(cls(SYS_mmap, 0, 4096, PROT_EXEC | PROT_GROWSDOWN, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), C::Remote);
   EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_EXEC), C::Local);
   EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_EXEC | PROT_GROWSDOWN), C::Local);
   EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_READ | PROT_EXEC), C::Remote);

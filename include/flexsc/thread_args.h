@@ -49,8 +49,9 @@ static inline int flexsc_thread_clock(int id)
 
 /*
  * Execute-only memory: on CPUs with protection keys the kernel gives it a
- * key and denies that key in the calling thread's PKRU (mprotect with no
- * key of its own, and only PROT_EXEC once the grow flags are off).
+ * key and denies that key in the calling thread's PKRU (mmap with
+ * PROT_EXEC alone; mprotect with no key of its own, and only PROT_EXEC
+ * once the grow flags are off).
  */
 static inline int flexsc_execute_only(unsigned long prot)
 {
@@ -120,6 +121,8 @@ static inline int flexsc_acts_on_caller(unsigned int nr, const unsigned long a[6
 		return a[4] != 0;
 	case __NR_futex:
 		return flexsc_pi_futex(flexsc_int_arg(a[1]));
+	case __NR_mmap:
+		return a[2] == FLEXSC_PROT_EXEC; /* do_mmap keeps the grow flags */
 	case __NR_mprotect:
 		return flexsc_execute_only(a[2]);
 	case __NR_pkey_mprotect:

@@ -100,8 +100,8 @@ class Shim {
     __atomic_store_n(&entry(i)->status, FLEXSC_FREE, __ATOMIC_RELAXED);
     return r;
   }
-  long call(long nr, long a0 = 0, long a1 = 0, long a2 = 0) {
-    post(0, nr, a0, a1, a2);
+  long call(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+    post(0, nr, a0, a1, a2, a3, a4, a5);
     return wait(0);
   }
 
@@ -216,6 +216,7 @@ TEST(Shim, CallsActingOnTheServingThreadByTheirArgumentsAreRefused) {
   EXPECT_EQ(shim.call(SYS_mprotect, reinterpret_cast<long>(page), 4096, PROT_EXEC), -EPERM);
   EXPECT_EQ(shim.call(SYS_mprotect, reinterpret_cast<long>(page), 4096, PROT_READ | PROT_EXEC), 0);
   munmap(page, 4096);
+  EXPECT_EQ(shim.call(SYS_mmap, 0, 4096, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), -EPERM);
 }
 
 TEST(Shim, ASignalForTheCallerComesBackToUserspaceFirst) {
@@ -447,27 +448,6 @@ TEST(Shim, BadArgumentsAreRefusedCleanly) {
     sys_ioctl(fd, cmd, reinterpret_cast<void*>(rng() % 2 ? rng() : 0));
   }
   EXPECT_EQ(shim.call(SYS_getpid), getpid());
-  // Memory a file system backs is refused; anonymous shared memory (shmem) is not.
-  ASSERT_TRUE(mkdir("/tmp/flexsc-ramfs", 0700) == 0 || errno == EEXIST);
-  ASSERT_EQ(mount("none", "/tmp/flexsc-ramfs", "ramfs", 0, nullptr), 0) << std::strerror(errno);
-  const int file = open("/tmp/flexsc-ramfs/pages", O_RDWR | O_CREAT, 0600);
-  ASSERT_GE(file, 0);
-  ASSERT_EQ(ftruncate(file, 4096), 0);
-  for (const int flags : {MAP_SHARED, MAP_PRIVATE}) {
-    void* mapped = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, flags, file, 0);
-    ASSERT_NE(mapped, MAP_FAILED);
-    r = {reinterpret_cast<uint64_t>(mapped), 1, 0};
-    EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, &r), -EOPNOTSUPP) << (flags == MAP_SHARED ? "shared" : "private");
-    munmap(mapped, 4096);
-  }
-  close(file);
-  EXPECT_EQ(umount("/tmp/flexsc-ramfs"), 0);
-  void* shared = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(shared, MAP_FAILED);
-  r = {reinterpret_cast<uint64_t>(shared), 1, 0};
-  ASSERT_EQ(sys_ioctl(fd, FLEXSC_IOC_REGISTER, &r), 0);
-  EXPECT_EQ(sys_ioctl(fd, FLEXSC_IOC_UNREGISTER, &r), 0);
-  munmap(shared, 4096);
   // A second attachment of the same process.
   const int fd2 = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd2, 0);
@@ -495,6 +475,37 @@ TEST(Shim, AnotherProcessCannotUseTheDescriptor) {
   });
   EXPECT_EQ(rc, 0);
   EXPECT_EQ(shim.call(SYS_getpid), getpid());
+}
+
+// Pages a file system backs are refused: the module writes them behind the
+// page cache.  Anonymous shared memory (shmem) is taken.
+TEST(Shim, FileBackedPagesAreRefused) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  const char* dir = "/tmp/flexsc-ramfs";
+  ASSERT_TRUE(mkdir(dir, 0700) == 0 || errno == EEXIST);
+  ASSERT_EQ(mount("none", dir, "ramfs", 0, nullptr), 0) << std::strerror(errno);
+  struct Unmount {
+    const char* dir;
+    ~Unmount() { umount(dir); }
+  } unmount{dir};
+  const int file = open("/tmp/flexsc-ramfs/pages", O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(file, 0);
+  ASSERT_EQ(ftruncate(file, 4096), 0);
+  for (const int flags : {MAP_SHARED, MAP_PRIVATE}) {
+    void* mapped = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, flags, file, 0);
+    ASSERT_NE(mapped, MAP_FAILED);
+    flexsc_shim_region r{reinterpret_cast<uint64_t>(mapped), 1, 0};
+    EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &r), -EOPNOTSUPP) << (flags == MAP_SHARED ? "shared" : "private");
+    munmap(mapped, 4096);
+  }
+  close(file);
+  void* shared = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  flexsc_shim_region r{reinterpret_cast<uint64_t>(shared), 1, 0};
+  ASSERT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &r), 0);
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_UNREGISTER, &r), 0);
+  munmap(shared, 4096);
 }
 
 // A child sharing the memory but not the thread group (vfork, CLONE_VM
