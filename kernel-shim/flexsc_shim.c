@@ -186,6 +186,7 @@ struct flexsc_region {
 	struct flexsc_entry *entries; /* vmap of the pinned pages */
 	struct mm_struct *mm;         /* charged for the pinned pages (locked_vm) */
 	wait_queue_head_t waiters;   /* FLEXSC_IOC_WAIT */
+	atomic_t notified;           /* a NOTIFY no WAIT has returned for yet */
 };
 
 struct flexsc_proc {
@@ -1162,25 +1163,33 @@ static long flexsc_wait(struct flexsc_proc *p, struct flexsc_shim_wait __user *u
 	a.id = array_index_nospec(a.id, FLEXSC_SHIM_MAX_REGIONS);
 	if (a.index >= 0)
 		a.index = array_index_nospec(a.index, r->nentries);
-	/* Ends when the entry is done, or when the region is unregistered. */
+	/*
+	 * Ends when the entry is done, when the region is unregistered, or at a
+	 * NOTIFY, even one made before this call (the waiter's owner may have
+	 * been told to look at something else between its last look and here).
+	 */
 	if (!a.timeout_ns) {
 		left = wait_event_interruptible(r->waiters, flexsc_any_done(r, a.index) ||
+							    atomic_read(&r->notified) ||
 							    rcu_access_pointer(p->regions[a.id]) != r);
 	} else {
 		left = wait_event_interruptible_hrtimeout(r->waiters,
 							  flexsc_any_done(r, a.index) ||
+							  atomic_read(&r->notified) ||
 							  rcu_access_pointer(p->regions[a.id]) != r,
 							  ns_to_ktime(a.timeout_ns));
 		if (left == -ETIME)
 			left = -ETIMEDOUT;
 	}
+	if (!left)
+		atomic_set(&r->notified, 0);
 	kref_put(&r->ref, flexsc_region_free);
 	return left;
 }
 
 /* ---- the device -------------------------------------------------------- */
 
-/* Wakes a region's waiters: the process completed entries itself (cancelled them). */
+/* Wakes a region's waiters: the process completed entries itself, or has news for the owner. */
 static long flexsc_notify(struct flexsc_proc *p, __u32 __user *uarg)
 {
 	struct flexsc_region *r;
@@ -1191,7 +1200,8 @@ static long flexsc_notify(struct flexsc_proc *p, __u32 __user *uarg)
 	r = flexsc_get_region(p, id);
 	if (!r)
 		return -ENOENT;
-	flexsc_wake_waiters(r);
+	atomic_set(&r->notified, 1);
+	wake_up_all(&r->waiters);
 	kref_put(&r->ref, flexsc_region_free);
 	return 0;
 }

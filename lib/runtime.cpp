@@ -266,10 +266,12 @@ uint64_t cancel_unclaimed(Context* ctx) {
 void Runtime::stop() {
   // 1. Calls in progress finish normally for a while (g_rt is null already,
   //    so no new ones start).
-  auto any_inside = [this] {
+  // A context of another generation inside the API may be binding to this
+  // runtime right now (enter() read g_rt before it went): it counts too.
+  auto any_inside = [] {
     std::lock_guard lock(registry_mutex());
     for (Context* c = registry_head(); c; c = c->next)
-      if (c->gen == gen_ && c->in_api.load(std::memory_order_acquire)) return true;
+      if (c->in_api.load(std::memory_order_acquire)) return true;
     return false;
   };
   const uint64_t grace_end = now_ns() + kGraceNs;
@@ -283,11 +285,11 @@ void Runtime::stop() {
     {
       std::lock_guard lock(registry_mutex());
       for (Context* c = registry_head(); c; c = c->next) {
+        const bool in = c->in_api.load(std::memory_order_acquire) != 0;
+        inside |= in;
         if (c->gen != gen_) continue;
         cancelled += cancel_unclaimed(c);
-        const bool in = c->in_api.load(std::memory_order_acquire) != 0;
         in_kernel |= backend_->cancel_ops(c, !in);
-        inside |= in;
       }
     }
     if (!inside && !in_kernel) break;

@@ -157,6 +157,12 @@ void ShimBackend::serve(Server* self) {
   s.stop_signal = static_cast<uint32_t>(stop_signal_.number());
   while (!stopping_.load(std::memory_order_acquire)) {
     const long rc = shim_ioctl(fd_, FLEXSC_IOC_SERVE, &s);
+    if (rc == -ENOMEM) {
+      // The module had no memory for this call: what it holds for this
+      // thread is published only by this thread's next SERVE.
+      usleep(1000);
+      continue;
+    }
     if (rc < 0 && rc != -EINTR) {
       std::fprintf(stderr, "flexsc: a shim serving thread stops: %s\n", std::strerror(static_cast<int>(-rc)));
       break;
@@ -187,7 +193,7 @@ void ShimBackend::bind(Context* ctx) {
   auto region = std::make_unique<ShimRegion>();
   region->fd = fd_;
   flexsc_shim_region r{reinterpret_cast<uint64_t>(ctx->entries), ctx->capacity / FLEXSC_ENTRIES_PER_PAGE, 0};
-  if (shim_ioctl(fd_, FLEXSC_IOC_REGISTER, &r) < 0) return;  // submit then cancels: no region
+  if (shim_ioctl(fd_, FLEXSC_IOC_REGISTER, &r) < 0) return;  // no region: submit runs the calls on the caller
   region->id = r.id;
   ctx->backend_state = std::move(region);
   ctx->progress.store(completion_word(control_), std::memory_order_release);
@@ -200,9 +206,14 @@ void ShimBackend::unbind(Context* ctx) {
 
 void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   if (!region_of(ctx)) {
-    // Registration failed (pages or regions exhausted): nothing would run them.
+    // The module could not take this context's pages (the locked-memory
+    // limit, or regions exhausted): its calls run on the caller, as plain
+    // syscalls, rather than fail.
     for (unsigned i = 0; i < count; ++i) {
-      set_done(&ctx->entries[slots[i] & ~Context::kSqBlocking], -ENOMEM);
+      flexsc_entry* e = &ctx->entries[slots[i] & ~Context::kSqBlocking];
+      const long args[6] = {e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]};
+      ctx->stats.inline_calls.add();
+      set_done(e, e->flags & FLEXSC_ENTRY_NOP ? 0 : run_on_caller(e->nr, args));
     }
     return;
   }

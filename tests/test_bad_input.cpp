@@ -5,6 +5,7 @@
 // waiting.
 #include <fcntl.h>
 #include <flexsc/flexsc.h>
+#include <flexsc/shim.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -426,6 +427,36 @@ TEST_F(BadInput, FullContextGivesNullAndOverwritesNothing) {
   EXPECT_EQ(flexsc_get_entry(ctx), nullptr);
   EXPECT_EQ(flexsc_ctx_destroy(ctx), 0);
   close(fd);
+}
+
+// A context whose pages the kernel shim cannot take (its regions, or the
+// locked-memory limit, run out) runs its calls on the caller rather than
+// failing them.  In a fresh process that ends with _Exit: its thousands
+// of regions go with the process, not one UNREGISTER each.
+TEST_F(BadInput, AContextTheShimCannotTakeRunsItsCallsOnTheCaller) {
+  if (test_backend() != "shim") GTEST_SKIP() << "only the kernel shim registers a context's pages";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        const long want = getppid();
+        const unsigned calls = FLEXSC_SHIM_MAX_REGIONS + 4;  // more contexts than the module takes regions
+        unsigned wrong = 0;
+        for (unsigned i = 0; i < calls; ++i) {
+          flexsc_ctx* ctx = nullptr;
+          if (flexsc_ctx_create(1, &ctx) != 0) std::_Exit(2);
+          flexsc_entry* e = flexsc_get_entry(ctx);
+          flexsc_prep(e, SYS_getppid, 0, 0, 0, 0, 0, 0);
+          if (flexsc_submit(ctx) != 1) std::_Exit(3);
+          wrong += flexsc_wait_entry(ctx, e) != want;
+          flexsc_seen(ctx, e);
+        }
+        flexsc_stats st{};
+        if (flexsc_get_stats(&st) != 0) std::_Exit(4);
+        if (wrong) std::_Exit(1);
+        // Some ran on the caller: the servers ran fewer than were made.
+        std::_Exit(st.remote_calls < calls ? 0 : 5);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 TEST_F(BadInput, BadArgumentsToTheBatchApiGetEinval) {

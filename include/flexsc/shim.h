@@ -131,7 +131,11 @@ struct flexsc_shim_serve {
 	__u64 pending[FLEXSC_SHIM_MAX_PENDING]; /* out: user addresses of the entries held */
 };
 
-/* FLEXSC_IOC_WAIT: sleep until an entry of the region is DONE. */
+/*
+ * FLEXSC_IOC_WAIT: sleep until an entry of the region is DONE, or until a
+ * NOTIFY of the region (one made since the last WAIT that returned 0
+ * counts too).
+ */
 struct flexsc_shim_wait {
 	__u32 id;          /* in: region */
 	__s32 index;       /* in: this entry, or -1 for any entry of the region */
@@ -146,7 +150,10 @@ struct flexsc_shim_wait {
 #define FLEXSC_IOC_WAIT _IOW(FLEXSC_SHIM_IOC_MAGIC, 5, struct flexsc_shim_wait)
 #define FLEXSC_IOC_WAKE _IO(FLEXSC_SHIM_IOC_MAGIC, 6)  /* wake one sleeping serving thread */
 #define FLEXSC_IOC_LEAVE _IO(FLEXSC_SHIM_IOC_MAGIC, 7) /* send every serving thread back */
-/* Wake FLEXSC_IOC_WAIT's waiters on region *arg (a __u32 id): entries completed outside the module. */
+/*
+ * Wake FLEXSC_IOC_WAIT's waiters on region *arg (a __u32 id): entries
+ * completed outside the module, or anything else the owner must look at.
+ */
 #define FLEXSC_IOC_NOTIFY _IOW(FLEXSC_SHIM_IOC_MAGIC, 8, __u32)
 
 #endif /* FLEXSC_SHIM_H */

@@ -392,6 +392,31 @@ TEST(Shim, NotifyWakesAWaiterOfAnEntryCompletedOutsideTheModule) {
   __atomic_store_n(&shim.entry(3)->status, FLEXSC_FREE, __ATOMIC_RELAXED);
 }
 
+// NOTIFY with nothing DONE: the owner has something else to look at (a
+// fiber scheduler told of a fiber to run).  A NOTIFY made before the WAIT
+// ends it at once; it is used up then.
+TEST(Shim, NotifyWakesAWaiterWhenNothingIsDone) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  uint32_t id = shim.id();
+  long rc = LONG_MIN;
+  std::thread waiter([&] {
+    flexsc_shim_wait w{shim.id(), 3, 5'000'000'000};  // entry 3 is never posted
+    rc = sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w);
+  });
+  std::this_thread::sleep_for(100ms);  // parked by now
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, &id), 0);
+  waiter.join();
+  EXPECT_EQ(rc, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "the waiter slept until its timeout";
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, &id), 0);
+  flexsc_shim_wait w{shim.id(), 3, 5'000'000'000};
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w), 0) << "a NOTIFY before the WAIT was lost";
+  w.timeout_ns = 10'000'000;
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w), -ETIMEDOUT) << "a NOTIFY counted twice";
+}
+
 TEST(Shim, BadArgumentsAreRefusedCleanly) {
   Shim shim(1, 2);
   ASSERT_TRUE(shim.ok());
