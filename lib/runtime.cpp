@@ -45,6 +45,12 @@ void retire_context(Context* ctx) {
   std::lock_guard lock(registry_mutex());
   if (ctx->gen != 0 && ctx->gen == g_retired_gen) g_retired.add(ctx->stats);
   registry_unlink_locked(ctx);
+  // What the backend keeps for it goes now, under the lock that
+  // Runtime::stop() unbinds under: while the backend that made it is
+  // alive (the kernel shim's region is unregistered on the descriptor it
+  // was registered on, not on one a later runtime reopened with the same
+  // number), or already gone with it.
+  ctx->backend_state.reset();
 }
 
 int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* out, std::string* error) {
