@@ -11,6 +11,7 @@
 #pragma once
 
 #include <flexsc/flexsc.h>
+#include <flexsc/shim.h>
 #include <sys/syscall.h>
 
 #include <atomic>
@@ -46,9 +47,10 @@ inline constexpr uint32_t kParkedShim = 3;   // in the kernel shim's wait, woken
 // What a backend keeps per context (an io_uring ring).
 struct BackendState {
   virtual ~BackendState() = default;
-  // Wakes an owner parked by the backend itself (kParkedShim).
-  virtual void wake_parked() {}
 };
+
+// Context::shim_notify when no kernel shim region can wake the owner.
+inline constexpr uint64_t kNoShimNotify = UINT64_MAX;
 
 struct Context {
   static constexpr uint32_t kNoSlot = UINT32_MAX;
@@ -74,6 +76,12 @@ struct Context {
   // parked in the ring is woken by writing to this eventfd.
   std::atomic<bool> reaps{false};
   std::atomic<int> wake_fd{-1};
+  // The kernel shim: what wakes an owner parked in its wait, the
+  // descriptor and region id for FLEXSC_IOC_NOTIFY (descriptor << 32 | id),
+  // or kNoShimNotify.  A word of its own, not backend state: other threads
+  // wake the owner while shutdown may free that state, and a stale value
+  // costs no more than a spurious wake-up.
+  std::atomic<uint64_t> shim_notify{kNoShimNotify};
   std::unique_ptr<BackendState> backend_state;
 
   // ---- owner side: touched only by the thread using the context
@@ -174,7 +182,10 @@ inline void wake_owner(Context* ctx) {
   if (how == kParkedFutex) {
     futex_wake(&ctx->waiting);
   } else if (how == kParkedShim) {
-    if (ctx->backend_state) ctx->backend_state->wake_parked();
+    const uint64_t notify = ctx->shim_notify.load(std::memory_order_acquire);
+    uint32_t id = static_cast<uint32_t>(notify);
+    if (notify != kNoShimNotify)
+      raw_syscall6(SYS_ioctl, static_cast<int>(notify >> 32), FLEXSC_IOC_NOTIFY, reinterpret_cast<long>(&id), 0, 0, 0);
   } else if (how == kParkedRing) {
     const uint64_t one = 1;
     raw_syscall6(SYS_write, ctx->wake_fd.load(std::memory_order_relaxed), reinterpret_cast<long>(&one), sizeof one, 0,

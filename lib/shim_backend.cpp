@@ -36,8 +36,6 @@ struct ShimRegion final : BackendState {
     flexsc_shim_region r{0, 0, id};
     ioctl(fd, FLEXSC_IOC_UNREGISTER, &r);
   }
-  // Entries completed here (cancelled at shutdown) wake the owner's WAIT.
-  void wake_parked() override { ioctl(fd, FLEXSC_IOC_NOTIFY, &id); }
 };
 
 ShimRegion* region_of(Context* ctx) { return static_cast<ShimRegion*>(ctx->backend_state.get()); }
@@ -196,10 +194,12 @@ void ShimBackend::bind(Context* ctx) {
   if (shim_ioctl(fd_, FLEXSC_IOC_REGISTER, &r) < 0) return;  // no region: submit runs the calls on the caller
   region->id = r.id;
   ctx->backend_state = std::move(region);
+  ctx->shim_notify.store(uint64_t{static_cast<uint32_t>(fd_)} << 32 | r.id, std::memory_order_release);
   ctx->progress.store(completion_word(control_), std::memory_order_release);
 }
 
 void ShimBackend::unbind(Context* ctx) {
+  ctx->shim_notify.store(kNoShimNotify, std::memory_order_release);
   ctx->progress.store(&ctx->completed, std::memory_order_release);
   ctx->backend_state.reset();
 }
