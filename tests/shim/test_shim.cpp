@@ -328,6 +328,27 @@ TEST(Shim, AServerAsleepInAnUnmarkedCallHandsOverToASpareOnItsCore) {
   close(p[1]);
 }
 
+// A thread parked in FLEXSC_IOC_WAIT on one entry, for up to 5 s, by the
+// time the constructor returns.  join() gives what the ioctl returned.
+class ParkedWaiter {
+ public:
+  ParkedWaiter(Shim& shim, int index)
+      : thread_([this, &shim, index] {
+          flexsc_shim_wait w{shim.id(), index, 5'000'000'000};
+          rc_ = sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w);
+        }) {
+    std::this_thread::sleep_for(100ms);  // parked by now
+  }
+  long join() {
+    thread_.join();
+    return rc_;
+  }
+
+ private:
+  long rc_ = LONG_MIN;
+  std::thread thread_;
+};
+
 // A waiter parked on an entry the server has made DONE is woken when the
 // server then falls asleep in a call nobody marked as blocking, not when
 // that call returns.
@@ -337,21 +358,14 @@ TEST(Shim, AWaiterIsWokenWhenItsServerSleepsInAnUnmarkedCall) {
   shim.mark_blocking = false;
   int p[2];
   ASSERT_EQ(pipe(p), 0);
-  long parked = 1;
-  std::thread waiter([&] {
-    flexsc_shim_wait w{shim.id(), 0, 5'000'000'000};
-    parked = sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w);
-  });
-  std::this_thread::sleep_for(50ms);  // the waiter is parked on entry 0
+  ParkedWaiter waiter(shim, 0);
   char c;
   shim.prepare(0, SYS_getppid);
   shim.prepare(1, SYS_read, p[0], reinterpret_cast<long>(&c), 1);
   shim.ring(2);  // one pass: entry 0, then the read, which sleeps
   const auto start = std::chrono::steady_clock::now();
-  waiter.join();
-  const auto waited = std::chrono::steady_clock::now() - start;
-  EXPECT_EQ(parked, 0);
-  EXPECT_LT(waited, 2s) << "the waiter slept until its timeout";
+  EXPECT_EQ(waiter.join(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "the waiter slept until its timeout";
   EXPECT_EQ(shim.wait(0), getppid());
   ASSERT_EQ(write(p[1], "x", 1), 1);
   EXPECT_EQ(shim.wait(1), 1);
@@ -374,18 +388,12 @@ TEST(Shim, WaitTimesOutAndWakes) {
 TEST(Shim, NotifyWakesAWaiterOfAnEntryCompletedOutsideTheModule) {
   Shim shim;
   ASSERT_TRUE(shim.ok());
-  long rc = LONG_MIN;
-  std::thread waiter([&] {
-    flexsc_shim_wait w{shim.id(), 3, 5'000'000'000};  // entry 3 is never posted
-    rc = sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w);
-  });
-  std::this_thread::sleep_for(100ms);  // parked by now
+  ParkedWaiter waiter(shim, 3);  // entry 3 is never posted
   shim.entry(3)->ret = -ECANCELED;
   __atomic_store_n(&shim.entry(3)->status, FLEXSC_DONE, __ATOMIC_RELEASE);
   uint32_t id = shim.id();
   EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, &id), 0);
-  waiter.join();
-  EXPECT_EQ(rc, 0) << "the waiter was not woken (-ETIMEDOUT after 5 s)";
+  EXPECT_EQ(waiter.join(), 0) << "the waiter was not woken (-ETIMEDOUT after 5 s)";
   id = 999;
   EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, &id), -ENOENT);
   EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, reinterpret_cast<void*>(8)), -EFAULT);
@@ -399,16 +407,10 @@ TEST(Shim, NotifyWakesAWaiterWhenNothingIsDone) {
   Shim shim;
   ASSERT_TRUE(shim.ok());
   uint32_t id = shim.id();
-  long rc = LONG_MIN;
-  std::thread waiter([&] {
-    flexsc_shim_wait w{shim.id(), 3, 5'000'000'000};  // entry 3 is never posted
-    rc = sys_ioctl(shim.fd(), FLEXSC_IOC_WAIT, &w);
-  });
-  std::this_thread::sleep_for(100ms);  // parked by now
+  ParkedWaiter waiter(shim, 3);  // entry 3 is never posted
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, &id), 0);
-  waiter.join();
-  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(waiter.join(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "the waiter slept until its timeout";
   EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_NOTIFY, &id), 0);
   flexsc_shim_wait w{shim.id(), 3, 5'000'000'000};
