@@ -29,6 +29,7 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/nospec.h>
+#include <linux/percpu.h>
 #include <linux/posix-timers.h>
 #include <linux/preempt.h>
 #include <linux/rcupdate.h>
@@ -144,9 +145,13 @@ static int flexsc_thread_args(unsigned int nr, const struct pt_regs *regs)
 	return flexsc_acts_on_caller(nr, a);
 }
 
-/* The two switches above as bitmaps: a server tests a bit per entry. */
-static DECLARE_BITMAP(flexsc_remote, NR_syscalls) __ro_after_init;
-static DECLARE_BITMAP(flexsc_args_matter, NR_syscalls) __ro_after_init;
+/* The two switches above as one table: a server reads a byte per entry. */
+enum flexsc_call_kind {
+	FLEXSC_CALL_LOCAL,  /* never on a server */
+	FLEXSC_CALL_REMOTE, /* on a server, whatever its arguments */
+	FLEXSC_CALL_ARGS,   /* on a server unless its arguments make it act on the caller */
+};
+static u8 flexsc_call_kind[NR_syscalls] __ro_after_init;
 
 static void __init flexsc_build_call_maps(void)
 {
@@ -164,12 +169,16 @@ static void __init flexsc_build_call_maps(void)
 		     FLEXSC_FUTEX_WAIT_REQUEUE_PI != FUTEX_WAIT_REQUEUE_PI ||
 		     FLEXSC_FUTEX_CMP_REQUEUE_PI != FUTEX_CMP_REQUEUE_PI || FLEXSC_FUTEX_LOCK_PI2 != FUTEX_LOCK_PI2);
 	BUILD_BUG_ON(FLEXSC_PROT_EXEC != PROT_EXEC || FLEXSC_PROT_GROWS != (PROT_GROWSDOWN | PROT_GROWSUP));
+	/* Every call a server runs has a counter. */
+	BUILD_BUG_ON(NR_syscalls > FLEXSC_SHIM_COUNTED_CALLS);
 
 	for (nr = 0; nr < NR_syscalls; nr++) {
-		if (flexsc_allowed(nr))
-			__set_bit(nr, flexsc_remote);
-		if (flexsc_thread_args(nr, &zero) >= 0)
-			__set_bit(nr, flexsc_args_matter);
+		if (!flexsc_allowed(nr))
+			flexsc_call_kind[nr] = FLEXSC_CALL_LOCAL;
+		else if (flexsc_thread_args(nr, &zero) >= 0)
+			flexsc_call_kind[nr] = FLEXSC_CALL_ARGS;
+		else
+			flexsc_call_kind[nr] = FLEXSC_CALL_REMOTE;
 	}
 }
 
@@ -189,6 +198,17 @@ struct flexsc_region {
 	atomic_t notified;           /* a NOTIFY no WAIT has returned for yet */
 };
 
+/*
+ * What servers ran, per CPU: a server counts with one unlocked add, where
+ * a shared counter would cost an atomic per entry (FLEXSC_IOC_STATS sums).
+ */
+struct flexsc_counts {
+	u64 calls[FLEXSC_SHIM_COUNTED_CALLS];
+	u64 nops;
+	u64 cancelled;
+	u64 overlapped;
+};
+
 struct flexsc_proc {
 	struct list_head node; /* in flexsc_procs */
 	struct mm_struct *mm;  /* mmgrab()ed: its address is never reused while we hold it */
@@ -201,6 +221,7 @@ struct flexsc_proc {
 	struct list_head held;    /* entries threads left pending (struct flexsc_held) */
 	struct page *control_pages[FLEXSC_SHIM_CONTROL_PAGES];
 	struct flexsc_shim_control *control;
+	struct flexsc_counts __percpu *counts;
 	wait_queue_head_t servers; /* sleeping serving threads */
 	atomic_long_t wakes;       /* bumped before each wake-up of one of them */
 	bool leaving;
@@ -302,8 +323,14 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 	p = kvzalloc(sizeof(*p), GFP_KERNEL);
 	if (!p)
 		return -ENOMEM;
+	p->counts = alloc_percpu(struct flexsc_counts);
+	if (!p->counts) {
+		kvfree(p);
+		return -ENOMEM;
+	}
 	ret = flexsc_pin(a.control, FLEXSC_SHIM_CONTROL_PAGES, p->control_pages, &mapped);
 	if (ret) {
+		free_percpu(p->counts);
 		kvfree(p);
 		return ret;
 	}
@@ -332,6 +359,7 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 		unpin_user_pages(p->control_pages, FLEXSC_SHIM_CONTROL_PAGES);
 		mmdrop(p->mm);
 		put_pid(p->tgid);
+		free_percpu(p->counts);
 		kvfree(p);
 	}
 	return ret;
@@ -535,8 +563,8 @@ struct flexsc_server {
 	bool spare_due;                    /* it was the last ready: wake a sleeping server */
 	/*
 	 * The region whose waiters have entries DONE that they were not woken
-	 * for yet, during the call; and the same, for the irq_work, once that
-	 * call sleeps.  The pass holds the region until the irq_work is done.
+	 * for yet, while a pass scans it; and the same, for the irq_work, once
+	 * a call sleeps.  The pass holds the region until the irq_work is done.
 	 */
 	struct flexsc_region *unwoken;
 	struct flexsc_region *waking;
@@ -550,35 +578,10 @@ struct flexsc_server {
 	int slot;               /* in control->servers, or -1 */
 };
 
-/*
- * Runs one claimed entry (as restart_syscall with restartblock).  Returns 0
- * when its result is final, or the FLEXSC_PENDING_* bits to make the call
- * again: a restart code while a stop or a freeze is pending (every other
- * signal is blocked on a server).  A dying process gets EINTR.
- */
-static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e,
-						 bool restartblock)
+/* Loads an entry's arguments into the registers its call sees. */
+static __always_inline void flexsc_load_args(struct pt_regs *regs, const struct flexsc_entry *e, unsigned int nr)
 {
-	struct flexsc_proc *p = sv->p;
-	struct pt_regs *regs = &sv->regs;
 	/* Userspace can rewrite a BUSY entry: every field is read once. */
-	u32 flags = READ_ONCE(e->flags);
-	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
-	bool may_block = flags & FLEXSC_ENTRY_MAY_BLOCK;
-	long ret;
-
-	if (unlikely(flags & FLEXSC_ENTRY_NOP)) {
-		atomic64_inc((atomic64_t *)&p->control->nops);
-		e->ret = 0;
-		return 0;
-	}
-	if (!restartblock && nr < FLEXSC_SHIM_COUNTED_CALLS)
-		atomic64_inc((atomic64_t *)&p->control->calls[nr]);
-	if (unlikely(nr >= NR_syscalls)) {
-		e->ret = -ENOSYS;
-		return 0;
-	}
-	nr = array_index_nospec(nr, NR_syscalls); /* as do_syscall_64 does */
 	regs->di = READ_ONCE(e->args[0]);
 	regs->si = READ_ONCE(e->args[1]);
 	regs->dx = READ_ONCE(e->args[2]);
@@ -587,35 +590,38 @@ static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct
 	regs->r9 = READ_ONCE(e->args[5]);
 	regs->orig_ax = nr;
 	regs->ax = -ENOSYS;
-	/* restart_syscall continues a call checked when it started. */
-	if (!restartblock && unlikely(!test_bit(nr, flexsc_remote) ||
-				      (test_bit(nr, flexsc_args_matter) && flexsc_thread_args(nr, regs) > 0))) {
-		e->ret = -EPERM;
-		return 0;
-	}
-	/* A filter installed later with TSYNC reaches this thread too. */
-	if (unlikely(flexsc_seccomp_active())) {
-		e->ret = -EPERM;
-		return 0;
-	}
-	if (may_block && sv->slot >= 0)
-		WRITE_ONCE(p->control->servers[sv->slot].nr, nr);
+}
+
+/* Makes the call, nr already checked, its arguments loaded. */
+static __always_inline long flexsc_dispatch(struct flexsc_server *sv, unsigned int nr)
+{
+	long ret;
+
 	/* Evidence that a server asleep in a call does not stall the others. */
-	if (atomic_read(&p->blocked) > 0)
-		atomic64_inc((atomic64_t *)&p->control->overlapped);
+	if (unlikely(atomic_read(&sv->p->blocked) > 0))
+		this_cpu_inc(sv->p->counts->overlapped);
 	/* The preempt notifier hands over if the call sleeps. */
 	WRITE_ONCE(sv->in_call, true);
-	ret = static_call(flexsc_sys_call)(regs, nr);
+	ret = static_call(flexsc_sys_call)(&sv->regs, nr);
 	WRITE_ONCE(sv->in_call, false);
-	if (may_block && sv->slot >= 0)
-		WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
+	return ret;
+}
+
+/*
+ * Settles what a call returned.  Returns 0 when its result is final, or
+ * the FLEXSC_PENDING_* bits to make the call again: a restart code while a
+ * stop or a freeze is pending (every other signal is blocked on a server).
+ * A dying process gets EINTR.
+ */
+static unsigned long flexsc_settle(struct flexsc_server *sv, struct flexsc_entry *e, long ret)
+{
 	if (likely(!flexsc_restart_code(ret) && ret != -EINTR)) {
 		e->ret = ret;
 		return 0;
 	}
 	/* Shutdown interrupts a blocked call with the stop signal: cancelled. */
-	if (READ_ONCE(p->leaving)) {
-		atomic64_inc((atomic64_t *)&p->control->cancelled);
+	if (READ_ONCE(sv->p->leaving)) {
+		this_cpu_inc(sv->p->counts->cancelled);
 		e->ret = -ECANCELED;
 		return 0;
 	}
@@ -628,6 +634,79 @@ static __always_inline unsigned long flexsc_run(struct flexsc_server *sv, struct
 		return ret == -FLEXSC_ERESTART_BLOCK ? FLEXSC_PENDING_RERUN | FLEXSC_PENDING_RESTARTBLOCK
 						     : FLEXSC_PENDING_RERUN;
 	}
+	e->ret = ret;
+	return 0;
+}
+
+/*
+ * Runs one claimed entry, whatever it holds (as restart_syscall with
+ * restartblock): a NOP, a call marked FLEXSC_ENTRY_MAY_BLOCK, one to
+ * refuse.  Returns what flexsc_settle() does.
+ */
+static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e, bool restartblock)
+{
+	struct flexsc_proc *p = sv->p;
+	struct pt_regs *regs = &sv->regs;
+	u32 flags = READ_ONCE(e->flags);
+	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
+	bool may_block = flags & FLEXSC_ENTRY_MAY_BLOCK;
+	u8 kind;
+	long ret;
+
+	if (unlikely(flags & FLEXSC_ENTRY_NOP)) {
+		this_cpu_inc(p->counts->nops);
+		e->ret = 0;
+		return 0;
+	}
+	if (unlikely(nr >= NR_syscalls)) {
+		e->ret = -ENOSYS;
+		return 0;
+	}
+	nr = array_index_nospec(nr, NR_syscalls); /* as do_syscall_64 does */
+	if (!restartblock)
+		this_cpu_inc(p->counts->calls[nr]);
+	flexsc_load_args(regs, e, nr);
+	/* restart_syscall continues a call checked when it started. */
+	kind = flexsc_call_kind[nr];
+	if (!restartblock && unlikely(kind != FLEXSC_CALL_REMOTE) &&
+	    (kind == FLEXSC_CALL_LOCAL || flexsc_thread_args(nr, regs) > 0)) {
+		e->ret = -EPERM;
+		return 0;
+	}
+	/* A filter installed later with TSYNC reaches this thread too. */
+	if (unlikely(flexsc_seccomp_active())) {
+		e->ret = -EPERM;
+		return 0;
+	}
+	if (may_block && sv->slot >= 0)
+		WRITE_ONCE(p->control->servers[sv->slot].nr, nr);
+	ret = flexsc_dispatch(sv, nr);
+	if (may_block && sv->slot >= 0)
+		WRITE_ONCE(p->control->servers[sv->slot].nr, -1);
+	return flexsc_settle(sv, e, ret);
+}
+
+/*
+ * The common case of flexsc_run(), kept short: no flags, a call that runs
+ * on a server whatever its arguments, no seccomp filter.  Everything else
+ * goes to flexsc_run().
+ */
+static __always_inline unsigned long flexsc_run_plain(struct flexsc_server *sv, struct flexsc_entry *e)
+{
+	u16 flags = READ_ONCE(e->flags);
+	unsigned int nr = READ_ONCE(e->nr);
+	long ret;
+
+	if (unlikely(flags || nr >= NR_syscalls))
+		return flexsc_run(sv, e, false);
+	nr = array_index_nospec(nr, NR_syscalls);
+	if (unlikely(flexsc_call_kind[nr] != FLEXSC_CALL_REMOTE || flexsc_seccomp_active()))
+		return flexsc_run(sv, e, false);
+	this_cpu_inc(sv->p->counts->calls[nr]);
+	flexsc_load_args(&sv->regs, e, nr);
+	ret = flexsc_dispatch(sv, nr);
+	if (unlikely(IS_ERR_VALUE(ret)))
+		return flexsc_settle(sv, e, ret);
 	e->ret = ret;
 	return 0;
 }
@@ -771,6 +850,13 @@ static inline u32 flexsc_must_return(struct flexsc_server *sv)
 	return 0;
 }
 
+/*
+ * A pass looks at why it must return every this many entries it published
+ * (and a serve loop before every pass).  A call that a pending signal
+ * interrupts sends the server back at once.
+ */
+#define FLEXSC_CHECK_EVERY 16
+
 /* The entry after entry i, round the region. */
 static unsigned int flexsc_next(const struct flexsc_region *r, unsigned int i)
 {
@@ -787,7 +873,8 @@ static unsigned int flexsc_next(const struct flexsc_region *r, unsigned int i)
  * bump `posted`, which makes another pass.  Sets sv->s->reason when the
  * server must go back to userspace.
  */
-static void flexsc_pass(struct flexsc_server *sv, u64 budget)
+static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_pass(struct flexsc_server *sv,
+												 u64 budget)
 {
 	unsigned int n = READ_ONCE(sv->p->nslots), k;
 	u64 claimed = 0;
@@ -813,24 +900,25 @@ static void flexsc_pass(struct flexsc_server *sv, u64 budget)
 			sv->unflushed++;
 			last = i;
 			/* Parked waiters of what is DONE need not wait for a call that may sleep. */
-			if (unwoken && (READ_ONCE(e->flags) & FLEXSC_ENTRY_MAY_BLOCK)) {
+			if (unwoken && unlikely(READ_ONCE(e->flags) & FLEXSC_ENTRY_MAY_BLOCK)) {
 				flexsc_announce(sv->p->control, unannounced);
 				flexsc_wake_waiters(r);
 				unannounced = unwoken = 0;
+				sv->unwoken = NULL;
 			}
-			sv->unwoken = unwoken ? r : NULL;
-			rerun = flexsc_run(sv, e, false);
-			sv->unwoken = NULL;
+			rerun = flexsc_run_plain(sv, e);
 			sv->executed++;
 			caller_signal = !rerun && flexsc_raised_caller_signal(e);
-			if (rerun || caller_signal || task_work_pending(current)) {
+			if (unlikely(rerun || caller_signal || task_work_pending(current))) {
 				/* Finished by the next call, once back from userspace. */
 				flexsc_hold(sv, r, i, rerun);
 				sv->s->reason = flexsc_hold_reason(rerun, caller_signal);
 				break;
 			}
 			smp_store_release(&e->status, FLEXSC_DONE);
-			unwoken++;
+			/* For the preempt notifier, should a later call sleep. */
+			if (!unwoken++)
+				sv->unwoken = r;
 			/* The first at once (its waiter may be spinning), then every 16. */
 			if (++published == 1 || ++unannounced == 16) {
 				flexsc_announce(sv->p->control, published == 1 ? 1 : unannounced);
@@ -838,8 +926,11 @@ static void flexsc_pass(struct flexsc_server *sv, u64 budget)
 			}
 			if (need_resched())
 				cond_resched();
-			sv->s->reason = flexsc_must_return(sv);
+			/* Signals, task work, LEAVE: looked at every few entries, not every one. */
+			if (published % FLEXSC_CHECK_EVERY == 0)
+				sv->s->reason = flexsc_must_return(sv);
 		}
+		sv->unwoken = NULL;
 		if (last != UINT_MAX)
 			WRITE_ONCE(r->cursor, flexsc_next(r, last));
 		if (unannounced)
@@ -1189,6 +1280,32 @@ static long flexsc_wait(struct flexsc_proc *p, struct flexsc_shim_wait __user *u
 
 /* ---- the device -------------------------------------------------------- */
 
+/* Sums the servers' per-CPU counters. */
+static long flexsc_stats(struct flexsc_proc *p, struct flexsc_shim_stats __user *uarg)
+{
+	struct flexsc_shim_stats *st;
+	unsigned int nr;
+	long ret = 0;
+	int cpu;
+
+	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	if (!st)
+		return -ENOMEM;
+	for_each_possible_cpu(cpu) {
+		const struct flexsc_counts *c = per_cpu_ptr(p->counts, cpu);
+
+		for (nr = 0; nr < FLEXSC_SHIM_COUNTED_CALLS; nr++)
+			st->calls[nr] += READ_ONCE(c->calls[nr]);
+		st->nops += READ_ONCE(c->nops);
+		st->cancelled += READ_ONCE(c->cancelled);
+		st->overlapped += READ_ONCE(c->overlapped);
+	}
+	if (copy_to_user(uarg, st, sizeof(*st)))
+		ret = -EFAULT;
+	kfree(st);
+	return ret;
+}
+
 /* Wakes a region's waiters: the process completed entries itself, or has news for the owner. */
 static long flexsc_notify(struct flexsc_proc *p, __u32 __user *uarg)
 {
@@ -1236,6 +1353,8 @@ static long flexsc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return 0;
 	case FLEXSC_IOC_NOTIFY:
 		return flexsc_notify(p, uarg);
+	case FLEXSC_IOC_STATS:
+		return flexsc_stats(p, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -1274,6 +1393,7 @@ static int flexsc_release(struct inode *inode, struct file *file)
 	unpin_user_pages_dirty_lock(p->control_pages, FLEXSC_SHIM_CONTROL_PAGES, true);
 	mmdrop(p->mm);
 	put_pid(p->tgid);
+	free_percpu(p->counts);
 	kvfree(p);
 	return 0;
 }

@@ -282,17 +282,20 @@ bool ShimBackend::cancel_ops(Context* ctx, bool) {
 }
 
 void ShimBackend::collect(StatsTotals* totals) const {
-  for (unsigned nr = 0; nr < FLEXSC_SHIM_COUNTED_CALLS && nr < kSyscallTableSize; ++nr) {
-    const uint64_t n = __atomic_load_n(&control_->calls[nr], __ATOMIC_RELAXED);
-    totals->remote_calls[nr] += n;
-    totals->remote += n;
-    if (kSyscallTable[nr].cls == SyscallClass::Blocking) totals->blocking += n;
+  // The module keeps its counters per CPU; the ioctl sums them.
+  flexsc_shim_stats st{};
+  if (shim_ioctl(fd_, FLEXSC_IOC_STATS, &st) == 0) {
+    for (unsigned nr = 0; nr < FLEXSC_SHIM_COUNTED_CALLS && nr < kSyscallTableSize; ++nr) {
+      totals->remote_calls[nr] += st.calls[nr];
+      totals->remote += st.calls[nr];
+      if (kSyscallTable[nr].cls == SyscallClass::Blocking) totals->blocking += st.calls[nr];
+    }
+    totals->nops += st.nops;
+    totals->cancelled += st.cancelled;
+    // The thread backend's takeovers are spares relieving a blocked thread;
+    // here every server serves every page, and this counts their overlap.
+    totals->takeovers += st.overlapped;
   }
-  totals->nops += __atomic_load_n(&control_->nops, __ATOMIC_RELAXED);
-  totals->cancelled += __atomic_load_n(&control_->cancelled, __ATOMIC_RELAXED);
-  // The thread backend's takeovers are spares relieving a blocked thread;
-  // here every server serves every page, and this counts their overlap.
-  totals->takeovers += __atomic_load_n(&control_->overlapped, __ATOMIC_RELAXED);
   totals->syscall_threads += spawned_.load(std::memory_order_relaxed);
   totals->cancelled += cancelled_.load(std::memory_order_relaxed);
 }

@@ -20,7 +20,7 @@
 #include <linux/types.h>
 
 #define FLEXSC_SHIM_DEVICE "/dev/flexsc"
-#define FLEXSC_SHIM_ABI 2
+#define FLEXSC_SHIM_ABI 3
 
 /*
  * The control area, shared by the process and the module.  Posters publish
@@ -40,7 +40,6 @@
  * yet claimed: a poster that counts fewer than it submitted delays its own
  * entries until its next post.
  */
-#define FLEXSC_SHIM_COUNTED_CALLS 512 /* calls[] covers syscall numbers below this */
 #define FLEXSC_SHIM_MAX_SERVERS 64     /* servers[] slots; more servers run unreported */
 
 struct flexsc_shim_control {
@@ -56,12 +55,6 @@ struct flexsc_shim_control {
 	 */
 	__u64 completed;
 	__u64 pad1b[7];
-	/* Statistics, bumped by serving threads before an entry is DONE. */
-	__u64 nops;                              /* NOP entries completed */
-	__u64 cancelled;                         /* calls interrupted at shutdown (-ECANCELED) */
-	__u64 overlapped;                        /* calls run while another server sat in a call */
-	__u64 pad2[5];
-	__u64 calls[FLEXSC_SHIM_COUNTED_CALLS];  /* calls run, by syscall number */
 	/*
 	 * For observers (tests, tools): each serving thread's id and the call
 	 * marked FLEXSC_ENTRY_MAY_BLOCK it sits in (-1: none; quick calls are
@@ -142,6 +135,21 @@ struct flexsc_shim_wait {
 	__u64 timeout_ns;  /* in: 0 = no timeout */
 };
 
+/*
+ * FLEXSC_IOC_STATS: what the serving threads ran.  Each counter is bumped
+ * before the entry it counts is DONE, so a thread that saw an entry DONE
+ * finds it counted.  The module keeps them per CPU (a server counts with
+ * one unlocked add) and sums them here.
+ */
+#define FLEXSC_SHIM_COUNTED_CALLS 512 /* calls[] covers syscall numbers below this */
+
+struct flexsc_shim_stats {
+	__u64 nops;                             /* out: NOP entries completed */
+	__u64 cancelled;                        /* out: calls interrupted at shutdown (-ECANCELED) */
+	__u64 overlapped;                       /* out: calls run while another server sat in a call */
+	__u64 calls[FLEXSC_SHIM_COUNTED_CALLS]; /* out: calls run, by syscall number */
+};
+
 #define FLEXSC_SHIM_IOC_MAGIC 0xF3
 #define FLEXSC_IOC_ATTACH _IOW(FLEXSC_SHIM_IOC_MAGIC, 1, struct flexsc_shim_attach)
 #define FLEXSC_IOC_REGISTER _IOWR(FLEXSC_SHIM_IOC_MAGIC, 2, struct flexsc_shim_region)
@@ -155,5 +163,6 @@ struct flexsc_shim_wait {
  * completed outside the module, or anything else the owner must look at.
  */
 #define FLEXSC_IOC_NOTIFY _IOW(FLEXSC_SHIM_IOC_MAGIC, 8, __u32)
+#define FLEXSC_IOC_STATS _IOR(FLEXSC_SHIM_IOC_MAGIC, 9, struct flexsc_shim_stats)
 
 #endif /* FLEXSC_SHIM_H */
