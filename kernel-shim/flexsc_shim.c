@@ -323,7 +323,7 @@ static long flexsc_attach(struct file *file, struct flexsc_shim_attach __user *u
 	p = kvzalloc(sizeof(*p), GFP_KERNEL);
 	if (!p)
 		return -ENOMEM;
-	p->counts = alloc_percpu(struct flexsc_counts);
+	p->counts = alloc_percpu_gfp(struct flexsc_counts, GFP_KERNEL_ACCOUNT);
 	if (!p->counts) {
 		kvfree(p);
 		return -ENOMEM;
@@ -607,11 +607,14 @@ static __always_inline long flexsc_dispatch(struct flexsc_server *sv, unsigned i
 	return ret;
 }
 
+static u32 flexsc_must_return(struct flexsc_server *sv);
+
 /*
  * Settles what a call returned.  Returns 0 when its result is final, or
  * the FLEXSC_PENDING_* bits to make the call again: a restart code while a
  * stop or a freeze is pending (every other signal is blocked on a server).
- * A dying process gets EINTR.
+ * A dying process gets EINTR.  A call cut short that way sends the server
+ * back (sv->s->reason) before it claims another entry.
  */
 static unsigned long flexsc_settle(struct flexsc_server *sv, struct flexsc_entry *e, long ret)
 {
@@ -619,6 +622,7 @@ static unsigned long flexsc_settle(struct flexsc_server *sv, struct flexsc_entry
 		e->ret = ret;
 		return 0;
 	}
+	sv->s->reason = flexsc_must_return(sv);
 	/* Shutdown interrupts a blocked call with the stop signal: cancelled. */
 	if (READ_ONCE(sv->p->leaving)) {
 		this_cpu_inc(sv->p->counts->cancelled);
@@ -639,14 +643,16 @@ static unsigned long flexsc_settle(struct flexsc_server *sv, struct flexsc_entry
 }
 
 /*
- * Runs one claimed entry, whatever it holds (as restart_syscall with
- * restartblock): a NOP, a call marked FLEXSC_ENTRY_MAY_BLOCK, one to
- * refuse.  Returns what flexsc_settle() does.
+ * Runs one claimed entry, whatever it holds: a NOP, a call marked
+ * FLEXSC_ENTRY_MAY_BLOCK, one to refuse; or makes a held call again
+ * (rerun: its FLEXSC_PENDING_* bits, counted already; as restart_syscall
+ * with FLEXSC_PENDING_RESTARTBLOCK).  Returns what flexsc_settle() does.
  */
-static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e, bool restartblock)
+static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e, unsigned long rerun)
 {
 	struct flexsc_proc *p = sv->p;
 	struct pt_regs *regs = &sv->regs;
+	bool restartblock = rerun & FLEXSC_PENDING_RESTARTBLOCK;
 	u32 flags = READ_ONCE(e->flags);
 	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
 	bool may_block = flags & FLEXSC_ENTRY_MAY_BLOCK;
@@ -663,7 +669,7 @@ static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc
 		return 0;
 	}
 	nr = array_index_nospec(nr, NR_syscalls); /* as do_syscall_64 does */
-	if (!restartblock)
+	if (!rerun)
 		this_cpu_inc(p->counts->calls[nr]);
 	flexsc_load_args(regs, e, nr);
 	/* restart_syscall continues a call checked when it started. */
@@ -698,10 +704,10 @@ static __always_inline unsigned long flexsc_run_plain(struct flexsc_server *sv, 
 	long ret;
 
 	if (unlikely(flags || nr >= NR_syscalls))
-		return flexsc_run(sv, e, false);
+		return flexsc_run(sv, e, 0);
 	nr = array_index_nospec(nr, NR_syscalls);
 	if (unlikely(flexsc_call_kind[nr] != FLEXSC_CALL_REMOTE || flexsc_seccomp_active()))
-		return flexsc_run(sv, e, false);
+		return flexsc_run(sv, e, 0);
 	this_cpu_inc(sv->p->counts->calls[nr]);
 	flexsc_load_args(&sv->regs, e, nr);
 	ret = flexsc_dispatch(sv, nr);
@@ -774,7 +780,7 @@ static u32 flexsc_finish_pending(struct flexsc_server *sv)
 		if (h->rerun & FLEXSC_PENDING_RESTARTBLOCK)
 			current->restart_block = h->restart;
 		if (h->rerun) {
-			h->rerun = flexsc_run(sv, e, h->rerun & FLEXSC_PENDING_RESTARTBLOCK);
+			h->rerun = flexsc_run(sv, e, h->rerun);
 			caller_signal = !h->rerun && flexsc_raised_caller_signal(e);
 		}
 		if (h->rerun & FLEXSC_PENDING_RESTARTBLOCK)
@@ -838,7 +844,7 @@ static void flexsc_drop_held(struct flexsc_proc *p)
 }
 
 /* Why the server must go back to userspace, or 0. */
-static inline u32 flexsc_must_return(struct flexsc_server *sv)
+static u32 flexsc_must_return(struct flexsc_server *sv)
 {
 	if (READ_ONCE(sv->p->leaving))
 		return FLEXSC_SERVE_LEAVE;
@@ -851,9 +857,10 @@ static inline u32 flexsc_must_return(struct flexsc_server *sv)
 }
 
 /*
- * A pass looks at why it must return every this many entries it published
- * (and a serve loop before every pass).  A call that a pending signal
- * interrupts sends the server back at once.
+ * A pass looks at why it must go back to userspace every this many
+ * entries it claims, whatever their regions, before a call marked
+ * FLEXSC_ENTRY_MAY_BLOCK, and after a call a signal cut short; the serve
+ * loop looks before every pass.  Task work is looked at after every call.
  */
 #define FLEXSC_CHECK_EVERY 16
 
@@ -893,19 +900,29 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 			unsigned long rerun;
 			bool caller_signal;
 
-			if (READ_ONCE(e->status) != FLEXSC_SUBMITTED ||
-			    cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
+			if (smp_load_acquire(&e->status) != FLEXSC_SUBMITTED)
+				continue;
+			/*
+			 * A call that may sleep starts only when nothing sends the
+			 * server back; and the parked waiters of what is DONE need
+			 * not wait for it.
+			 */
+			if (unlikely(READ_ONCE(e->flags) & FLEXSC_ENTRY_MAY_BLOCK)) {
+				sv->s->reason = flexsc_must_return(sv);
+				if (sv->s->reason)
+					break;
+				if (unwoken) {
+					flexsc_announce(sv->p->control, unannounced);
+					flexsc_wake_waiters(r);
+					unannounced = unwoken = 0;
+					sv->unwoken = NULL;
+				}
+			}
+			if (cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
 				continue;
 			claimed++;
 			sv->unflushed++;
 			last = i;
-			/* Parked waiters of what is DONE need not wait for a call that may sleep. */
-			if (unwoken && unlikely(READ_ONCE(e->flags) & FLEXSC_ENTRY_MAY_BLOCK)) {
-				flexsc_announce(sv->p->control, unannounced);
-				flexsc_wake_waiters(r);
-				unannounced = unwoken = 0;
-				sv->unwoken = NULL;
-			}
 			rerun = flexsc_run_plain(sv, e);
 			sv->executed++;
 			caller_signal = !rerun && flexsc_raised_caller_signal(e);
@@ -926,8 +943,8 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 			}
 			if (need_resched())
 				cond_resched();
-			/* Signals, task work, LEAVE: looked at every few entries, not every one. */
-			if (published % FLEXSC_CHECK_EVERY == 0)
+			/* Signals, LEAVE, a freeze: looked at every few entries, not every one. */
+			if (claimed % FLEXSC_CHECK_EVERY == 0)
 				sv->s->reason = flexsc_must_return(sv);
 		}
 		sv->unwoken = NULL;

@@ -76,7 +76,7 @@ int ShimBackend::create(const Config& cfg, std::unique_ptr<Backend>* out, std::s
     *error = "cannot map the shim's control page";
     return -ENOMEM;
   }
-  std::memset(page, 0, FLEXSC_SHIM_CONTROL_PAGES * 4096);  // this attachment's counters start at zero
+  std::memset(page, 0, FLEXSC_SHIM_CONTROL_PAGES * 4096);  // a fresh doorbell for this attachment
   b->control_ = static_cast<flexsc_shim_control*>(page);
   flexsc_shim_attach a{FLEXSC_SHIM_ABI, 0, reinterpret_cast<uint64_t>(page)};
   if (long rc = shim_ioctl(b->fd_, FLEXSC_IOC_ATTACH, &a); rc < 0) {
