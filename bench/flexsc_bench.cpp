@@ -621,8 +621,18 @@ void BM_ExLess(benchmark::State& state, std::string backend, Call call, unsigned
 // per repetition and as reported median aggregates.
 constexpr const char* kFigures[] = {"items_per_second", "rq_wait_user_pct", "rq_wait_sys_pct"};
 
+// The benchmarks' names in the order they were registered: the table keeps
+// it when the runs are interleaved (--benchmark_enable_random_interleaving).
+std::vector<std::string> g_registered;
+
+size_t registration_index(const std::string& function) {
+  const auto it = std::find(g_registered.begin(), g_registered.end(), function);
+  return static_cast<size_t>(it - g_registered.begin());
+}
+
 struct Result {
   std::string name;
+  std::string function;  // the registered name, without /threads:N
   std::map<std::string, std::vector<double>> runs;  // of single repetitions
   std::map<std::string, double> median;             // the median aggregate, when reported
   std::string error;
@@ -653,7 +663,7 @@ class TableReporter : public benchmark::ConsoleReporter {
     out << "| benchmark | items/s (M/s) | ratio to its synchronous baseline |\n";
     out << "| --- | ---: | ---: |\n";
     char cell[96];
-    for (const Result& r : results_) {
+    for (const Result& r : in_registration_order()) {
       out << "| " << r.name << " | ";
       if (!r.error.empty()) {
         out << "ERROR: " << r.error << " | |\n";
@@ -677,7 +687,7 @@ class TableReporter : public benchmark::ConsoleReporter {
     }
     // Figures taken while another thread kept taking one of the cores.
     std::string disturbed;
-    for (const Result& r : results_) {
+    for (const Result& r : in_registration_order()) {
       const double u = figure(r, "rq_wait_user_pct"), y = figure(r, "rq_wait_sys_pct");
       if (!(u >= kDisturbedPct || y >= kDisturbedPct)) continue;
       std::snprintf(cell, sizeof cell, " (user core %.1f%%, syscall threads %.1f%%)", u, std::isnan(y) ? 0.0 : y);
@@ -708,6 +718,14 @@ class TableReporter : public benchmark::ConsoleReporter {
   }
 
  private:
+  std::vector<Result> in_registration_order() const {
+    std::vector<Result> rows = results_;
+    std::stable_sort(rows.begin(), rows.end(), [](const Result& a, const Result& b) {
+      return registration_index(a.function) < registration_index(b.function);
+    });
+    return rows;
+  }
+
   // The benchmark's own name, without Google Benchmark's /real_time or
   // /min_time: suffixes, with /threads:N kept.
   static std::string clean_name(const Run& run) {
@@ -739,7 +757,7 @@ class TableReporter : public benchmark::ConsoleReporter {
     for (Result& x : results_)
       if (x.name == name) r = &x;
     if (!r) {
-      results_.push_back(Result{name, {}, {}, {}});
+      results_.push_back(Result{name, run.run_name.function_name, {}, {}, {}});
       r = &results_.back();
     }
     if (run.error_occurred) {
@@ -786,24 +804,31 @@ std::string cpu_list(const cpu_set_t& set) {
   return out;
 }
 
+// RegisterBenchmark, remembering the order for the table.
+template <class... Args>
+benchmark::internal::Benchmark* add_benchmark(const std::string& name, Args&&... args) {
+  g_registered.push_back(name);
+  return benchmark::RegisterBenchmark(name.c_str(), std::forward<Args>(args)...);
+}
+
 void register_benchmarks() {
   auto sync = [](Call c) {
-    benchmark::RegisterBenchmark((std::string("Sync/") + call_name(c)).c_str(), BM_Sync, c)->UseRealTime();
-    benchmark::RegisterBenchmark((std::string("SyncLibc/") + call_name(c)).c_str(), BM_SyncLibc, c)
+    add_benchmark(std::string("Sync/") + call_name(c), BM_Sync, c)->UseRealTime();
+    add_benchmark(std::string("SyncLibc/") + call_name(c), BM_SyncLibc, c)
         ->UseRealTime();
   };
   auto exless = [](Call c) {
     for (const std::string& be : g_env.backends) {
       for (unsigned n : {1u, 8u, 32u, 64u, 256u}) {
         const std::string name = "ExLess/" + be + "/" + call_name(c) + "/batch:" + std::to_string(n);
-        benchmark::RegisterBenchmark(name.c_str(), BM_ExLess<false>, be, c, n, 0u)->UseRealTime();
+        add_benchmark(name, BM_ExLess<false>, be, c, n, 0u)->UseRealTime();
       }
     }
   };
   // Each baseline runs right before what is compared with it, so the
   // ratios compare figures taken close together in time.
   sync(Call::Getppid);
-  benchmark::RegisterBenchmark("Sync/getppid", BM_SyncThreads)->Threads(2)->UseRealTime();
+  add_benchmark("Sync/getppid", BM_SyncThreads)->Threads(2)->UseRealTime();
   exless(Call::Nop);
   exless(Call::Getppid);
   sync(Call::Read);
@@ -813,21 +838,21 @@ void register_benchmarks() {
   for (Call c : {Call::Getppid, Call::Read}) {
     for (unsigned w : {100u, 200u, 400u}) {
       const std::string tail = std::string(call_name(c)) + "/work:" + std::to_string(w);
-      benchmark::RegisterBenchmark(("Overlap/sync/" + tail).c_str(), BM_OverlapSync, c, w)->UseRealTime();
+      add_benchmark("Overlap/sync/" + tail, BM_OverlapSync, c, w)->UseRealTime();
       for (const std::string& be : g_env.backends) {
         for (unsigned n : {8u, 32u}) {
           const std::string name = "Overlap/" + be + "/" + tail + "/batch:" + std::to_string(n);
-          benchmark::RegisterBenchmark(name.c_str(), BM_ExLess<true>, be, c, n, w)->UseRealTime();
+          add_benchmark(name, BM_ExLess<true>, be, c, n, w)->UseRealTime();
         }
       }
     }
   }
-  benchmark::RegisterBenchmark("Mix/sync/pread4k", BM_MixSync)->UseRealTime();
-  benchmark::RegisterBenchmark("Mix/sync/pread4k", BM_MixSync)->Threads(2)->UseRealTime();
+  add_benchmark("Mix/sync/pread4k", BM_MixSync)->UseRealTime();
+  add_benchmark("Mix/sync/pread4k", BM_MixSync)->Threads(2)->UseRealTime();
   for (const std::string& be : g_env.backends) {
     for (unsigned n : {8u, 64u}) {
       const std::string name = "Mix/" + be + "/pread4k/batch:" + std::to_string(n);
-      benchmark::RegisterBenchmark(name.c_str(), BM_ExLess<false>, be, Call::Mix, n, 0u)->UseRealTime();
+      add_benchmark(name, BM_ExLess<false>, be, Call::Mix, n, 0u)->UseRealTime();
     }
   }
 }
