@@ -663,7 +663,8 @@ class TableReporter : public benchmark::ConsoleReporter {
     out << "| benchmark | items/s (M/s) | ratio to its synchronous baseline |\n";
     out << "| --- | ---: | ---: |\n";
     char cell[96];
-    for (const Result& r : in_registration_order()) {
+    const std::vector<Result> rows = in_registration_order();
+    for (const Result& r : rows) {
       out << "| " << r.name << " | ";
       if (!r.error.empty()) {
         out << "ERROR: " << r.error << " | |\n";
@@ -687,7 +688,7 @@ class TableReporter : public benchmark::ConsoleReporter {
     }
     // Figures taken while another thread kept taking one of the cores.
     std::string disturbed;
-    for (const Result& r : in_registration_order()) {
+    for (const Result& r : rows) {
       const double u = figure(r, "rq_wait_user_pct"), y = figure(r, "rq_wait_sys_pct");
       if (!(u >= kDisturbedPct || y >= kDisturbedPct)) continue;
       std::snprintf(cell, sizeof cell, " (user core %.1f%%, syscall threads %.1f%%)", u, std::isnan(y) ? 0.0 : y);
@@ -720,8 +721,10 @@ class TableReporter : public benchmark::ConsoleReporter {
  private:
   std::vector<Result> in_registration_order() const {
     std::vector<Result> rows = results_;
-    std::stable_sort(rows.begin(), rows.end(), [](const Result& a, const Result& b) {
-      return registration_index(a.function) < registration_index(b.function);
+    // A name registered twice (Sync/getppid, and with /threads:2) sorts by its full name.
+    std::sort(rows.begin(), rows.end(), [](const Result& a, const Result& b) {
+      const size_t ia = registration_index(a.function), ib = registration_index(b.function);
+      return ia != ib ? ia < ib : a.name < b.name;
     });
     return rows;
   }
