@@ -191,6 +191,13 @@ struct flexsc_region {
 	unsigned int npages;
 	unsigned int nentries;
 	unsigned int cursor;          /* where the next pass starts: after the last claim */
+	/*
+	 * 1 while a server drains the region: that server alone claims its
+	 * SUBMITTED entries, with plain stores.  Taken with one compare-and-swap
+	 * per scan rather than one per entry, which would wait for the entry's
+	 * line to be owned before every call.
+	 */
+	atomic_t drainer;
 	struct page **pages;
 	struct flexsc_entry *entries; /* vmap of the pinned pages */
 	struct mm_struct *mm;         /* charged for the pinned pages (locked_vm) */
@@ -224,6 +231,7 @@ struct flexsc_proc {
 	struct flexsc_counts __percpu *counts;
 	wait_queue_head_t servers; /* sleeping serving threads */
 	atomic_long_t wakes;       /* bumped before each wake-up of one of them */
+	atomic_long_t handoffs;    /* bumped when a server asleep in a call lets go of a region */
 	bool leaving;
 	struct mutex regions_lock; /* REGISTER / UNREGISTER */
 	unsigned int nslots;       /* slots in use: regions[0 .. nslots) */
@@ -568,12 +576,19 @@ struct flexsc_server {
 	 */
 	struct flexsc_region *unwoken;
 	struct flexsc_region *waking;
+	/*
+	 * The region this server drains, and whether the preempt notifier let
+	 * go of it (the server slept in a call): then it claims no more there.
+	 */
+	struct flexsc_region *draining;
+	bool drain_lost;
 	struct flexsc_proc *p;
 	struct flexsc_shim_serve *s;
 	struct flexsc_held *held; /* what this call could not publish yet */
 	u64 unflushed;            /* claims not yet added to p->claimed */
 	u64 executed;
 	u64 seen_posted;
+	long seen_handoffs;
 	unsigned int next_slot; /* where the next pass starts: regions take turns */
 	int slot;               /* in control->servers, or -1 */
 };
@@ -693,13 +708,12 @@ static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc
 }
 
 /*
- * The common case of flexsc_run(), kept short: no flags, a call that runs
- * on a server whatever its arguments, no seccomp filter.  Everything else
- * goes to flexsc_run().
+ * The common case of flexsc_run(), kept short: no flags (read by the
+ * caller), a call that runs on a server whatever its arguments, no seccomp
+ * filter.  Everything else goes to flexsc_run().
  */
-static __always_inline unsigned long flexsc_run_plain(struct flexsc_server *sv, struct flexsc_entry *e)
+static __always_inline unsigned long flexsc_run_plain(struct flexsc_server *sv, struct flexsc_entry *e, u16 flags)
 {
-	u16 flags = READ_ONCE(e->flags);
 	unsigned int nr = READ_ONCE(e->nr);
 	long ret;
 
@@ -864,6 +878,49 @@ static u32 flexsc_must_return(struct flexsc_server *sv)
  */
 #define FLEXSC_CHECK_EVERY 16
 
+/*
+ * A scan of a region goes on past its budget, for what was posted since,
+ * up to this many claims: a pass (a visit to every region) costs a few
+ * atomics and calls, worth spreading over more than one poster's batch,
+ * and the other regions wait no longer than this for their turn.
+ */
+#define FLEXSC_VISIT_CLAIMS 256
+
+/*
+ * More budget for the scan, once it has claimed what it was given: what
+ * was posted since the last look, or 0.
+ */
+static u64 flexsc_posted_since(struct flexsc_server *sv)
+{
+	u64 posted = flexsc_posted(sv->p), more = posted - sv->seen_posted;
+
+	sv->seen_posted = posted;
+	return more;
+}
+
+/*
+ * A scan tells the waiters of the entries it made DONE: spinning ones
+ * (`completed`) of the first at once and then of every 16, parked ones
+ * (a wake-up) only when it stops or before a call that may sleep, which
+ * is when it tells the spinning ones of the rest.  `fresh` counts the
+ * entries made DONE since then.
+ */
+static __always_inline void flexsc_announce_fresh(struct flexsc_server *sv, unsigned int fresh)
+{
+	if ((fresh & 15) == 1)
+		flexsc_announce(sv->p->control, fresh == 1 ? 1 : 16);
+}
+
+static void flexsc_tell_waiters(struct flexsc_server *sv, struct flexsc_region *r, unsigned int fresh)
+{
+	if (!fresh)
+		return;
+	if ((fresh - 1) & 15)
+		flexsc_announce(sv->p->control, (fresh - 1) & 15);
+	flexsc_wake_waiters(r);
+	sv->unwoken = NULL;
+}
+
 /* The entry after entry i, round the region. */
 static unsigned int flexsc_next(const struct flexsc_region *r, unsigned int i)
 {
@@ -889,17 +946,40 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 	for (k = 0; k < n && claimed < budget; k++) {
 		unsigned int slot = (sv->next_slot + k) % n;
 		struct flexsc_region *r = flexsc_get_region(sv->p, slot);
-		unsigned int i, j, last = UINT_MAX, published = 0, unannounced = 0, unwoken = 0;
+		unsigned int i, j, last = UINT_MAX, fresh = 0, visit = 0;
 
 		if (!r)
 			continue;
+		/*
+		 * Another server drains it and claims what is posted there: it
+		 * scans again when `posted` moves, and lets go (`handoffs`)
+		 * should it sleep in a call.
+		 */
+		if (atomic_cmpxchg_acquire(&r->drainer, 0, 1)) {
+			kref_put(&r->ref, flexsc_region_free);
+			continue;
+		}
+		sv->drain_lost = false;
+		WRITE_ONCE(sv->draining, r);
 		/* From after the last claim: where posters put the next entries. */
 		i = READ_ONCE(r->cursor);
-		for (j = 0; j < r->nentries && !sv->s->reason && claimed < budget; j++, i = flexsc_next(r, i)) {
+		for (j = 0; j < r->nentries && !sv->s->reason; j++, i = flexsc_next(r, i)) {
 			struct flexsc_entry *e = &r->entries[i];
 			unsigned long rerun;
 			bool caller_signal;
+			u16 flags;
 
+			if (claimed == budget) {
+				u64 more = visit < FLEXSC_VISIT_CLAIMS ? flexsc_posted_since(sv) : 0;
+
+				if (!more)
+					break;
+				/* The posters' next batch, after the last claim: a lap from here. */
+				budget += more;
+				j = 0;
+				flexsc_tell_waiters(sv, r, fresh);
+				fresh = 0;
+			}
 			if (smp_load_acquire(&e->status) != FLEXSC_SUBMITTED)
 				continue;
 			/*
@@ -907,24 +987,21 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 			 * server back; and the parked waiters of what is DONE need
 			 * not wait for it.
 			 */
-			if (unlikely(READ_ONCE(e->flags) & FLEXSC_ENTRY_MAY_BLOCK)) {
+			flags = READ_ONCE(e->flags);
+			if (unlikely(flags & FLEXSC_ENTRY_MAY_BLOCK)) {
 				sv->s->reason = flexsc_must_return(sv);
 				if (sv->s->reason)
 					break;
-				if (unwoken) {
-					flexsc_announce(sv->p->control, unannounced);
-					flexsc_wake_waiters(r);
-					unannounced = unwoken = 0;
-					sv->unwoken = NULL;
-				}
+				flexsc_tell_waiters(sv, r, fresh);
+				fresh = 0;
 			}
-			if (cmpxchg(&e->status, FLEXSC_SUBMITTED, FLEXSC_BUSY) != FLEXSC_SUBMITTED)
-				continue;
+			/* Posters leave a SUBMITTED entry alone; other servers, the region. */
+			WRITE_ONCE(e->status, FLEXSC_BUSY);
 			claimed++;
+			visit++;
 			sv->unflushed++;
 			last = i;
-			rerun = flexsc_run_plain(sv, e);
-			sv->executed++;
+			rerun = flexsc_run_plain(sv, e, flags);
 			caller_signal = !rerun && flexsc_raised_caller_signal(e);
 			if (unlikely(rerun || caller_signal || task_work_pending(current))) {
 				/* Finished by the next call, once back from userspace. */
@@ -934,26 +1011,26 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 			}
 			smp_store_release(&e->status, FLEXSC_DONE);
 			/* For the preempt notifier, should a later call sleep. */
-			if (!unwoken++)
+			if (!fresh++)
 				sv->unwoken = r;
-			/* The first at once (its waiter may be spinning), then every 16. */
-			if (++published == 1 || ++unannounced == 16) {
-				flexsc_announce(sv->p->control, published == 1 ? 1 : unannounced);
-				unannounced = 0;
-			}
+			flexsc_announce_fresh(sv, fresh);
+			/* It slept in that call and let go of the region: others drain it. */
+			if (unlikely(READ_ONCE(sv->drain_lost)))
+				break;
 			if (need_resched())
 				cond_resched();
 			/* Signals, LEAVE, a freeze: looked at every few entries, not every one. */
 			if (claimed % FLEXSC_CHECK_EVERY == 0)
 				sv->s->reason = flexsc_must_return(sv);
 		}
-		sv->unwoken = NULL;
-		if (last != UINT_MAX)
-			WRITE_ONCE(r->cursor, flexsc_next(r, last));
-		if (unannounced)
-			flexsc_announce(sv->p->control, unannounced);
-		if (unwoken)
-			flexsc_wake_waiters(r);
+		WRITE_ONCE(sv->draining, NULL);
+		if (!sv->drain_lost) {
+			if (last != UINT_MAX)
+				WRITE_ONCE(r->cursor, flexsc_next(r, last));
+			/* Its claims and entries DONE before the next drainer's scan. */
+			atomic_set_release(&r->drainer, 0);
+		}
+		flexsc_tell_waiters(sv, r, fresh);
 		/* The irq_work may still be waking this region's waiters. */
 		irq_work_sync(&sv->wake_spare);
 		kref_put(&r->ref, flexsc_region_free);
@@ -965,8 +1042,32 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 	}
 	atomic64_add(sv->unflushed, &sv->p->claimed);
 	sv->unflushed = 0;
+	sv->executed += claimed; /* every claimed entry ran */
 	if (!sv->s->reason)
 		sv->next_slot = n ? (sv->next_slot + 1) % n : 0;
+}
+
+/*
+ * A server stops looking for work (it yields, leaves SERVE, or sleeps in a
+ * call): the regions it would drain go to the servers still looking, which
+ * scan again.  Before `ready` falls, whose full barrier orders the two: a
+ * server about to sleep sees one or the other.
+ */
+static void flexsc_let_go(struct flexsc_proc *p)
+{
+	/* A server that sees the news sees the region free (it reads `handoffs` with acquire). */
+	smp_mb__before_atomic();
+	atomic_long_inc(&p->handoffs);
+}
+
+/*
+ * Whether there is work the server's last pass could not see: new posts,
+ * or regions let go by a server (flexsc_let_go()).
+ */
+static bool flexsc_news(const struct flexsc_server *sv)
+{
+	return flexsc_posted(sv->p) != sv->seen_posted ||
+	       atomic_long_read(&sv->p->handoffs) != sv->seen_handoffs;
 }
 
 /* Wakes one sleeping server (they wait exclusively). */
@@ -994,6 +1095,7 @@ static void flexsc_yield(struct flexsc_server *sv)
 	atomic_t *ready = (atomic_t *)&p->control->ready;
 	long wakes = atomic_long_read(&p->wakes);
 
+	flexsc_let_go(p);
 	/* A full barrier: a poster that reads `ready` after it wakes one. */
 	if (atomic_dec_return(ready) > 0)
 		wait_event_interruptible_exclusive(p->servers, atomic_long_read(&p->wakes) != wakes ||
@@ -1012,8 +1114,8 @@ static void flexsc_sleep(struct flexsc_server *sv)
 
 	/* atomic_dec_return() is a full barrier before the look at `posted`. */
 	atomic_dec_return(ready);
-	if (flexsc_posted(p) == sv->seen_posted)
-		wait_event_interruptible_exclusive(p->servers, flexsc_posted(p) != sv->seen_posted ||
+	if (!flexsc_news(sv))
+		wait_event_interruptible_exclusive(p->servers, flexsc_news(sv) ||
 								       READ_ONCE(p->leaving) || freezing(current));
 	atomic_inc(ready);
 }
@@ -1035,6 +1137,12 @@ static void flexsc_server_sched_out(struct preempt_notifier *pn, struct task_str
 		return;
 	sv->blocked = true;
 	atomic_inc(&sv->p->blocked);
+	/* The rest of the region it drains must not wait for this call; its BUSY entry stays its own. */
+	if (sv->draining && !sv->drain_lost) {
+		sv->drain_lost = true;
+		atomic_set_release(&sv->draining->drainer, 0);
+		flexsc_let_go(sv->p);
+	}
 	/* Its claims count now: other servers' budgets must not wait for it. */
 	atomic64_add(sv->unflushed, &sv->p->claimed);
 	sv->unflushed = 0;
@@ -1183,6 +1291,7 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 			break;
 		/* Read before the pass: a post during it is seen by the next one. */
 		sv.seen_posted = flexsc_posted(p);
+		sv.seen_handoffs = atomic_long_read_acquire(&p->handoffs);
 		/*
 		 * Claims other servers have yet to add only make it larger.  Not
 		 * positive: every counted entry is claimed, and one not counted
@@ -1198,19 +1307,19 @@ static long flexsc_serve(struct flexsc_proc *p, struct flexsc_shim_serve __user 
 			continue;
 		}
 		/* Passes repeat only for new posts: no rescans of busy lines. */
-		if (flexsc_posted(p) != sv.seen_posted)
+		if (flexsc_news(&sv))
 			continue;
 		/* One idle server spins, while it has its CPU; the others sleep at once. */
 		if (atomic_cmpxchg(&p->spinner, 0, 1) == 0) {
 			idle_since = local_clock();
-			while (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv) &&
+			while (!flexsc_news(&sv) && !flexsc_must_return(&sv) &&
 			       local_clock() - idle_since < s->spin_ns && single_task_running()) {
 				cpu_relax();
 				cond_resched();
 			}
 			atomic_set(&p->spinner, 0);
 		}
-		if (flexsc_posted(p) == sv.seen_posted && !flexsc_must_return(&sv))
+		if (!flexsc_news(&sv) && !flexsc_must_return(&sv))
 			flexsc_sleep(&sv);
 	}
 out:
@@ -1218,6 +1327,7 @@ out:
 	preempt_notifier_unregister(&sv.notifier);
 	preempt_enable();
 	irq_work_sync(&sv.wake_spare); /* it uses sv */
+	flexsc_let_go(p);
 	/* The last ready server leaving: a poster that saw it ready woke nobody. */
 	if (atomic_dec_return((atomic_t *)&p->control->ready) == 0)
 		flexsc_wake_server(p);

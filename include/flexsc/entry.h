@@ -8,11 +8,11 @@
  * An entry moves through FREE -> SUBMITTED -> BUSY -> DONE -> FREE:
  *   - the owner fills a FREE entry and publishes it with a release store
  *     of SUBMITTED;
- *   - a syscall thread claims it (the kernel shim with a compare-and-swap
- *     SUBMITTED -> BUSY, as several serving threads may scan one page; the
- *     userspace backends through the posting context's submission queue,
- *     which lets them skip the BUSY store), executes it, writes ret and
- *     publishes DONE with a release store;
+ *   - a syscall thread claims it (the kernel shim with a plain store of
+ *     BUSY, by the one serving thread that drains the page's region at the
+ *     time; the userspace backends through the posting context's
+ *     submission queue, which lets them skip the BUSY store), executes it,
+ *     writes ret and publishes DONE with a release store;
  *   - the owner reads DONE with an acquire load, takes ret and marks the
  *     entry FREE.
  */

@@ -9,9 +9,14 @@
  * control words, registers its syscall pages (FLEXSC_IOC_REGISTER, one
  * region per posting context), and turns some of its own threads into
  * serving threads (FLEXSC_IOC_SERVE): they stay in the kernel and claim
- * SUBMITTED entries of its regions (SUBMITTED -> BUSY by compare-and-swap),
- * run them through the kernel's syscall dispatcher and publish DONE.  Only
- * threads of the attaching process (the same mm) may use the descriptor.
+ * SUBMITTED entries of its regions, run them through the kernel's syscall
+ * dispatcher and publish DONE.  One server at a time drains a region: it
+ * takes the region with one compare-and-swap (on a word of the module's),
+ * then claims with plain stores of BUSY, and lets go when its scan ends or
+ * it falls asleep in a call.  So userspace must not take back a SUBMITTED
+ * entry while a server may run (the library cancels only after LEAVE and
+ * its servers are gone).  Only threads of the attaching process (the same
+ * mm) may use the descriptor.
  */
 #ifndef FLEXSC_SHIM_H
 #define FLEXSC_SHIM_H

@@ -14,6 +14,9 @@
 # back after the programs ran, to <workdir>/<its name>, through the serial
 # console.
 # Programs write results the host reads back from the serial console.
+# FLEXSC_GUEST_APPEND adds to the kernel's command line (to debug a hang:
+# "loglevel=7 softlockup_all_cpu_backtrace=1"); FLEXSC_GUEST_TIMEOUT
+# bounds the boot, in seconds.
 # Exit status: 0 when every program exited 0 and the kernel logged no
 # BUG, WARNING or Oops; 1 otherwise; 77 (SKIP) when QEMU, the kernel
 # headers or the kernel image cannot be had here, saying why.
@@ -150,7 +153,7 @@ log=$work/serial.log
 t2=$SECONDS
 timeout "${FLEXSC_GUEST_TIMEOUT:-1500}" qemu-system-x86_64 $accel -smp 2 -m 1024 -nographic -no-reboot -nic none \
   -kernel "$img/vmlinux" -initrd "$work/initramfs.gz" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=4 $clock" >"$log" 2>&1
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 $clock ${FLEXSC_GUEST_APPEND:-}" >"$log" 2>&1
 qemu_rc=$?
 echo "guest ran $((SECONDS - t2)) s (qemu exit $qemu_rc, $accel${clock:+, $clock}); $((SECONDS - t0)) s in all"
 

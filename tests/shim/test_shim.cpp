@@ -334,6 +334,29 @@ TEST(Shim, AServerAsleepInAnUnmarkedCallHandsOverToASpareOnItsCore) {
   close(p[1]);
 }
 
+// One server drains a region at a time, claiming with plain stores; when it
+// falls asleep in a call it lets go of the region, and the entries posted
+// behind that call in the same ring go to another server.
+TEST(Shim, EntriesBehindACallThatSleepsGoToAnotherServer) {
+  Shim shim(1, 2);
+  ASSERT_TRUE(shim.ok());
+  shim.mark_blocking = false;
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  char c;
+  constexpr unsigned kBehind = 16;
+  shim.prepare(0, SYS_read, p[0], reinterpret_cast<long>(&c), 1);
+  for (unsigned i = 1; i <= kBehind; ++i) shim.prepare(i, SYS_getppid);
+  shim.ring(kBehind + 1);
+  unsigned done = 0;
+  for (unsigned i = 1; i <= kBehind; ++i) done += shim.wait(i, 5s) == getppid();
+  ASSERT_EQ(write(p[1], "x", 1), 1);
+  EXPECT_EQ(shim.wait(0), 1);
+  EXPECT_EQ(done, kBehind) << "entries waited behind the sleeping read";
+  close(p[0]);
+  close(p[1]);
+}
+
 // A thread parked in FLEXSC_IOC_WAIT on one entry, for up to 5 s, by the
 // time the constructor returns.  join() gives what the ioctl returned.
 class ParkedWaiter {

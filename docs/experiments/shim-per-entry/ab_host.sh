@@ -19,7 +19,9 @@ for pair in "$@"; do
   if [ -z "${copied[$bname]:-}" ]; then args+=("$bench::--benchmark_list_tests=true --benchmark_filter=none"); copied[$bname]=1; fi
   pairs+=("$name:$bname")
 done
-FLEXSC_GUEST_TIMEOUT=${AB_TIMEOUT:-600} bash tests/shim/guest.sh "$work/guest" kernel-shim "${args[@]}" \
+# A hang prints every CPU's stack (one such hang, at a module switch, is unexplained).
+FLEXSC_GUEST_APPEND=${FLEXSC_GUEST_APPEND:-"loglevel=7 softlockup_all_cpu_backtrace=1"} \
+  FLEXSC_GUEST_TIMEOUT=${AB_TIMEOUT:-600} bash tests/shim/guest.sh "$work/guest" kernel-shim "${args[@]}" \
   "$here/ab_guest.sh::$rounds ${pairs[*]}" >"$work/guest.log" 2>&1
 grep -a "^AB" "$work/guest/serial.log" | python3 -c '
 import collections, statistics as st, sys
