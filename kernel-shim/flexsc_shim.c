@@ -231,7 +231,7 @@ struct flexsc_proc {
 	struct flexsc_counts __percpu *counts;
 	wait_queue_head_t servers; /* sleeping serving threads */
 	atomic_long_t wakes;       /* bumped before each wake-up of one of them */
-	atomic_long_t handoffs;    /* bumped when a server asleep in a call lets go of a region */
+	atomic_long_t handoffs;    /* bumped when a server lets go of regions (flexsc_let_go()) */
 	bool leaving;
 	struct mutex regions_lock; /* REGISTER / UNREGISTER */
 	unsigned int nslots;       /* slots in use: regions[0 .. nslots) */
@@ -392,6 +392,22 @@ static void flexsc_drop_region(struct flexsc_region *r)
 	kref_put(&r->ref, flexsc_region_free);
 }
 
+/* Whether r's addresses overlap a listed region's (regions_lock held). */
+static bool flexsc_overlaps(struct flexsc_proc *p, const struct flexsc_region *r)
+{
+	unsigned long end = r->uaddr + r->npages * PAGE_SIZE;
+	unsigned int slot;
+
+	for (slot = 0; slot < p->nslots; slot++) {
+		const struct flexsc_region *o =
+			rcu_dereference_protected(p->regions[slot], lockdep_is_held(&p->regions_lock));
+
+		if (o && r->uaddr < o->uaddr + o->npages * PAGE_SIZE && o->uaddr < end)
+			return true;
+	}
+	return false;
+}
+
 static long flexsc_register(struct flexsc_proc *p, struct flexsc_shim_region __user *uarg)
 {
 	struct flexsc_shim_region a;
@@ -428,6 +444,12 @@ static long flexsc_register(struct flexsc_proc *p, struct flexsc_shim_region __u
 	init_waitqueue_head(&r->waiters);
 
 	mutex_lock(&p->regions_lock);
+	/* Each region has its own drainer: two over one entry could both claim it. */
+	if (flexsc_overlaps(p, r)) {
+		mutex_unlock(&p->regions_lock);
+		kref_put(&r->ref, flexsc_region_free);
+		return -EBUSY;
+	}
 	for (slot = 0; slot < FLEXSC_SHIM_MAX_REGIONS; slot++)
 		if (!rcu_access_pointer(p->regions[slot]))
 			break;
@@ -487,7 +509,10 @@ static long flexsc_unregister(struct flexsc_proc *p, struct flexsc_shim_region _
 	mutex_unlock(&p->regions_lock);
 	if (!r)
 		return -ENOENT;
+	/* No server finds it now; one may still drain it.  It claims nothing once we return. */
 	synchronize_rcu();
+	while (atomic_cmpxchg_acquire(&r->drainer, 0, 1))
+		cond_resched();
 	flexsc_drop_region(r);
 	return 0;
 }
@@ -612,9 +637,6 @@ static __always_inline long flexsc_dispatch(struct flexsc_server *sv, unsigned i
 {
 	long ret;
 
-	/* Evidence that a server asleep in a call does not stall the others. */
-	if (unlikely(atomic_read(&sv->p->blocked) > 0))
-		this_cpu_inc(sv->p->counts->overlapped);
 	/* The preempt notifier hands over if the call sleeps. */
 	WRITE_ONCE(sv->in_call, true);
 	ret = static_call(flexsc_sys_call)(&sv->regs, nr);
@@ -661,14 +683,15 @@ static unsigned long flexsc_settle(struct flexsc_server *sv, struct flexsc_entry
  * Runs one claimed entry, whatever it holds: a NOP, a call marked
  * FLEXSC_ENTRY_MAY_BLOCK, one to refuse; or makes a held call again
  * (rerun: its FLEXSC_PENDING_* bits, counted already; as restart_syscall
- * with FLEXSC_PENDING_RESTARTBLOCK).  Returns what flexsc_settle() does.
+ * with FLEXSC_PENDING_RESTARTBLOCK).  Its flags are read once, by the
+ * caller.  Returns what flexsc_settle() does.
  */
-static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e, unsigned long rerun)
+static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc_entry *e, u16 flags,
+					 unsigned long rerun)
 {
 	struct flexsc_proc *p = sv->p;
 	struct pt_regs *regs = &sv->regs;
 	bool restartblock = rerun & FLEXSC_PENDING_RESTARTBLOCK;
-	u32 flags = READ_ONCE(e->flags);
 	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
 	bool may_block = flags & FLEXSC_ENTRY_MAY_BLOCK;
 	u8 kind;
@@ -718,10 +741,10 @@ static __always_inline unsigned long flexsc_run_plain(struct flexsc_server *sv, 
 	long ret;
 
 	if (unlikely(flags || nr >= NR_syscalls))
-		return flexsc_run(sv, e, 0);
+		return flexsc_run(sv, e, flags, 0);
 	nr = array_index_nospec(nr, NR_syscalls);
 	if (unlikely(flexsc_call_kind[nr] != FLEXSC_CALL_REMOTE || flexsc_seccomp_active()))
-		return flexsc_run(sv, e, 0);
+		return flexsc_run(sv, e, flags, 0);
 	this_cpu_inc(sv->p->counts->calls[nr]);
 	flexsc_load_args(&sv->regs, e, nr);
 	ret = flexsc_dispatch(sv, nr);
@@ -794,7 +817,7 @@ static u32 flexsc_finish_pending(struct flexsc_server *sv)
 		if (h->rerun & FLEXSC_PENDING_RESTARTBLOCK)
 			current->restart_block = h->restart;
 		if (h->rerun) {
-			h->rerun = flexsc_run(sv, e, h->rerun);
+			h->rerun = flexsc_run(sv, e, READ_ONCE(e->flags), h->rerun);
 			caller_signal = !h->rerun && flexsc_raised_caller_signal(e);
 		}
 		if (h->rerun & FLEXSC_PENDING_RESTARTBLOCK)
@@ -879,31 +902,47 @@ static u32 flexsc_must_return(struct flexsc_server *sv)
 #define FLEXSC_CHECK_EVERY 16
 
 /*
+ * A server stops looking for work, or for a region (it yields, leaves
+ * SERVE, leaves its CPU in a call, or is wanted off it): what it would
+ * drain goes to the servers still looking, which scan again.  Where it
+ * then stops counting as ready, before `ready` falls, whose full barrier
+ * orders the two: a server about to sleep sees one or the other.
+ */
+static void flexsc_let_go(struct flexsc_proc *p)
+{
+	/* A server that sees the news sees the region free (the serve loop reads `handoffs` with acquire). */
+	smp_mb__before_atomic();
+	atomic_long_inc(&p->handoffs);
+}
+
+/*
  * A scan of a region goes on past its budget, for what was posted since,
- * up to this many claims: a pass (a visit to every region) costs a few
- * atomics and calls, worth spreading over more than one poster's batch,
- * and the other regions wait no longer than this for their turn.
+ * while it has claimed fewer than this (the last look may add one more
+ * batch): a pass costs a few atomics and calls, worth spreading over more
+ * than one poster's batch, and other regions wait about this long at most.
  */
 #define FLEXSC_VISIT_CLAIMS 256
 
 /*
  * More budget for the scan, once it has claimed what it was given: what
- * was posted since the last look, or 0.
+ * was posted since the pass last looked (*looked), or 0.  The serve loop
+ * keeps its own look (seen_posted): a post to a region this pass has gone
+ * past makes another pass.
  */
-static u64 flexsc_posted_since(struct flexsc_server *sv)
+static u64 flexsc_posted_since(struct flexsc_server *sv, u64 *looked)
 {
-	u64 posted = flexsc_posted(sv->p), more = posted - sv->seen_posted;
+	u64 posted = flexsc_posted(sv->p), more = posted - *looked;
 
-	sv->seen_posted = posted;
+	*looked = posted;
 	return more;
 }
 
 /*
  * A scan tells the waiters of the entries it made DONE: spinning ones
  * (`completed`) of the first at once and then of every 16, parked ones
- * (a wake-up) only when it stops or before a call that may sleep, which
- * is when it tells the spinning ones of the rest.  `fresh` counts the
- * entries made DONE since then.
+ * (a wake-up) only when it stops, goes on for what was posted since, or
+ * reaches a call that may sleep, which is when it tells the spinning ones
+ * of the rest.  `fresh` counts the entries made DONE since then.
  */
 static __always_inline void flexsc_announce_fresh(struct flexsc_server *sv, unsigned int fresh)
 {
@@ -928,32 +967,61 @@ static unsigned int flexsc_next(const struct flexsc_region *r, unsigned int i)
 }
 
 /*
+ * Evidence that a server asleep in a call does not stall the others: the
+ * calls of batches a server began while another was asleep in one.
+ */
+static void flexsc_count_overlap(struct flexsc_server *sv, bool overlapping, u64 calls)
+{
+	if (overlapping && calls)
+		this_cpu_add(sv->p->counts->overlapped, calls);
+}
+
+/*
+ * Whether a pass must look at more than the next entry after a call: it
+ * lost its region, the scheduler wants the CPU, it is time to look for
+ * signals, or the call was cut short.  One test on the common path (under
+ * TCG each branch ends a translated block).
+ */
+static __always_inline bool flexsc_look_up(struct flexsc_server *sv, u64 claimed)
+{
+	return READ_ONCE(sv->drain_lost) | need_resched() | !(claimed % FLEXSC_CHECK_EVERY) |
+	       (sv->s->reason != 0);
+}
+
+/*
  * One pass over every region: claims and runs what is SUBMITTED, publishing
- * each entry at once and waking the region's waiters once per pass.  Each
- * region is scanned from after its last claim, and the pass stops after
- * `budget` claims, what was posted and not yet claimed: it does not read
- * the lines posters are busy with.  Stopping early is safe: an entry left
- * behind means one claimed was not counted yet, and its post is still to
- * bump `posted`, which makes another pass.  Sets sv->s->reason when the
- * server must go back to userspace.
+ * each entry at once and telling its waiters in batches.  A region another
+ * server drains is skipped.  Each region is
+ * scanned from after its last claim, and the pass stops after `budget`
+ * claims, what was posted and not yet claimed, or what was posted since
+ * (a visit of up to FLEXSC_VISIT_CLAIMS): it does not read the lines
+ * posters are busy with.  Stopping early is safe: an entry left behind
+ * means one claimed was not counted yet, and its post is still to bump
+ * `posted`, which makes another pass.  Sets sv->s->reason when the server
+ * must go back to userspace.
  */
 static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_pass(struct flexsc_server *sv,
 												 u64 budget)
 {
 	unsigned int n = READ_ONCE(sv->p->nslots), k;
-	u64 claimed = 0;
+	u64 claimed = 0, looked = sv->seen_posted;
 
 	for (k = 0; k < n && claimed < budget; k++) {
 		unsigned int slot = (sv->next_slot + k) % n;
 		struct flexsc_region *r = flexsc_get_region(sv->p, slot);
-		unsigned int i, j, last = UINT_MAX, fresh = 0, visit = 0;
+		unsigned int i, j, last = UINT_MAX, fresh = 0;
+		u64 visit_start = claimed, batch_start = claimed;
+		bool overlapping, handing_over = false;
 
 		if (!r)
 			continue;
 		/*
 		 * Another server drains it and claims what is posted there: it
 		 * scans again when `posted` moves, and lets go (`handoffs`)
-		 * should it sleep in a call.
+		 * when it leaves its CPU in a call, is wanted off it, yields or
+		 * leaves.  (On x86 a failed cmpxchg is a full barrier too: the
+		 * drainer that lets go and reads `posted` sees our post, or we
+		 * see the region free.)
 		 */
 		if (atomic_cmpxchg_acquire(&r->drainer, 0, 1)) {
 			kref_put(&r->ref, flexsc_region_free);
@@ -961,16 +1029,17 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 		}
 		sv->drain_lost = false;
 		WRITE_ONCE(sv->draining, r);
+		overlapping = atomic_read(&sv->p->blocked) > 0;
 		/* From after the last claim: where posters put the next entries. */
 		i = READ_ONCE(r->cursor);
-		for (j = 0; j < r->nentries && !sv->s->reason; j++, i = flexsc_next(r, i)) {
+		for (j = 0; j < r->nentries; j++, i = flexsc_next(r, i)) {
 			struct flexsc_entry *e = &r->entries[i];
 			unsigned long rerun;
 			bool caller_signal;
 			u16 flags;
 
 			if (claimed == budget) {
-				u64 more = visit < FLEXSC_VISIT_CLAIMS ? flexsc_posted_since(sv) : 0;
+				u64 more = claimed - visit_start < FLEXSC_VISIT_CLAIMS ? flexsc_posted_since(sv, &looked) : 0;
 
 				if (!more)
 					break;
@@ -979,6 +1048,9 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 				j = 0;
 				flexsc_tell_waiters(sv, r, fresh);
 				fresh = 0;
+				flexsc_count_overlap(sv, overlapping, claimed - batch_start);
+				overlapping = atomic_read(&sv->p->blocked) > 0;
+				batch_start = claimed;
 			}
 			if (smp_load_acquire(&e->status) != FLEXSC_SUBMITTED)
 				continue;
@@ -998,7 +1070,6 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 			/* Posters leave a SUBMITTED entry alone; other servers, the region. */
 			WRITE_ONCE(e->status, FLEXSC_BUSY);
 			claimed++;
-			visit++;
 			sv->unflushed++;
 			last = i;
 			rerun = flexsc_run_plain(sv, e, flags);
@@ -1010,25 +1081,34 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 				break;
 			}
 			smp_store_release(&e->status, FLEXSC_DONE);
-			/* For the preempt notifier, should a later call sleep. */
-			if (!fresh++)
-				sv->unwoken = r;
-			flexsc_announce_fresh(sv, fresh);
-			/* It slept in that call and let go of the region: others drain it. */
-			if (unlikely(READ_ONCE(sv->drain_lost)))
-				break;
-			if (need_resched())
-				cond_resched();
-			/* Signals, LEAVE, a freeze: looked at every few entries, not every one. */
-			if (claimed % FLEXSC_CHECK_EVERY == 0)
-				sv->s->reason = flexsc_must_return(sv);
+			/* For the preempt notifier, should a later call sleep (a store, not a test). */
+			sv->unwoken = r;
+			flexsc_announce_fresh(sv, ++fresh);
+			if (unlikely(flexsc_look_up(sv, claimed))) {
+				/* It left its CPU in that call and let go of the region: others drain it. */
+				if (READ_ONCE(sv->drain_lost))
+					break;
+				/* Its CPU is wanted: it gives the region up before it gives the CPU up. */
+				if (need_resched()) {
+					handing_over = true;
+					break;
+				}
+				/* Signals, LEAVE, a freeze: looked at every few entries, not every one. */
+				if (!(claimed % FLEXSC_CHECK_EVERY))
+					sv->s->reason = flexsc_must_return(sv);
+				if (sv->s->reason)
+					break;
+			}
 		}
+		flexsc_count_overlap(sv, overlapping, claimed - batch_start);
 		WRITE_ONCE(sv->draining, NULL);
 		if (!sv->drain_lost) {
 			if (last != UINT_MAX)
 				WRITE_ONCE(r->cursor, flexsc_next(r, last));
 			/* Its claims and entries DONE before the next drainer's scan. */
 			atomic_set_release(&r->drainer, 0);
+			if (handing_over)
+				flexsc_let_go(sv->p);
 		}
 		flexsc_tell_waiters(sv, r, fresh);
 		/* The irq_work may still be waking this region's waiters. */
@@ -1045,19 +1125,6 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 	sv->executed += claimed; /* every claimed entry ran */
 	if (!sv->s->reason)
 		sv->next_slot = n ? (sv->next_slot + 1) % n : 0;
-}
-
-/*
- * A server stops looking for work (it yields, leaves SERVE, or sleeps in a
- * call): the regions it would drain go to the servers still looking, which
- * scan again.  Before `ready` falls, whose full barrier orders the two: a
- * server about to sleep sees one or the other.
- */
-static void flexsc_let_go(struct flexsc_proc *p)
-{
-	/* A server that sees the news sees the region free (it reads `handoffs` with acquire). */
-	smp_mb__before_atomic();
-	atomic_long_inc(&p->handoffs);
 }
 
 /*
@@ -1133,16 +1200,23 @@ static void flexsc_server_sched_out(struct preempt_notifier *pn, struct task_str
 {
 	struct flexsc_server *sv = container_of(pn, struct flexsc_server, notifier);
 
-	if (!READ_ONCE(sv->in_call) || READ_ONCE(current->on_rq))
+	if (!READ_ONCE(sv->in_call))
 		return;
-	sv->blocked = true;
-	atomic_inc(&sv->p->blocked);
-	/* The rest of the region it drains must not wait for this call; its BUSY entry stays its own. */
+	/*
+	 * Off its CPU inside a call, asleep or preempted: the rest of the
+	 * region it drains must not wait for it; its BUSY entry stays its own.
+	 * (Outside a call a claim may be half done: a preempted server keeps
+	 * the region then, and gives it up at its next look at need_resched.)
+	 */
 	if (sv->draining && !sv->drain_lost) {
 		sv->drain_lost = true;
 		atomic_set_release(&sv->draining->drainer, 0);
 		flexsc_let_go(sv->p);
 	}
+	if (READ_ONCE(current->on_rq))
+		return;
+	sv->blocked = true;
+	atomic_inc(&sv->p->blocked);
 	/* Its claims count now: other servers' budgets must not wait for it. */
 	atomic64_add(sv->unflushed, &sv->p->claimed);
 	sv->unflushed = 0;

@@ -81,7 +81,11 @@ struct flexsc_shim_attach {
 	__u64 control;  /* in: page-aligned address of FLEXSC_SHIM_CONTROL_PAGES pages: struct flexsc_shim_control */
 };
 
-/* FLEXSC_IOC_REGISTER / FLEXSC_IOC_UNREGISTER: a run of syscall pages. */
+/*
+ * FLEXSC_IOC_REGISTER / FLEXSC_IOC_UNREGISTER: a run of syscall pages.
+ * REGISTER refuses a run that overlaps a registered one (-EBUSY).  Once
+ * UNREGISTER returns, no server claims an entry of the region.
+ */
 struct flexsc_shim_region {
 	__u64 addr;   /* in: page-aligned */
 	__u32 pages;  /* in: 1 .. FLEXSC_SHIM_MAX_PAGES */
@@ -151,7 +155,7 @@ struct flexsc_shim_wait {
 struct flexsc_shim_stats {
 	__u64 nops;                             /* out: NOP entries completed */
 	__u64 cancelled;                        /* out: calls interrupted at shutdown (-ECANCELED) */
-	__u64 overlapped;                       /* out: calls run while another server sat in a call */
+	__u64 overlapped;                       /* out: calls of batches begun while another server sat in a call */
 	__u64 calls[FLEXSC_SHIM_COUNTED_CALLS]; /* out: calls run, by syscall number */
 };
 

@@ -536,6 +536,27 @@ TEST(Shim, AnotherProcessCannotUseTheDescriptor) {
 
 // Pages a file system backs are refused: the module writes them behind the
 // page cache.  Anonymous shared memory (shmem) is taken.
+// One server drains a region at a time and claims with plain stores: two
+// regions over the same entries could both claim one, so the module
+// refuses the second; once the first is gone the pages can be registered.
+TEST(Shim, OverlappingRegionsAreRefused) {
+  Shim shim;
+  ASSERT_TRUE(shim.ok());
+  flexsc_shim_region same{reinterpret_cast<uint64_t>(shim.entry(0)), 1, 0};
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &same), -EBUSY);
+  void* two = mmap(nullptr, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(two, MAP_FAILED);
+  flexsc_shim_region both{reinterpret_cast<uint64_t>(two), 2, 0};
+  ASSERT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &both), 0);
+  flexsc_shim_region second{reinterpret_cast<uint64_t>(two) + 4096, 1, 0};
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &second), -EBUSY);
+  ASSERT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_UNREGISTER, &both), 0);
+  ASSERT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &second), 0);
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_UNREGISTER, &second), 0);
+  munmap(two, 2 * 4096);
+  EXPECT_EQ(shim.call(SYS_getppid), getppid()) << "the first region still serves";
+}
+
 TEST(Shim, FileBackedPagesAreRefused) {
   Shim shim;
   ASSERT_TRUE(shim.ok());
