@@ -509,10 +509,16 @@ static long flexsc_unregister(struct flexsc_proc *p, struct flexsc_shim_region _
 	mutex_unlock(&p->regions_lock);
 	if (!r)
 		return -ENOENT;
-	/* No server finds it now; one may still drain it.  It claims nothing once we return. */
+	/*
+	 * No server finds it now; one may still drain it, for the rest of a
+	 * visit.  Taken for good, it claims nothing once we return.
+	 */
 	synchronize_rcu();
-	while (atomic_cmpxchg_acquire(&r->drainer, 0, 1))
-		cond_resched();
+	while (atomic_cmpxchg_acquire(&r->drainer, 0, 1)) {
+		if (fatal_signal_pending(current))
+			break; /* the process dies: nobody is left to see a claim */
+		schedule_timeout_killable(1);
+	}
 	flexsc_drop_region(r);
 	return 0;
 }
@@ -968,7 +974,7 @@ static unsigned int flexsc_next(const struct flexsc_region *r, unsigned int i)
 
 /*
  * Evidence that a server asleep in a call does not stall the others: the
- * calls of batches a server began while another was asleep in one.
+ * entries of batches a server began while another was asleep in a call.
  */
 static void flexsc_count_overlap(struct flexsc_server *sv, bool overlapping, u64 calls)
 {
@@ -1105,7 +1111,12 @@ static noinline __section(".text.flexsc_pass") __aligned(PAGE_SIZE) void flexsc_
 		if (!sv->drain_lost) {
 			if (last != UINT_MAX)
 				WRITE_ONCE(r->cursor, flexsc_next(r, last));
-			/* Its claims and entries DONE before the next drainer's scan. */
+			/*
+			 * Its claims and entries DONE before the next drainer's
+			 * scan.  (The locked kref_put below then orders this store
+			 * before the serve loop's look at `posted`: a server that
+			 * skipped the region saw it taken, or we see its post.)
+			 */
 			atomic_set_release(&r->drainer, 0);
 			if (handing_over)
 				flexsc_let_go(sv->p);
@@ -1199,24 +1210,29 @@ static void flexsc_sleep(struct flexsc_server *sv)
 static void flexsc_server_sched_out(struct preempt_notifier *pn, struct task_struct *next)
 {
 	struct flexsc_server *sv = container_of(pn, struct flexsc_server, notifier);
+	bool asleep;
 
 	if (!READ_ONCE(sv->in_call))
 		return;
+	asleep = !READ_ONCE(current->on_rq);
+	/* Before the region goes: the next drainer's batch counts as overlapping. */
+	if (asleep) {
+		sv->blocked = true;
+		atomic_inc(&sv->p->blocked);
+	}
 	/*
 	 * Off its CPU inside a call, asleep or preempted: the rest of the
 	 * region it drains must not wait for it; its BUSY entry stays its own.
-	 * (Outside a call a claim may be half done: a preempted server keeps
-	 * the region then, and gives it up at its next look at need_resched.)
+	 * (Outside a call a claim may be half done: a server preempted there
+	 * keeps the region until it runs again.)
 	 */
 	if (sv->draining && !sv->drain_lost) {
 		sv->drain_lost = true;
 		atomic_set_release(&sv->draining->drainer, 0);
 		flexsc_let_go(sv->p);
 	}
-	if (READ_ONCE(current->on_rq))
+	if (!asleep)
 		return;
-	sv->blocked = true;
-	atomic_inc(&sv->p->blocked);
 	/* Its claims count now: other servers' budgets must not wait for it. */
 	atomic64_add(sv->unflushed, &sv->p->claimed);
 	sv->unflushed = 0;

@@ -84,7 +84,8 @@ struct flexsc_shim_attach {
 /*
  * FLEXSC_IOC_REGISTER / FLEXSC_IOC_UNREGISTER: a run of syscall pages.
  * REGISTER refuses a run that overlaps a registered one (-EBUSY).  Once
- * UNREGISTER returns, no server claims an entry of the region.
+ * UNREGISTER returns, no server claims an entry of the region; one a
+ * server holds (BUSY, in its `pending`) may still be run and published.
  */
 struct flexsc_shim_region {
 	__u64 addr;   /* in: page-aligned */
@@ -155,7 +156,7 @@ struct flexsc_shim_wait {
 struct flexsc_shim_stats {
 	__u64 nops;                             /* out: NOP entries completed */
 	__u64 cancelled;                        /* out: calls interrupted at shutdown (-ECANCELED) */
-	__u64 overlapped;                       /* out: calls of batches begun while another server sat in a call */
+	__u64 overlapped;                       /* out: entries of batches begun while another server sat in a call */
 	__u64 calls[FLEXSC_SHIM_COUNTED_CALLS]; /* out: calls run, by syscall number */
 };
 

@@ -534,11 +534,10 @@ TEST(Shim, AnotherProcessCannotUseTheDescriptor) {
   EXPECT_EQ(shim.call(SYS_getpid), getpid());
 }
 
-// Pages a file system backs are refused: the module writes them behind the
-// page cache.  Anonymous shared memory (shmem) is taken.
 // One server drains a region at a time and claims with plain stores: two
 // regions over the same entries could both claim one, so the module
 // refuses the second; once the first is gone the pages can be registered.
+// A region right next to another is no overlap.
 TEST(Shim, OverlappingRegionsAreRefused) {
   Shim shim;
   ASSERT_TRUE(shim.ok());
@@ -552,10 +551,16 @@ TEST(Shim, OverlappingRegionsAreRefused) {
   EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &second), -EBUSY);
   ASSERT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_UNREGISTER, &both), 0);
   ASSERT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &second), 0);
+  flexsc_shim_region first{reinterpret_cast<uint64_t>(two), 1, 0};
+  ASSERT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &first), 0) << "next to a region, not over it";
+  EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_UNREGISTER, &first), 0);
   EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_UNREGISTER, &second), 0);
   munmap(two, 2 * 4096);
   EXPECT_EQ(shim.call(SYS_getppid), getppid()) << "the first region still serves";
 }
+
+// Pages a file system backs are refused: the module writes them behind the
+// page cache.  Anonymous shared memory (shmem) is taken.
 
 TEST(Shim, FileBackedPagesAreRefused) {
   Shim shim;
