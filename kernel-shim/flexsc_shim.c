@@ -609,7 +609,8 @@ struct flexsc_server {
 	struct flexsc_region *waking;
 	/*
 	 * The region this server drains, and whether the preempt notifier let
-	 * go of it (the server slept in a call): then it claims no more there.
+	 * go of it (the server left its CPU in a call): then it claims no more
+	 * there.
 	 */
 	struct flexsc_region *draining;
 	bool drain_lost;
@@ -976,10 +977,10 @@ static unsigned int flexsc_next(const struct flexsc_region *r, unsigned int i)
  * Evidence that a server asleep in a call does not stall the others: the
  * entries of batches a server began while another was asleep in a call.
  */
-static void flexsc_count_overlap(struct flexsc_server *sv, bool overlapping, u64 calls)
+static void flexsc_count_overlap(struct flexsc_server *sv, bool overlapping, u64 entries)
 {
-	if (overlapping && calls)
-		this_cpu_add(sv->p->counts->overlapped, calls);
+	if (overlapping && entries)
+		this_cpu_add(sv->p->counts->overlapped, entries);
 }
 
 /*
