@@ -85,7 +85,7 @@
 #include <string>
 #include <vector>
 
-#include "raw_syscall.h"
+#include "base/raw_syscall.h"
 
 namespace {
 

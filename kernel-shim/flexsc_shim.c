@@ -7,7 +7,7 @@
  * a compare-and-swap, run through the kernel's syscall dispatcher with the
  * entry's six arguments, and published DONE.  Serving threads are the
  * process's own threads, so every call sees its memory, descriptors,
- * credentials and working directory.  The interface is include/flexsc/shim.h.
+ * credentials and working directory.  The interface is abi/flexsc/shim.h.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -119,7 +119,7 @@ static int flexsc_resolve_dispatcher(void)
 }
 
 /*
- * Only calls of the remote and blocking classes of lib/syscall_classes.txt
+ * Only calls of the remote and blocking classes of abi/syscall_classes.txt
  * run on a server: the local ones act on the calling thread itself, and a
  * call the list does not know is treated as local, as the library does.
  */
@@ -135,7 +135,7 @@ static bool __init flexsc_allowed(unsigned int nr)
 
 /*
  * Calls whose arguments make them act on the calling thread: the same
- * rules as the library's (include/flexsc/thread_args.h).  1 when they do,
+ * rules as the library's (abi/flexsc/thread_args.h).  1 when they do,
  * 0 when they do not, -1 for calls whose arguments never matter.
  */
 static int flexsc_thread_args(unsigned int nr, const struct pt_regs *regs)

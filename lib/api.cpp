@@ -14,9 +14,9 @@
 
 #include <flexsc/thread_args.h>
 
-#include "classify.h"
-#include "futex.h"
-#include "raw_syscall.h"
+#include "base/classify.h"
+#include "base/futex.h"
+#include "base/raw_syscall.h"
 #include "runtime.h"
 
 using namespace flexsc::detail;

@@ -8,13 +8,13 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "classify.h"
-#include "futex.h"
-#include "thread_backend.h"
+#include "base/classify.h"
+#include "base/futex.h"
+#include "backends/thread/thread_backend.h"
 #ifdef FLEXSC_HAVE_IO_URING
-#include "uring_backend.h"
+#include "backends/uring/uring_backend.h"
 #endif
-#include "shim_backend.h"
+#include "backends/shim/shim_backend.h"
 
 namespace flexsc::detail {
 namespace {

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "classify.h"
-#include "config.h"
-#include "context.h"
+#include "backends/backend.h"
+#include "base/classify.h"
+#include "base/config.h"
+#include "base/context.h"
 
 namespace flexsc::detail {
 

@@ -26,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "raw_syscall.h"  // the synchronous syscall instruction, for comparison
+#include "base/raw_syscall.h"  // the synchronous syscall instruction, for comparison
 #include "syscall_threads.h"
 #include "test_util.h"
 #include "watchdog.h"

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "classify.h"
+#include "base/classify.h"
 
 using flexsc::detail::classify;
 using flexsc::detail::kSyscallTable;

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "context.h"  // the registry of live contexts, to check thread-exit cleanup
+#include "base/context.h"  // the registry of live contexts, to check thread-exit cleanup
 #include "test_util.h"
 #include "watchdog.h"
 

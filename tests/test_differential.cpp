@@ -99,7 +99,7 @@ namespace {
 
 // ---- the synchronous syscall instruction ---------------------------------
 
-// Not lib/raw_syscall.h: the reference shares no code with what it checks.
+// Not lib/base/raw_syscall.h: the reference shares no code with what it checks.
 
 long raw6(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
   register long r10 asm("r10") = a4;

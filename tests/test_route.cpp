@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "classify.h"
+#include "base/classify.h"
 #include "preload/route.h"
 
 using namespace flexsc::preload;

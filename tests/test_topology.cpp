@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "topology.h"
+#include "base/topology.h"
 
 namespace {
 

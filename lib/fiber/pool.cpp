@@ -10,8 +10,8 @@
 #include <system_error>
 #include <thread>
 
-#include "../futex.h"
-#include "../runtime.h"
+#include "base/futex.h"
+#include "runtime.h"
 #include "scheduler.h"
 
 namespace flexsc::fiber::detail {

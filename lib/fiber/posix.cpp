@@ -15,7 +15,7 @@
 #include <climits>
 #include <netinet/in.h>
 
-#include "../libc_abi.h"
+#include "base/libc_abi.h"
 #include "readiness.h"
 #include "scheduler.h"
 

@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "../raw_syscall.h"
+#include "base/raw_syscall.h"
 
 namespace flexsc::fiber::detail {
 

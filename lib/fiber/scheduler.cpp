@@ -14,9 +14,9 @@
 #include <string>
 #include <system_error>
 
-#include "../classify.h"
-#include "../futex.h"
-#include "../raw_syscall.h"
+#include "base/classify.h"
+#include "base/futex.h"
+#include "base/raw_syscall.h"
 
 namespace flexsc::fiber::detail {
 

@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "../context.h"
-#include "../futex.h"
-#include "../runtime.h"
+#include "base/context.h"
+#include "base/futex.h"
+#include "runtime.h"
 #include "fiber.h"
 #include "readiness.h"
 #include "stack.h"

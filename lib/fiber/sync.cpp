@@ -4,7 +4,7 @@
 // lives on the waiter's stack, is never touched after its owner left.
 #include <stdexcept>
 
-#include "../futex.h"
+#include "base/futex.h"
 #include "fiber.h"
 
 namespace flexsc::fiber::detail {

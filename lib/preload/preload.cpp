@@ -36,12 +36,12 @@
 
 #include <flexsc/flexsc.h>
 
-#include "../process.h"
-#include "../classify.h"
-#include "../futex.h"
-#include "../libc_abi.h"
-#include "../raw_syscall.h"
-#include "../runtime.h"
+#include "base/process.h"
+#include "base/classify.h"
+#include "base/futex.h"
+#include "base/libc_abi.h"
+#include "base/raw_syscall.h"
+#include "runtime.h"
 #include "route.h"
 
 using flexsc::detail::libc_result;

@@ -9,9 +9,9 @@
 #include <cstring>
 #include <sstream>
 
-#include "../classify.h"
-#include "../futex.h"
-#include "../raw_syscall.h"
+#include "base/classify.h"
+#include "base/futex.h"
+#include "base/raw_syscall.h"
 
 namespace flexsc::preload {
 

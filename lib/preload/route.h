@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string>
 
-#include "../classify.h"
+#include "base/classify.h"
 
 namespace flexsc::preload {
 

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "config.h"
-#include "uring_map.h"
+#include "backends/backend.h"
+#include "base/config.h"
+#include "backends/uring/uring_map.h"
 
 namespace flexsc::detail {
 

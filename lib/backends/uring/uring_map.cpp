@@ -1,4 +1,4 @@
-#include "uring_map.h"
+#include "backends/uring/uring_map.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -12,7 +12,7 @@
 #include <climits>
 #include <cstring>
 
-#include "raw_syscall.h"
+#include "base/raw_syscall.h"
 
 namespace flexsc::detail {
 namespace {

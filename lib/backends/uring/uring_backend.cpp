@@ -1,4 +1,4 @@
-#include "uring_backend.h"
+#include "backends/uring/uring_backend.h"
 
 #include <sched.h>
 #include <fcntl.h>
@@ -12,10 +12,10 @@
 #include <thread>
 #include <cstring>
 
-#include "context.h"
-#include "process.h"
+#include "base/context.h"
+#include "base/process.h"
 #include "runtime.h"
-#include "thread_backend.h"
+#include "backends/thread/thread_backend.h"
 
 namespace flexsc::detail {
 namespace {

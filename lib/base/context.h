@@ -19,9 +19,9 @@
 #include <memory>
 #include <mutex>
 
-#include "futex.h"
-#include "raw_syscall.h"
-#include "stats.h"
+#include "base/futex.h"
+#include "base/raw_syscall.h"
+#include "base/stats.h"
 
 namespace flexsc::detail {
 

@@ -9,7 +9,7 @@
 #include <climits>
 #include <cstdint>
 
-#include "raw_syscall.h"
+#include "base/raw_syscall.h"
 
 namespace flexsc::detail {
 

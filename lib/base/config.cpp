@@ -1,10 +1,10 @@
-#include "config.h"
+#include "base/config.h"
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
-#include "topology.h"
+#include "base/topology.h"
 
 namespace flexsc::detail {
 namespace {

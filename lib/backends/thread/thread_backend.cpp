@@ -1,4 +1,4 @@
-#include "thread_backend.h"
+#include "backends/thread/thread_backend.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -10,11 +10,11 @@
 #include <new>
 #include <utility>
 
-#include "context.h"
-#include "futex.h"
-#include "process.h"
+#include "base/context.h"
+#include "base/futex.h"
+#include "base/process.h"
 #include "runtime.h"
-#include "raw_syscall.h"
+#include "base/raw_syscall.h"
 
 namespace flexsc::detail {
 namespace {

@@ -3,7 +3,7 @@
 // enter the kernel once and stay there draining every registered context's
 // pages; each context's pages are registered when it is bound.  Posting
 // bumps a doorbell word in a shared control page and makes a syscall only
-// when no server is ready (include/flexsc/shim.h); waiters park in the
+// when no server is ready (abi/flexsc/shim.h); waiters park in the
 // shim's wait.
 #pragma once
 
@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "config.h"
-#include "process.h"
-#include "topology.h"
+#include "backends/backend.h"
+#include "base/config.h"
+#include "base/process.h"
+#include "base/topology.h"
 
 namespace flexsc::detail {
 

@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "config.h"
-#include "process.h"
-#include "stats.h"
-#include "topology.h"
+#include "backends/backend.h"
+#include "base/config.h"
+#include "base/process.h"
+#include "base/stats.h"
+#include "base/topology.h"
 
 namespace flexsc::detail {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "classify.h"
+#include "base/classify.h"
 
 namespace flexsc::detail {
 

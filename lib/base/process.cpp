@@ -1,4 +1,4 @@
-#include "process.h"
+#include "base/process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -14,7 +14,7 @@
 #include <mutex>
 #include <cstdint>
 
-#include "raw_syscall.h"
+#include "base/raw_syscall.h"
 #include "runtime.h"
 
 namespace flexsc::detail {

@@ -1,4 +1,4 @@
-#include "classify.h"
+#include "base/classify.h"
 
 #include <fcntl.h>
 #include <linux/close_range.h>

@@ -1,4 +1,4 @@
-#include "shim_backend.h"
+#include "backends/shim/shim_backend.h"
 
 #include <fcntl.h>
 #include <hwloc.h>
@@ -12,9 +12,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "classify.h"
-#include "context.h"
-#include "process.h"
+#include "base/classify.h"
+#include "base/context.h"
+#include "base/process.h"
 #include "runtime.h"
 
 namespace flexsc::detail {

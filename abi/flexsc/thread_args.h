@@ -3,7 +3,7 @@
  * Calls whose arguments make them act on the calling thread: pid 0 for
  * the scheduler calls, a thread CPU clock, RUSAGE_THREAD, a signal mask
  * swapped in for the call, PI futexes, execute-only memory, and so on.  The library runs them
- * on the caller (lib/classify.cpp); the kernel shim refuses them on a
+ * on the caller (lib/base/classify.cpp); the kernel shim refuses them on a
  * serving thread.  Plain C, included by both, so the rules are one piece
  * of code.
  *

@@ -4,9 +4,9 @@
 
 #include <cstdint>
 
-#include "context.h"
-#include "stats.h"
-#include "topology.h"
+#include "base/context.h"
+#include "base/stats.h"
+#include "base/topology.h"
 
 namespace flexsc::detail {
 
