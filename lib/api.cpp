@@ -17,6 +17,8 @@
 #include "base/classify.h"
 #include "base/futex.h"
 #include "base/raw_syscall.h"
+#include "api.h"
+#include "base/thread_state.h"
 #include "runtime.h"
 
 using namespace flexsc::detail;
@@ -38,11 +40,6 @@ std::atomic<State> g_state{State::Never};
 uint64_t g_next_gen = 1;
 Config g_fork_config;  // the parent's, for a child's runtime
 int g_forking_tid = 0;
-thread_local int t_tid = 0;  // current_tid()'s cache
-// The thread made itself unlike the process's other threads (its own
-// descriptor table, credentials, namespaces, seccomp filter...): syscall
-// threads can no longer act for it, so all its calls run on it.
-thread_local bool t_diverged = false;
 
 std::once_flag g_hooks_once;
 
@@ -96,15 +93,14 @@ void after_fork_child() {
       c->waiting.store(0);
       // The parent's rings: the child only closes its copies.
       c->reaps.store(false);
-      c->wake_fd.store(-1);
+      c->wake_target.store(kNoWakeTarget);
       c->backend_state.reset();
       c->in_api.store(0);
       c->gen = 0;
     }
     c = next;
   }
-  t_tid = 0;  // the child is another thread
-  t_diverged = false;
+  reset_thread_state_after_fork();
   registry_mutex().unlock();
   if (Runtime* rt = g_rt.exchange(nullptr)) {
     g_fork_config = rt->config();
@@ -241,9 +237,6 @@ Runtime* enter_or_start(Context* ctx, long* why) {
 namespace flexsc::detail {
 
 thread_local FiberSyscalls* t_fiber_syscalls = nullptr;
-thread_local int t_runtime_depth = 0;
-
-bool thread_diverged() { return t_diverged; }
 
 long syscall_interruptible(long nr, const long args[6], bool (*interrupted)(void*), void* arg) {
   RuntimeScope scope;
@@ -257,7 +250,7 @@ long syscall_interruptible(long nr, const long args[6], bool (*interrupted)(void
   Runtime* rt = enter_or_start(ctx, &why);
   if (!rt)
     return why == kRunSynchronously ? raw_syscall6(nr, args[0], args[1], args[2], args[3], args[4], args[5]) : why;
-  const SyscallClass cls = t_diverged ? SyscallClass::Local : classify(nr, args);
+  const SyscallClass cls = thread_diverged() ? SyscallClass::Local : classify(nr, args);
   if (runs_on_caller(cls)) {
     // Not inside the runtime while it runs: a local call may block for long.
     leave(ctx);
@@ -283,11 +276,6 @@ bool runtime_user_cpus(std::vector<int>* out) {
   return true;
 }
 
-int current_tid() {
-  if (!t_tid) t_tid = static_cast<int>(raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
-  return t_tid;
-}
-
 long run_on_caller(long nr, const long a[6]) {
   // glibc's fork runs every fork handler (ours, malloc's, the sanitizers').
   if (nr == SYS_fork) {
@@ -299,7 +287,7 @@ long run_on_caller(long nr, const long a[6]) {
   }
   if (!is_fork_like(nr, a)) {
     const long ret = raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-    if (ret >= 0 && diverges_from_process(nr, a)) t_diverged = true;
+    if (ret >= 0 && diverges_from_process(nr, a)) mark_thread_diverged();
     return ret;
   }
   before_fork();

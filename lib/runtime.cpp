@@ -10,11 +10,9 @@
 
 #include "base/classify.h"
 #include "base/futex.h"
-#include "backends/thread/thread_backend.h"
-#ifdef FLEXSC_HAVE_IO_URING
-#include "backends/uring/uring_backend.h"
-#endif
-#include "backends/shim/shim_backend.h"
+#include "api.h"
+#include "base/thread_state.h"
+#include "backends/registry.h"
 
 namespace flexsc::detail {
 namespace {
@@ -26,18 +24,6 @@ uint64_t g_retired_gen = 0;  // the generation g_retired belongs to
 constexpr uint64_t kFirstParkNs = 200'000;   // parked waiters re-check for stuck
 constexpr uint64_t kMaxParkNs = 64'000'000;   // syscall threads this often at least
 constexpr uint64_t kGraceNs = 100'000'000;    // shutdown lets calls finish this long
-
-#ifdef FLEXSC_HAVE_IO_URING
-const std::string kUringNames = ", uring, uring-sqpoll";
-
-bool auto_wants_sqpoll(const Config& cfg) {
-  if (cfg.cores_forced) return !cfg.syscall_cpus.empty();
-  cpu_set_t set;
-  return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1;
-}
-#else
-const std::string kUringNames;
-#endif
 
 }  // namespace
 
@@ -57,32 +43,7 @@ int Runtime::start(const Config& cfg, uint64_t gen, std::unique_ptr<Runtime>* ou
   std::unique_ptr<Runtime> rt(new Runtime());
   rt->cfg_ = cfg;
   rt->gen_ = gen;
-  const std::string& b = cfg.backend;
-  int rc;
-  if (b == "thread" || b == "test-perturb") {
-    rc = ThreadBackend::create(cfg, b == "test-perturb", &rt->backend_, error);
-  } else if (b == "shim") {
-    rc = ShimBackend::create(cfg, &rt->backend_, error);
-#ifdef FLEXSC_HAVE_IO_URING
-  } else if (b == "uring" || b == "uring-sqpoll") {
-    rc = UringBackend::create(cfg, b == "uring-sqpoll", &rt->backend_, error);
-#endif
-  } else if (b == "auto") {
-    // The kernel shim where it is loaded and takes this process; then
-    // io_uring where it works: SQPOLL when syscall cores are dedicated (a
-    // submission thread on a shared core would compete with the user).
-    std::string ignored;
-    rc = ShimBackend::create(cfg, &rt->backend_, &ignored);
-#ifdef FLEXSC_HAVE_IO_URING
-    if (rc < 0 && auto_wants_sqpoll(cfg)) rc = UringBackend::create(cfg, true, &rt->backend_, error);
-    if (rc < 0) rc = UringBackend::create(cfg, false, &rt->backend_, error);
-#endif
-    if (rc < 0) rc = ThreadBackend::create(cfg, false, &rt->backend_, error);
-  } else {
-    *error = "backend '" + b + "' is not available in this build (available: thread, shim" + kUringNames + ")";
-    rc = -ENOSYS;
-  }
-  if (rc < 0) return rc;
+  if (int rc = create_backend(cfg, &rt->backend_, error); rc < 0) return rc;
   {
     std::lock_guard lock(registry_mutex());
     g_retired = StatsTotals{};

@@ -63,64 +63,9 @@ class Runtime {
   std::unique_ptr<Backend> backend_;
 };
 
-// The hazard protocol between API calls and shutdown: enter() marks ctx as
-// inside the API, then returns the running runtime (binding ctx to it), or
-// nullptr.  Shutdown waits for every bound context to leave().
-Runtime* enter(Context* ctx);
-inline void leave(Context* ctx) { ctx->in_api.store(0, std::memory_order_release); }
-
-// Set on a thread while it runs a fiber: flexsc_syscall and the batch
-// API's waits go through it, so a fiber posts and switches instead of
-// blocking its kernel thread.  (Implemented by lib/fiber's schedulers: the
-// layers below know only this interface.)
-class FiberSyscalls {
- public:
-  virtual long syscall(long nr, const long args[6]) = 0;
-  // Lets other fibers run until done(arg).
-  virtual void wait_polling(bool (*done)(void*), void* arg) = 0;
-
- protected:
-  ~FiberSyscalls() = default;
-};
-extern thread_local FiberSyscalls* t_fiber_syscalls;
-
-// flexsc_syscall on a plain thread, with interrupted() as in
-// Runtime::wait_entry_or_interrupt (nullptr: never).  For the drop-in
-// wrapper, whose callers expect signals to interrupt blocking calls.
-long syscall_interruptible(long nr, const long args[6], bool (*interrupted)(void*), void* arg);
-
-// The running runtime's user CPUs (those not reserved for syscall
-// threads); false when no runtime runs.
-bool runtime_user_cpus(std::vector<int>* out);
-
-// > 0 while the calling thread runs flexsc's own code (an API call, the
-// runtime's threads for their whole life, exit and fork handlers): the
-// drop-in wrapper passes the libc calls flexsc makes meanwhile straight to
-// the kernel instead of routing them back into flexsc.
-extern thread_local int t_runtime_depth;
-struct RuntimeScope {
-  RuntimeScope() { ++t_runtime_depth; }
-  ~RuntimeScope() { --t_runtime_depth; }
-  RuntimeScope(const RuntimeScope&) = delete;
-  RuntimeScope& operator=(const RuntimeScope&) = delete;
-};
-
-// True once the calling thread has made itself unlike the process's other
-// threads (unshare, raw setuid, seccomp...): its calls then all run on it.
-bool thread_diverged();
-
-// The calling thread's id, cached (and reset in a forked child).
-int current_tid();
-
-// Runs a syscall on the calling thread (local and unknown classes), with
-// the fork handlers around a raw fork.
-long run_on_caller(long nr, const long args[6]);
-
+// Runs the entries Runtime::submit left to the caller (local and unknown
+// classes), once the caller has left the runtime.
 void run_local_entries(Context* ctx);
-
-// For tests: Backend::threads_in_call of the running runtime (-1 when none
-// runs, or when /proc tells).
-int backend_threads_in_call(long nr);
 void count_on_caller(Context* ctx, long nr, SyscallClass cls);
 
 // A context goes away: its statistics join those of the contexts destroyed

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime.h"
+#include "api.h"
 #include "test_util.h"
 
 namespace flexsc::test {

@@ -9,7 +9,7 @@
 #include <chrono>
 #include <thread>
 
-#include "runtime.h"
+#include "api.h"
 #include "test_util.h"
 #include "watchdog.h"
 

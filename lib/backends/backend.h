@@ -34,8 +34,10 @@ class Backend {
   // (io_uring's completion queue).  True if any.
   virtual bool reap(Context*) { return false; }
 
-  // The owner of ctx is about to park: returns how (kParkedFutex...), to
-  // be stored into ctx->waiting before the last check; then park() sleeps.
+  // The owner of ctx is about to park: returns how, to be stored into
+  // ctx->waiting before the last check (kParkedFutex, or the backend's own
+  // park_kind(), whose wake function and ctx->wake_target it set up);
+  // then park() sleeps.
   // target: the entry it waits for, or nullptr for any of ctx's.
   virtual uint32_t prepare_park(Context*) { return kParkedFutex; }
   virtual void park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry* target);

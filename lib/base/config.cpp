@@ -9,12 +9,6 @@
 namespace flexsc::detail {
 namespace {
 
-bool known_backend(const std::string& b) {
-  for (const char* name : {"auto", "thread", "uring", "uring-sqpoll", "shim", "test-perturb"})
-    if (b == name) return true;
-  return false;
-}
-
 // The option's value, unless the environment variable overrides it.
 const char* setting(const char* env, const char* option) {
   const char* v = std::getenv(env);
@@ -35,10 +29,6 @@ int Config::load(const flexsc_options* opts, Config* out, std::string* error) {
     std::memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
   }
   if (const char* b = setting("FLEXSC_BACKEND", o.backend)) out->backend = b;
-  if (!known_backend(out->backend)) {
-    *error = "unknown backend '" + out->backend + "' (auto, thread, uring, uring-sqpoll, shim)";
-    return -EINVAL;
-  }
   if (const char* cores = setting("FLEXSC_SYSCALL_CORES", o.syscall_cores)) {
     out->cores_forced = true;
     if (std::strcmp(cores, "none") != 0 && !parse_cpu_list(cores, &out->syscall_cpus)) {

@@ -10,7 +10,32 @@ namespace {
 // Plain globals, constant-initialized: usable from atexit and fork handlers.
 std::mutex g_registry_mutex;
 Context* g_registry_head = nullptr;
+
+// The backends' ways to wake a parked owner, by kind - kFirstBackendKind.
+constexpr uint32_t kFirstBackendKind = kParkedFutex + 1;
+constexpr uint32_t kMaxParkKinds = 8;
+std::atomic<OwnerWake> g_park_kinds[kMaxParkKinds];
+constexpr uint64_t kPayloadMask = (uint64_t{1} << 56) - 1;
 }  // namespace
+
+uint32_t park_kind(OwnerWake wake) {
+  for (uint32_t i = 0; i < kMaxParkKinds; ++i) {
+    OwnerWake seen = nullptr;
+    if (g_park_kinds[i].compare_exchange_strong(seen, wake) || seen == wake) return kFirstBackendKind + i;
+  }
+  return kParkedFutex;  // no room (more kinds than backends exist): park on the word
+}
+
+void wake_parked_owner(Context* ctx, uint32_t how) {
+  if (how == kParkedFutex) {
+    futex_wake(&ctx->waiting);
+    return;
+  }
+  const uint64_t target = ctx->wake_target.load(std::memory_order_acquire);
+  const uint32_t i = how - kFirstBackendKind;
+  if (target >> 56 != how || i >= kMaxParkKinds) return;
+  if (OwnerWake wake = g_park_kinds[i].load(std::memory_order_acquire)) wake(target & kPayloadMask);
+}
 
 std::mutex& registry_mutex() { return g_registry_mutex; }
 

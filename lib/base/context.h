@@ -1,18 +1,23 @@
 // A posting context: a ring of syscall pages owned by one thread at a time
-// (a user thread, or later an M:N scheduler), plus the submission queue its
+// (a user thread, or an M:N scheduler), plus the submission queue its
 // syscall threads drain.
 //
-// The owner takes FREE entries, prepares them and submits them: each
-// submitted slot index goes into `sq` and sq_tail is published (release).
-// Syscall threads claim positions of sq one at a time with a CAS on
-// sq_head, so several of them can serve one context (a spare thread takes
-// over when one blocks).  Results are read in any order: the owner keeps,
+// The owner takes FREE entries, prepares them and submits them: each is
+// marked SUBMITTED (release), its slot index, with kSqBlocking for the
+// blocking class, goes into `sq`, and sq_tail (seq_cst) then sq_ready
+// (release) are published.  Syscall threads claim a run of positions with
+// one compare-and-swap on sq_head: up to 16 entries that cannot block, or
+// a single one that can, so a thread stuck in it holds nothing else and
+// several threads can serve one context (a spare takes over when one
+// blocks).  Claimed through sq_head, an entry gets no BUSY store; it
+// turns DONE (release) with its result.  The kernel shim's servers do not
+// read `sq`: they find SUBMITTED entries in the registered pages and claim
+// them by status (abi/flexsc/shim.h); io_uring takes the entries the owner
+// turned into SQEs.  Results are read in any order: the owner keeps,
 // privately, the order it submitted in, for flexsc_peek.
 #pragma once
 
 #include <flexsc/flexsc.h>
-#include <flexsc/shim.h>
-#include <sys/syscall.h>
 
 #include <atomic>
 #include <cstdint>
@@ -39,18 +44,26 @@ inline void set_done(flexsc_entry* e, long ret) {
   status_of(e).store(FLEXSC_DONE, std::memory_order_release);
 }
 
-// Values of Context::waiting: how its owner is parked.
-inline constexpr uint32_t kParkedFutex = 1;  // on the word itself
-inline constexpr uint32_t kParkedRing = 2;   // in its io_uring wait, woken through wake_fd
-inline constexpr uint32_t kParkedShim = 3;   // in the kernel shim's wait, woken by its entries' completions
+// Values of Context::waiting: how its owner is parked.  0: not parked;
+// kParkedFutex: on the word itself; any other value is a backend's own
+// way (park_kind()).
+inline constexpr uint32_t kParkedFutex = 1;
 
-// What a backend keeps per context (an io_uring ring).
+// Wakes an owner parked in its backend's own wait (an io_uring wait, the
+// kernel shim's): the payload is what the backend stored into
+// Context::wake_target when it bound the context (a descriptor, a region).
+using OwnerWake = void (*)(uint64_t payload);
+// The Context::waiting value for owners that `wake` wakes, the same for
+// every call with the same function.  At most a few kinds exist.
+uint32_t park_kind(OwnerWake wake);
+// Context::wake_target for a kind and a payload of at most 56 bits.
+inline uint64_t wake_target_of(uint32_t kind, uint64_t payload) { return uint64_t{kind} << 56 | payload; }
+inline constexpr uint64_t kNoWakeTarget = 0;
+
+// What a backend keeps per context (an io_uring ring, a registered region).
 struct BackendState {
   virtual ~BackendState() = default;
 };
-
-// Context::shim_notify when no kernel shim region can wake the owner.
-inline constexpr uint64_t kNoShimNotify = UINT64_MAX;
 
 struct Context {
   static constexpr uint32_t kNoSlot = UINT32_MAX;
@@ -71,17 +84,16 @@ struct Context {
   Runtime* rt = nullptr;
   SyscallCore* core = nullptr;
   uint64_t wait_spin_ns = 0;
-  // The io_uring backends: completions wait in the context's ring until
-  // the owner reaps them (so waits go through the runtime), and an owner
-  // parked in the ring is woken by writing to this eventfd.
+  // Completions wait in a backend's queue until the owner reaps them
+  // (Backend::reap: an io_uring completion queue), so waits go through
+  // the runtime.
   std::atomic<bool> reaps{false};
-  std::atomic<int> wake_fd{-1};
-  // The kernel shim: what wakes an owner parked in its wait, the
-  // descriptor and region id for FLEXSC_IOC_NOTIFY (descriptor << 32 | id),
-  // or kNoShimNotify.  A word of its own, not backend state: other threads
-  // wake the owner while shutdown may free that state, and a stale value
-  // costs no more than a spurious wake-up.
-  std::atomic<uint64_t> shim_notify{kNoShimNotify};
+  // How an owner parked in its backend's own wait is woken: the kind it
+  // parked with (Context::waiting) << 56 | the backend's payload.  Other
+  // threads wake the owner while shutdown may free the backend's state,
+  // so this word is all they read; a stale one, checked against the kind,
+  // costs at most a spurious wake-up.
+  std::atomic<uint64_t> wake_target{kNoWakeTarget};
   std::unique_ptr<BackendState> backend_state;
 
   // ---- owner side: touched only by the thread using the context
@@ -176,21 +188,10 @@ struct Context {
   ~Context();
 };
 
-// Wakes ctx's owner if it is parked (it stored kParked* into `waiting`).
+// Wakes ctx's owner if it is parked (it stored its way into `waiting`).
+void wake_parked_owner(Context* ctx, uint32_t how);
 inline void wake_owner(Context* ctx) {
-  const uint32_t how = ctx->waiting.exchange(0);
-  if (how == kParkedFutex) {
-    futex_wake(&ctx->waiting);
-  } else if (how == kParkedShim) {
-    const uint64_t notify = ctx->shim_notify.load(std::memory_order_acquire);
-    uint32_t id = static_cast<uint32_t>(notify);
-    if (notify != kNoShimNotify)
-      raw_syscall6(SYS_ioctl, static_cast<int>(notify >> 32), FLEXSC_IOC_NOTIFY, reinterpret_cast<long>(&id), 0, 0, 0);
-  } else if (how == kParkedRing) {
-    const uint64_t one = 1;
-    raw_syscall6(SYS_write, ctx->wake_fd.load(std::memory_order_relaxed), reinterpret_cast<long>(&one), sizeof one, 0,
-                 0, 0);
-  }
+  if (const uint32_t how = ctx->waiting.exchange(0)) wake_parked_owner(ctx, how);
 }
 
 // Registry of live contexts, for shutdown (cancellation), statistics and

@@ -15,7 +15,6 @@
 #include <cstdint>
 
 #include "base/raw_syscall.h"
-#include "runtime.h"
 
 namespace flexsc::detail {
 

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "base/futex.h"
-#include "runtime.h"
+#include "api.h"
 #include "scheduler.h"
 
 namespace flexsc::fiber::detail {

@@ -17,6 +17,7 @@
 #include "base/classify.h"
 #include "base/futex.h"
 #include "base/raw_syscall.h"
+#include "base/thread_state.h"
 
 namespace flexsc::fiber::detail {
 

@@ -18,7 +18,7 @@
 
 #include "base/context.h"
 #include "base/futex.h"
-#include "runtime.h"
+#include "api.h"
 #include "fiber.h"
 #include "readiness.h"
 #include "stack.h"

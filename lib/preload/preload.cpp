@@ -41,7 +41,8 @@
 #include "base/futex.h"
 #include "base/libc_abi.h"
 #include "base/raw_syscall.h"
-#include "runtime.h"
+#include "api.h"
+#include "base/thread_state.h"
 #include "route.h"
 
 using flexsc::detail::libc_result;

@@ -4,6 +4,7 @@
 #include <hwloc.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +16,8 @@
 #include "base/classify.h"
 #include "base/context.h"
 #include "base/process.h"
-#include "runtime.h"
+#include "base/raw_syscall.h"
+#include "base/thread_state.h"
 
 namespace flexsc::detail {
 namespace {
@@ -194,12 +196,16 @@ void ShimBackend::bind(Context* ctx) {
   if (shim_ioctl(fd_, FLEXSC_IOC_REGISTER, &r) < 0) return;  // no region: submit runs the calls on the caller
   region->id = r.id;
   ctx->backend_state = std::move(region);
-  ctx->shim_notify.store(uint64_t{static_cast<uint32_t>(fd_)} << 32 | r.id, std::memory_order_release);
+  // The payload holds the descriptor in 24 bits: beyond (an nr_open past
+  // 16M), owners woken by others wait out their park's timeout instead.
+  if (fd_ < (1 << 24))
+    ctx->wake_target.store(wake_target_of(park_kind_, uint64_t{static_cast<uint32_t>(fd_)} << 32 | r.id),
+                           std::memory_order_release);
   ctx->progress.store(completion_word(control_), std::memory_order_release);
 }
 
 void ShimBackend::unbind(Context* ctx) {
-  ctx->shim_notify.store(kNoShimNotify, std::memory_order_release);
+  ctx->wake_target.store(kNoWakeTarget, std::memory_order_release);
   ctx->progress.store(&ctx->completed, std::memory_order_release);
   ctx->backend_state.reset();
 }
@@ -211,9 +217,10 @@ void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
     // syscalls, rather than fail.
     for (unsigned i = 0; i < count; ++i) {
       flexsc_entry* e = &ctx->entries[slots[i] & ~Context::kSqBlocking];
-      const long args[6] = {e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]};
       ctx->stats.inline_calls.add();
-      set_done(e, e->flags & FLEXSC_ENTRY_NOP ? 0 : run_on_caller(e->nr, args));
+      set_done(e, e->flags & FLEXSC_ENTRY_NOP
+                      ? 0
+                      : raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]));
     }
     return;
   }
@@ -224,11 +231,17 @@ void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   if (__atomic_load_n(&control_->ready, __ATOMIC_SEQ_CST) == 0) shim_ioctl(fd_, FLEXSC_IOC_WAKE, nullptr);
 }
 
-uint32_t ShimBackend::prepare_park(Context* ctx) { return region_of(ctx) ? kParkedShim : kParkedFutex; }
+// Wakes an owner parked in FLEXSC_IOC_WAIT: payload = descriptor << 32 | region.
+void ShimBackend::notify(uint64_t payload) {
+  uint32_t id = static_cast<uint32_t>(payload);
+  raw_syscall6(SYS_ioctl, static_cast<int>(payload >> 32), FLEXSC_IOC_NOTIFY, reinterpret_cast<long>(&id), 0, 0, 0);
+}
+
+uint32_t ShimBackend::prepare_park(Context* ctx) { return region_of(ctx) ? park_kind_ : kParkedFutex; }
 
 void ShimBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry* target) {
   ShimRegion* region = region_of(ctx);
-  if (how != kParkedShim || !region) {
+  if (how != park_kind_ || how == kParkedFutex || !region) {
     Backend::park(ctx, how, timeout_ns, target);
     return;
   }

@@ -62,9 +62,11 @@ class ShimBackend final : public Backend {
   static void* server_main(void* arg);
   void serve(Server* self);
   static int submitter_of(uint64_t addr);
+  static void notify(uint64_t payload);
 
   Config cfg_;
   Placement placement_;
+  uint32_t park_kind_ = park_kind(notify);
   int fd_ = -1;
   flexsc_shim_control* control_ = nullptr;
   CancelSignal stop_signal_;

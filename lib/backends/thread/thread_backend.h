@@ -1,105 +1,38 @@
-// The `thread` backend: userspace syscall threads pinned to syscall cores.
-//
-// Each syscall core has a ready queue of contexts with submitted entries
-// (Boost.Lockfree), a futex its idle threads sleep on, and a few threads:
-// one normally awake, spares woken (or started) when every awake one is
-// stuck in a blocking call.  An idle thread spins for a bounded time, then
-// announces that it sleeps (the awake count) so posters wake it only then.
+// The `thread` backend: every entry goes to userspace syscall threads
+// pinned to syscall cores (backends/syscall_threads).
 #pragma once
 
-#include <hwloc.h>
-#include <pthread.h>
-#include <signal.h>
-
-#include <atomic>
-#include <boost/lockfree/queue.hpp>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <vector>
 
 #include "backends/backend.h"
+#include "backends/syscall_threads/syscall_threads.h"
 #include "base/config.h"
-#include "base/process.h"
-#include "base/stats.h"
-#include "base/topology.h"
 
 namespace flexsc::detail {
 
-struct SyscallCore;
-
-struct alignas(64) SyscallThread {
-  // Progress word read by waiters to tell a stuck thread from a busy one:
-  // calls started << 3 | in a blocking-class call << 2 | sleeping << 1 |
-  // inside a call.
-  std::atomic<uint64_t> state{0};
-  std::atomic<bool> exited{false};
-  // The blocking-class entry it is executing, and the one its owner asked
-  // to interrupt (Backend::interrupt): the cancel signal makes the call
-  // return -EINTR; any other entry it interrupts by a race runs again.
-  std::atomic<const flexsc_entry*> current{nullptr};
-  std::atomic<const flexsc_entry*> interrupt_target{nullptr};
-  SyscallCore* core = nullptr;
-  pthread_t handle{};
-  struct Start {
-    int cancel_signal = 0;
-    bool perturb = false;
-  } start;  // what the thread needs to begin, set before it starts
-  DrainStats stats;
-
-  static constexpr uint64_t kInCall = 1, kSleeping = 2, kInBlockingCall = 4, kOneCall = 8;
-};
-
-struct SyscallCore {
-  unsigned index = 0;
-  std::vector<int> cpus;
-  hwloc_bitmap_t cpuset = nullptr;
-  bool single_core = false;
-  uint64_t spin_ns = 0;
-  boost::lockfree::queue<Context*> ready{64};
-
-  alignas(64) std::atomic<uint32_t> awake{0};  // threads not asleep on sleep_word
-  std::atomic<uint32_t> sleep_word{0};
-  std::atomic<uint32_t> spinner{0};            // one idle thread spins, the others sleep
-  std::atomic<bool> stop{false};
-
-  alignas(64) std::mutex spawn_mutex;
-  SyscallThread* threads[kMaxSyscallThreadsPerCore] = {};
-  std::atomic<unsigned> nthreads{0};
-};
-
 class ThreadBackend final : public Backend {
  public:
-  // perturb: the test-only variant whose results are deliberately wrong.
-  static int create(const Config& cfg, bool perturb, std::unique_ptr<Backend>* out, std::string* error);
-  ~ThreadBackend() override;
+  static int create(const Config& cfg, std::unique_ptr<Backend>* out, std::string* error);
 
-  const char* name() const override { return perturb_ ? "test-perturb" : "thread"; }
-  void bind(Context* ctx) override;
-  void submit(Context* ctx, uint32_t* slots, unsigned count) override;
-  uint64_t progress_mark(Context* ctx) const override;
-  void before_park(Context* ctx, uint64_t since, uint64_t waited_ns) override;
-  void stop() override;
-  void collect(StatsTotals* totals) const override;
-
-  const Placement& placement() const override { return placement_; }
-  void wait_begin(Context* ctx) override;
-  void forget_threads() override;
-  bool interrupt(Context* ctx, flexsc_entry* e) override;
+  const char* name() const override { return "thread"; }
+  void bind(Context* ctx) override { threads_->bind(ctx); }
+  void submit(Context* ctx, uint32_t* slots, unsigned count) override { threads_->submit(ctx, slots, count); }
+  uint64_t progress_mark(Context* ctx) const override { return threads_->progress_mark(ctx); }
+  void before_park(Context* ctx, uint64_t since, uint64_t waited_ns) override {
+    threads_->before_park(ctx, since, waited_ns);
+  }
+  void stop() override { threads_->stop(); }
+  void collect(StatsTotals* totals) const override { threads_->collect(totals); }
+  const Placement& placement() const override { return threads_->placement(); }
+  void wait_begin(Context* ctx) override { threads_->wait_begin(ctx); }
+  void forget_threads() override { threads_->forget_threads(); }
+  bool interrupt(Context* ctx, flexsc_entry* e) override { return threads_->interrupt(ctx, e); }
 
  private:
-  ThreadBackend() = default;
-  int spawn(SyscallCore* core);
-  void enqueue(Context* ctx);
-  static bool only_blocked_awake(const SyscallCore* core);
-  void run_inline(Context* ctx);
+  explicit ThreadBackend(std::unique_ptr<SyscallThreads> threads) : threads_(std::move(threads)) {}
 
-  Config cfg_;
-  bool perturb_ = false;
-  hwloc_topology_t topo_ = nullptr;
-  Placement placement_;
-  std::vector<std::unique_ptr<SyscallCore>> cores_;
-  CancelSignal cancel_signal_;
+  std::unique_ptr<SyscallThreads> threads_;
 };
 
 }  // namespace flexsc::detail

@@ -14,8 +14,8 @@
 
 #include "base/context.h"
 #include "base/process.h"
-#include "runtime.h"
-#include "backends/thread/thread_backend.h"
+#include "base/thread_state.h"
+#include "backends/syscall_threads/syscall_threads.h"
 
 namespace flexsc::detail {
 namespace {
@@ -293,9 +293,7 @@ int UringBackend::create(const Config& cfg, bool sqpoll, std::unique_ptr<Backend
   // back-to-back calls.
   Config threads_cfg = cfg;
   if (sqpoll) threads_cfg.drain_spin_ns = std::min<uint64_t>(cfg.drain_spin_ns, 5'000);
-  std::unique_ptr<Backend> threads;
-  if ((rc = ThreadBackend::create(threads_cfg, false, &threads, error)) < 0) return rc;
-  b->threads_.reset(static_cast<ThreadBackend*>(threads.release()));
+  if ((rc = SyscallThreads::create(threads_cfg, &b->threads_, error)) < 0) return rc;
   if (sqpoll) {
     const Placement& pl = b->threads_->placement();
     for (const auto& core : pl.syscall_cores) {
@@ -347,7 +345,7 @@ void UringBackend::pool(Context* ctx) {
     std::lock_guard lock(pool_mutex_);
     if (pool_.size() < kMaxPooled) {
       ctx->reaps.store(false, std::memory_order_relaxed);
-      ctx->wake_fd.store(-1, std::memory_order_relaxed);
+      ctx->wake_target.store(kNoWakeTarget, std::memory_order_relaxed);
       forget_submit_lines(ctx);
       pool_.push_back(std::move(ctx->backend_state));
       return;
@@ -376,7 +374,7 @@ bool UringBackend::reuse_ring(Context* ctx, unsigned size) {
   r->ops.resize(ctx->capacity);
   r->backlog.assign(ctx->capacity, 0);
   r->backlog_head = 0;
-  ctx->wake_fd.store(r->wake_fd, std::memory_order_relaxed);
+  ctx->wake_target.store(wake_target_of(park_kind_, static_cast<uint32_t>(r->wake_fd)), std::memory_order_relaxed);
   point_submit_lines(ctx, r);
   ctx->backend_state = std::move(found);
   ctx->reaps.store(true, std::memory_order_release);
@@ -418,7 +416,7 @@ void UringBackend::make_ring(Context* ctx) {
   r->owner = thread_token();
   r->ops.resize(ctx->capacity);
   r->backlog.resize(ctx->capacity);
-  ctx->wake_fd.store(r->wake_fd, std::memory_order_relaxed);
+  ctx->wake_target.store(wake_target_of(park_kind_, static_cast<uint32_t>(r->wake_fd)), std::memory_order_relaxed);
   point_submit_lines(ctx, r.get());
   ctx->backend_state = std::move(r);
   ctx->reaps.store(true, std::memory_order_release);
@@ -426,7 +424,7 @@ void UringBackend::make_ring(Context* ctx) {
 
 void UringBackend::unbind(Context* ctx) {
   ctx->reaps.store(false, std::memory_order_relaxed);
-  ctx->wake_fd.store(-1, std::memory_order_relaxed);
+  ctx->wake_target.store(kNoWakeTarget, std::memory_order_relaxed);
   forget_submit_lines(ctx);
   ctx->backend_state.reset();
 }
@@ -523,7 +521,7 @@ bool UringBackend::reap(Context* ctx) {
 
 uint32_t UringBackend::prepare_park(Context* ctx) {
   ContextRing* r = ring_of(ctx);
-  if (!r || !owns(r) || !busy(r)) return kParkedFutex;
+  if (!r || !owns(r) || !busy(r) || park_kind_ == kParkedFutex) return kParkedFutex;
   // Completions by syscall threads must wake a wait in the ring: they
   // write the eventfd this read waits on.
   if (!r->wake_armed) {
@@ -534,12 +532,18 @@ uint32_t UringBackend::prepare_park(Context* ctx) {
       r->unsubmitted.store(true, std::memory_order_relaxed);
     }
   }
-  return kParkedRing;
+  return park_kind_;
+}
+
+// Wakes an owner parked in its ring: the payload is the eventfd its wait reads.
+void UringBackend::wake_ring(uint64_t payload) {
+  const uint64_t one = 1;
+  raw_syscall6(SYS_write, static_cast<long>(payload), reinterpret_cast<long>(&one), sizeof one, 0, 0, 0);
 }
 
 void UringBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry* target) {
   ContextRing* r = ring_of(ctx);
-  if (how != kParkedRing || !r) {
+  if (how != park_kind_ || how == kParkedFutex || !r) {
     Backend::park(ctx, how, timeout_ns, target);
     return;
   }

@@ -1,5 +1,5 @@
 // The `uring` and `uring-sqpoll` backends: io_uring executes every entry it
-// can express; the rest go to the syscall threads of a `thread` backend.
+// can express; the rest go to syscall threads (backends/syscall_threads).
 //
 // Each posting context gets its own ring, written and reaped only by the
 // context's owner (inside the API) or, once it has left, by shutdown.  An
@@ -25,7 +25,7 @@
 
 namespace flexsc::detail {
 
-class ThreadBackend;
+class SyscallThreads;
 
 class UringBackend final : public Backend {
  public:
@@ -58,11 +58,13 @@ class UringBackend final : public Backend {
   void make_ring(Context* ctx);
   void pool(Context* ctx);
   bool reuse_ring(Context* ctx, unsigned size);
+  static void wake_ring(uint64_t payload);
 
   Config cfg_;
   bool sqpoll_ = false;
+  uint32_t park_kind_ = park_kind(wake_ring);
   OpSupport support_;
-  std::unique_ptr<ThreadBackend> threads_;  // for what io_uring cannot express
+  std::unique_ptr<SyscallThreads> threads_;  // for what io_uring cannot express
   // uring-sqpoll: per syscall core, the ring that owns the core's kernel
   // submission thread; the contexts' rings attach to it.
   std::vector<std::unique_ptr<io_uring>> anchors_;
