@@ -346,7 +346,7 @@ int ThreadBackend::spawn(SyscallCore* core) {
     delete t;
     return rc;
   }
-  // hwloc's binding, as DESIGN.md asks, on top of the attribute above.
+  // hwloc's binding, as docs/architecture.md says, on top of the attribute above.
   hwloc_set_thread_cpubind(topo_, t->handle, core->cpuset, 0);
   core->threads[n] = t;
   core->nthreads.store(n + 1, std::memory_order_release);
