@@ -1,6 +1,6 @@
 // Differential tests: an exception-less call must return exactly what the
 // synchronous `syscall` instruction returns for the same process state, with
-// the same side effects (DESIGN.md, "Semantics").
+// the same side effects (docs/architecture.md, "Semantics").
 //
 // Every case is a function that makes its calls through an executor
 // (`long(long nr, long a1..a6)`) and writes a transcript: raw results
@@ -2606,10 +2606,10 @@ INSTANTIATE_TEST_SUITE_P(Cases, Differential,
 // ---- documented limits ----------------------------------------------------------
 //
 // Two things name the calling thread in a way flexsc cannot see when a call
-// is posted (README, "Limits"): a signalfd (reads dequeue the reader's own
+// is posted (docs/limits.md): a signalfd (reads dequeue the reader's own
 // thread-directed signals) and paths under /proc/thread-self.  Remote calls
 // on them answer for the syscall thread.  These tests pin the documented
-// behaviour down, so lifting a limit shows here and the README gets updated.
+// behaviour down, so lifting a limit shows here and docs/limits.md gets updated.
 
 TEST(KnownLimits, SignalfdReadAnswersForTheSyscallThread) {
   sigset_t usr1;
@@ -2626,10 +2626,10 @@ TEST(KnownLimits, SignalfdReadAnswersForTheSyscallThread) {
   if (std::string(flexsc_backend()) == "uring") {
     // Without SQPOLL, io_uring tries the read inside the caller's own
     // io_uring_enter: the kernel answers for the caller, as the syscall would.
-    EXPECT_EQ(got, static_cast<long>(sizeof ssi)) << "uring reads a signalfd in the caller (README)";
+    EXPECT_EQ(got, static_cast<long>(sizeof ssi)) << "uring reads a signalfd in the caller (docs/limits.md)";
   } else {
     EXPECT_EQ(got, -EAGAIN)
-        << "a thread-directed signal read through flexsc: the documented limit is gone, update the README";
+        << "a thread-directed signal read through flexsc: the documented limit is gone, update docs/limits.md";
     EXPECT_EQ(sc(SYS_read, sfd, &ssi, sizeof ssi), static_cast<long>(sizeof ssi)) << "still pending on the caller";
   }
   EXPECT_EQ(ssi.ssi_signo, static_cast<uint32_t>(SIGUSR1));
@@ -2649,7 +2649,7 @@ TEST(KnownLimits, ProcThreadSelfNamesTheSyscallThread) {
   // too), or one of io_uring's kernel workers (iou-wrk, iou-sqp).
   const std::string name(buf, static_cast<size_t>(n));
   EXPECT_TRUE(name.rfind("flexsc-sys/", 0) == 0 || name.rfind("iou-", 0) == 0)
-      << name << ": /proc/thread-self through flexsc: the documented limit is gone, update the README";
+      << name << ": /proc/thread-self through flexsc: the documented limit is gone, update docs/limits.md";
 }
 
 // ---- the runtime's life cycle and the process-wide state ---------------------

@@ -1,4 +1,4 @@
-// fork() and exec with the runtime running (DESIGN.md, Semantics): a forked
+// fork() and exec with the runtime running (docs/architecture.md, Semantics): a forked
 // child gets a working runtime again (or, in a TSan build, synchronous
 // calls) without deadlock, entries in flight at fork are completed with
 // -ECANCELED in the child, and the runtime's descriptors (statistics file

@@ -1,4 +1,4 @@
-// The placement policy (DESIGN.md, Topology) on synthetic hwloc
+// The placement policy (docs/architecture.md, Topology) on synthetic hwloc
 // topologies: which CPUs become syscall cores, whom each serves, and the
 // forced lists of FLEXSC_SYSCALL_CORES.
 #include <errno.h>
@@ -365,7 +365,7 @@ TEST(Topology, RestrictedAffinityAcrossTwoSocketsStaysPerSocket) {
   check_served_within(t, p, HWLOC_OBJ_PACKAGE, "package");
 }
 
-// DESIGN.md: "Each syscall core must serve user cores in its own L3 domain
+// docs/architecture.md: "Each syscall core must serve user cores in its own L3 domain
 // and socket, never across sockets".  A socket with one usable core has no
 // core of its own to spare; the rule still forbids handing its syscalls to
 // another socket's syscall core (it can run them itself, as in single-core

@@ -5,8 +5,9 @@
 #   2. pkg-config:    cc main.c $(pkg-config --cflags --libs flexsc), and
 #      the archive with the flags of pkg-config --static
 #   3. CMake package, static: flexsc::flexsc_static
-# and checks the installed layout.  Every check runs; the exit status is
-# non-zero if any failed, and the log says exactly which.
+# and checks the installed layout (libraries, headers, package files, man
+# pages).  Every check runs; the exit status is non-zero if any failed,
+# and the log says exactly which.
 #
 # usage: run.sh <flexsc build dir> [cmake] [C compiler] [C++ compiler]
 set -u
@@ -69,6 +70,16 @@ config=$(find "$prefix" -name 'flexscConfig.cmake' | head -n 1)
 [ -n "$config" ] || fail "flexscConfig.cmake not installed"
 [ -n "$(find "$prefix" -name 'flexscConfigVersion.cmake')" ] || fail "flexscConfigVersion.cmake not installed"
 [ -n "$(find "$prefix" -name 'flexscTargets.cmake')" ] || fail "flexscTargets.cmake not installed"
+# The man pages, each in its section's directory, as in the source tree.
+for page in "$here"/../../man/*.[0-9]; do
+	name=$(basename "$page")
+	installed=$(find "$prefix" -path "*/man/man${name##*.}/$name" | head -n 1)
+	if [ -z "$installed" ]; then
+		fail "man page $name not installed under $prefix/.../man/man${name##*.}"
+	elif ! cmp -s "$page" "$installed"; then
+		fail "man page $installed differs from man/$name"
+	fi
+done
 # Nothing of the build tree leaks into the installed package files.
 if grep -rl -- "$build" "$prefix" --include='*.cmake' --include='*.pc' >/dev/null 2>&1; then
 	fail "installed package files mention the build tree: $(grep -rl -- "$build" "$prefix" --include='*.cmake' --include='*.pc' | tr '\n' ' ')"
