@@ -1,5 +1,13 @@
 # Helpers the benchmark scripts share (sourced, not run).
 
+# Configures a Release build without tests and examples (build/release, or
+# FLEXSC_BUILD_DIR) and builds the given targets.
+release_build() {
+  local build=${FLEXSC_BUILD_DIR:-build/release}
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLEXSC_TESTS=OFF -DFLEXSC_EXAMPLES=OFF >/dev/null
+  cmake --build "$build" -j "$(nproc)" --target "$@"
+}
+
 # The median of the numbers on stdin (separated by spaces or lines).
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages flexsc needs, if any is missing.
-# Called by bench.sh and test.sh; safe to run on its own.
+# Called by the benchmark launchers (bench/*.sh) and test.sh; safe to run on its own.
 #   bash scripts/deps.sh         the library, tests and benchmarks
 #   bash scripts/deps.sh tests   also what the kernel shim's tests and the
 #                                drop-in wrapper's server test need ("shim" too)

@@ -3,14 +3,16 @@
 # kernel with the module loaded (tests/shim/guest.sh), against the
 # synchronous syscall and the thread backend in the same run.  The guest's
 # CPU is emulated (TCG): see the README on what these figures are.
-#   bash scripts/shim-bench.sh [extra Google Benchmark flags]
+#   bash bench/shim-bench.sh [extra Google Benchmark flags]
 # Results: results/shim_bench.md and results/shim_bench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. bench/common.sh
 bash scripts/deps.sh shim
 
 build=build/release
-bash scripts/release-build.sh flexsc_bench
+release_build flexsc_bench
 
 mkdir -p results
 work=$build/shim-bench

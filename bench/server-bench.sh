@@ -6,21 +6,21 @@
 # Three rounds, the modes interleaved; medians.  Reports requests/s, the
 # ratio to native, latency percentiles and the share of calls routed.
 #
-#   bash bench/server_bench.sh [build dir]      (default build/release)
+#   bash bench/server-bench.sh [build dir]      (default build/release)
 # Writes results/server_bench.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build/release}
 cd "$root"
+# shellcheck source=common.sh
+. "$root/bench/common.sh"
 bash scripts/deps.sh server
 if [ ! -x "$build/tools/flexsc-run" ] || [ ! -f "$build/lib/libflexsc-preload.so" ]; then
-  FLEXSC_BUILD_DIR=$build bash scripts/release-build.sh flexsc_preload >/dev/null
+  FLEXSC_BUILD_DIR=$build release_build flexsc_preload >/dev/null
 else
   cmake --build "$build" -j "$(nproc)" --target flexsc_preload >/dev/null
 fi
 run=$build/tools/flexsc-run
-# shellcheck source=common.sh
-. "$root/bench/common.sh"
 # shellcheck source=../tests/preload/nginx-lib.sh
 . "$root/tests/preload/nginx-lib.sh"
 

@@ -6,19 +6,19 @@
 # to native and the share of calls each route sent through flexsc.  The
 # policy has done its job when auto is close to the better of none and all.
 #
-#   bash bench/route_bench.sh [build dir] [--smoke]    (default build/release)
+#   bash bench/route-bench.sh [build dir] [--smoke]    (default build/release)
 # Writes results/route_bench.md (not with --smoke: one short round, no file).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build/release}
 smoke=${2:-}
 cd "$root"
-if [ -z "$smoke" ]; then
-  FLEXSC_BUILD_DIR=$build bash scripts/release-build.sh route_load flexsc_preload >/dev/null
-fi
-run=$build/tools/flexsc-run
 # shellcheck source=common.sh
 . "$root/bench/common.sh"
+if [ -z "$smoke" ]; then
+  FLEXSC_BUILD_DIR=$build release_build route_load flexsc_preload >/dev/null
+fi
+run=$build/tools/flexsc-run
 load=$build/bench/route_load
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/flexsc-route.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -4,14 +4,16 @@
 # loop over Unix sockets with 1 to 10,000 connections, one kernel thread per
 # connection against fibers with synchronous syscalls and fibers on every
 # flexsc backend that starts here).  3 repetitions, medians.
-#   bash scripts/mn-bench.sh [extra Google Benchmark or --mn_* flags]
+#   bash bench/mn-bench.sh [extra Google Benchmark or --mn_* flags]
 # Results go to results/: mn_bench.json, mn_bench.md (the table), mn_bench.svg (the plot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. bench/common.sh
 bash scripts/deps.sh
 
 build=build/release
-bash scripts/release-build.sh mn_bench
+release_build mn_bench
 
 mkdir -p results
 "$build/bench/mn_bench" \

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build (Release), run flexsc_bench
 # and print synchronous against exception-less as a table of ratios.
-#   bash scripts/bench.sh [extra Google Benchmark flags]
+#   bash bench/syscall-bench.sh [extra Google Benchmark flags]
 # Results go to results/ (JSON and the Markdown table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. bench/common.sh
 bash scripts/deps.sh
 
 build=build/release
-bash scripts/release-build.sh flexsc_bench
+release_build flexsc_bench
 
 mkdir -p results
 "$build/bench/flexsc_bench" \
