@@ -8,7 +8,7 @@
 # Results go to results/: mn_bench.json, mn_bench.md (the table), mn_bench.svg (the plot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=common.sh
+# shellcheck source=bench/common.sh
 . bench/common.sh
 bash scripts/deps.sh
 

@@ -10,11 +10,11 @@
 # Writes results/route_bench.md (not with --smoke: one short round, no file).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/common.sh
+. "$root/bench/common.sh"
 build=${1:-$root/build/release}
 smoke=${2:-}
 cd "$root"
-# shellcheck source=common.sh
-. "$root/bench/common.sh"
 if [ -z "$smoke" ]; then
   FLEXSC_BUILD_DIR=$build release_build route_load flexsc_preload >/dev/null
 fi

@@ -10,10 +10,10 @@
 # Writes results/server_bench.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/common.sh
+. "$root/bench/common.sh"
 build=${1:-$root/build/release}
 cd "$root"
-# shellcheck source=common.sh
-. "$root/bench/common.sh"
 bash scripts/deps.sh server
 if [ ! -x "$build/tools/flexsc-run" ] || [ ! -f "$build/lib/libflexsc-preload.so" ]; then
   FLEXSC_BUILD_DIR=$build release_build flexsc_preload >/dev/null

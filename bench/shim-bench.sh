@@ -7,7 +7,7 @@
 # Results: results/shim_bench.md and results/shim_bench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=common.sh
+# shellcheck source=bench/common.sh
 . bench/common.sh
 bash scripts/deps.sh shim
 

@@ -13,6 +13,8 @@ FLEXSC_PACKAGES=(
   libboost-context-dev               # Boost.Context: the fibers' context switch (fcontext)
   liburing-dev                       # the io_uring backends
   libbenchmark-dev                   # bench/flexsc_bench
+  jq                                 # bench/: reads the results' JSON, writes the shell benchmarks' own
+  gnuplot-nox                        # bench/: draws the results' plots (SVG, PNG)
   libgtest-dev                       # tests
   util-linux                         # taskset, for the single-CPU test
   coreutils tar gzip sqlite3         # programs the drop-in wrapper's tests run
