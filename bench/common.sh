@@ -52,11 +52,11 @@ decisions() {
 
 # Arguments as one shell command line, quoted only where they need it.
 shell_words() {
-  local a out=()
+  local a words=()
   for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then out+=("$a"); else out+=("'${a//"'"/"'\\''"}'"); fi
+    if [[ $a =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then words+=("$a"); else words+=("'${a//"'"/"'\\''"}'"); fi
   done
-  echo "${out[*]}"
+  echo "${words[*]}"
 }
 
 # Starts a run: $results is the folder it writes into (renamed into place
@@ -85,18 +85,26 @@ results_run() {
   (cd "$results" && "$program" "${@:2}")
 }
 
-# Runs one of this repository's Google Benchmark programs into the run's
-# folder: its JSON (results.json) and its table (table.md, written by
-# <table flag>=<path>).  <repetitions> unless FLEXSC_BENCH_REPETITIONS.
-results_gbench() {
-  local program=$1 table_flag=$2 repetitions=$3
-  shift 3
-  results_run "$program" --benchmark_repetitions="${FLEXSC_BENCH_REPETITIONS:-$repetitions}" \
-    --benchmark_report_aggregates_only=true --benchmark_out=results.json --benchmark_out_format=json \
-    "$table_flag=table.md" "$@"
+# The flags that make one of this repository's Google Benchmark programs
+# write a run into <dir> ("" for the current folder): results.json and its
+# table, table.md (written by <table flag>=<path>); <repetitions> unless
+# FLEXSC_BENCH_REPETITIONS.  Into the array gbench_flags.
+gbench_flags() {
+  local table_flag=$1 repetitions=$2 dir=$3
+  gbench_flags=(--benchmark_repetitions="${FLEXSC_BENCH_REPETITIONS:-$repetitions}"
+    --benchmark_report_aggregates_only=true --benchmark_out="${dir}results.json" --benchmark_out_format=json
+    "$table_flag=${dir}table.md")
 }
 
-# A line for the header, after the machine.
+# Runs such a program into the run's folder:
+#   results_gbench <program> <table flag> <repetitions> [its arguments...]
+results_gbench() {
+  gbench_flags "$2" "$3" ""
+  results_run "$1" "${gbench_flags[@]}" "${@:4}"
+}
+
+# A line for the header, after the machine.  (The cores, when the JSON's
+# context names them, come after these.)
 results_note() { results_notes+=("$1"); }
 
 results_header() {
@@ -119,8 +127,8 @@ results_header() {
   if ((took < 120)); then took="$took s"; else took="$(((took + 30) / 60)) min"; fi
   echo "- Started: $results_started; took $took; load average at the start $results_load"
   echo "- Machine: $(machine)"
-  [ -z "$cores" ] || echo "- Cores: $cores"
   for note in "${results_notes[@]}"; do echo "- $note"; done
+  [ -z "$cores" ] || echo "- Cores: $cores"
   [ -z "$quick" ] || echo "- A quick run (FLEXSC_BENCH_QUICK=1): it proves the scripts and measures nothing."
   echo
   echo "![$results_name](results.svg)"
@@ -132,7 +140,7 @@ results_header() {
 # bench/plots/<plot>.gp draws it, as SVG and as PNG.
 results_plot() {
   local plot=$1 format
-  jq -r -f "bench/plots/$plot.jq" "$results/results.json" >"$results/plot.dat"
+  jq -L bench/plots -r -f "bench/plots/$plot.jq" "$results/results.json" >"$results/plot.dat"
   for format in svg png; do
     gnuplot -e "format = '$format'; out = '$results/results.$format'; data = '$results/plot.dat'" \
       -e "heading = '$results_name, $results_date: $(machine | sed "s/'/''/g")'" "bench/plots/$plot.gp"

@@ -5,18 +5,22 @@
 # Three rounds, the runs interleaved; medians.  Reports calls/s, the ratio
 # to native and the share of calls each route sent through flexsc.  The
 # policy has done its job when auto is close to the better of none and all.
+# Writes the run to docs/results/route-bench-<date>/ (see bench/common.sh),
+# with each route's ratio to native as bars.
 #
-#   bash bench/route-bench.sh [build dir] [--smoke]    (default build/release)
-# Writes results/route_bench.md (not with --smoke: one short round, no file).
+#   bash bench/route-bench.sh [--smoke]
+# --smoke: one short round of the build in FLEXSC_BUILD_DIR as it is,
+# the table only, nothing written (the test route_bench_smoke).
+# FLEXSC_BENCH_QUICK=1: the same short round, written to build/results-quick/.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$(dirname "$0")/.."
 # shellcheck source=bench/common.sh
-. "$root/bench/common.sh"
-build=${1:-$root/build/release}
-smoke=${2:-}
-cd "$root"
+. bench/common.sh
+smoke=${1:-}
 if [ -z "$smoke" ]; then
-  FLEXSC_BUILD_DIR=$build release_build route_load flexsc_preload >/dev/null
+  results_begin route-bench "The drop-in wrapper's routing policy: route_load natively and under each FLEXSC_ROUTE" "$@"
+  bash scripts/deps.sh
+  release_build route_load flexsc_preload >/dev/null
 fi
 run=$build/tools/flexsc-run
 load=$build/bench/route_load
@@ -24,7 +28,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/flexsc-route.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 rounds=3 seconds=2
-[ -z "$smoke" ] || { rounds=1; seconds=0.2; }
+[ -z "$smoke$quick" ] || { rounds=1; seconds=0.2; }
 kinds=(fstat stat pread)
 threads=(1 4)
 routes=(native none auto all)
@@ -62,29 +66,45 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
+# Medians per call, threads and route: a JSON row each (results.json) and
+# a line each in the table.
+rows=()
+table=$tmp/table.md
 {
   echo
-  echo "Machine: $(machine); backend: ${FLEXSC_BACKEND:-auto}; $rounds rounds of ${seconds} s, medians; calls/s in thousands, and the ratio to native."
+  echo "Backend: ${FLEXSC_BACKEND:-auto}; $rounds rounds of ${seconds} s, medians; calls/s in thousands, and the ratio to native."
   echo
   echo "| call | threads | native | none | auto | all | auto routed |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for kind in "${kinds[@]}"; do
-    for n in "${threads[@]}"; do
-      base=$(median <<<"${rate[$kind/$n/native]}")
-      row="| $kind | $n | $(awk -v r="$base" 'BEGIN {printf "%.0f", r / 1000}')"
-      for route in none auto all; do
-        r=$(median <<<"${rate[$kind/$n/$route]}")
-        row+=" | $(awk -v r="$r" -v b="$base" 'BEGIN {printf "%.0f (%.2fx)", r / 1000, r / b}')"
-      done
-      ro=$(median <<<"${routed[$kind/$n/auto]}")
-      pa=$(median <<<"${passed[$kind/$n/auto]}")
-      row+=" | $(awk -v r="$ro" -v p="$pa" 'BEGIN {printf "%.2f%%", (r + p) ? 100 * r / (r + p) : 0}') |"
-      echo "$row"
+} >"$table"
+for kind in "${kinds[@]}"; do
+  for n in "${threads[@]}"; do
+    base=$(median <<<"${rate[$kind/$n/native]}")
+    line="| $kind | $n | $(awk -v r="$base" 'BEGIN {printf "%.0f", r / 1000}')"
+    for route in "${routes[@]}"; do
+      key=$kind/$n/$route
+      r=$(median <<<"${rate[$key]}") ro=null pa=null  # the wrapper's decisions: none natively
+      if [ "$route" != native ]; then
+        ro=$(median <<<"${routed[$key]}") pa=$(median <<<"${passed[$key]}")
+        line+=" | $(awk -v r="$r" -v b="$base" 'BEGIN {printf "%.0f (%.2fx)", r / 1000, r / b}')"
+        [ "$route" != auto ] || share=$(awk -v r="$ro" -v p="$pa" 'BEGIN {printf "%.2f%%", (r + p) ? 100 * r / (r + p) : 0}')
+      fi
+      rows+=("$(jq -cn --arg call "$kind" --argjson threads "$n" --arg route "$route" --argjson rate "$r" \
+        --argjson base "$base" --argjson routed "$ro" --argjson passed "$pa" \
+        --argjson rounds "$(json_numbers <<<"${rate[$key]}")" \
+        '{call: $call, threads: $threads, route: $route, calls_per_s: $rate, ratio_to_native: ($rate / $base),
+          routed: $routed, passed: $passed, calls_per_s_each_round: $rounds}')")
     done
+    line+=" | $share |"
+    echo "$line" >>"$table"
   done
-} >"$tmp/table.md"
-cat "$tmp/table.md"
-if [ -z "$smoke" ]; then
-  mkdir -p results
-  cp "$tmp/table.md" results/route_bench.md
+done
+printf '%s\n' "${rows[@]}" | jq -s --argjson rounds "$rounds" --argjson seconds "$seconds" \
+  --arg backend "${FLEXSC_BACKEND:-auto}" \
+  '{benchmark: "route-bench", backend: $backend, rounds: $rounds, seconds_each: $seconds, rows: .}' >"$tmp/results.json"
+if [ -n "$smoke" ]; then
+  cat "$table"
+else
+  cp "$table" "$tmp/results.json" "$results/"
+  results_publish route
 fi
