@@ -60,7 +60,8 @@ shell_words() {
 }
 
 # Starts a run: $results is the folder it writes into (renamed into place
-# by results_publish, so a run that fails replaces nothing).
+# by results_publish, so a run that fails replaces nothing); $results_where,
+# the machine in the plot's heading, may be changed.
 results_begin() {
   results_name=$1 results_what=$2
   shift 2
@@ -72,7 +73,7 @@ results_begin() {
   results_date=$(date -u +%F)
   results_started=$(date -u '+%F %H:%M UTC') results_t0=$SECONDS
   results_load=$(cut -d' ' -f1-3 /proc/loadavg)
-  results_program="" results_notes=()
+  results_program="" results_notes=() results_where=$(machine)
   results=$results_root/.$results_name-$results_date.partial
   rm -rf "$results" && mkdir -p "$results"
 }
@@ -143,7 +144,7 @@ results_plot() {
   jq -L bench/plots -r -f "bench/plots/$plot.jq" "$results/results.json" >"$results/plot.dat"
   for format in svg png; do
     gnuplot -e "format = '$format'; out = '$results/results.$format'; data = '$results/plot.dat'" \
-      -e "heading = '$results_name, $results_date: $(machine | sed "s/'/''/g")'" "bench/plots/$plot.gp"
+      -e "heading = '$results_name, $results_date: ${results_where//\'/\'\'}'" "bench/plots/$plot.gp"
   done
   rm "$results/plot.dat"
 }
@@ -171,12 +172,16 @@ results_index() {
   {
     echo "# Benchmark results"
     echo
-    echo "Each run of a launcher in \`bench/\` writes a folder \`<benchmark>-<date>\` here"
-    echo "(the command, the machine, the table, the JSON and the plot) and then this"
-    echo "index; nothing here is edited by hand."
+    echo "Each run of a launcher, \`bash bench/<benchmark>.sh\`, writes a folder"
+    echo "\`<benchmark>-<date>\` here (the command, the machine, the table, the JSON and"
+    echo "the plot) and then this index; nothing here is edited by hand."
     echo
-    echo "| benchmark | what it measures | latest run | earlier runs |"
-    echo "| --- | --- | --- | --- |"
+    if [ -z "$names" ]; then
+      echo "No run yet."
+    else
+      echo "| benchmark | what it measures | latest run | earlier runs |"
+      echo "| --- | --- | --- | --- |"
+    fi
     for name in $names; do
       mapfile -t dirs < <(find "$results_root" -mindepth 1 -maxdepth 1 -type d -name "$name-[0-9]*" -printf '%f\n' |
         grep -E "^$name-[0-9]{4}-[0-9]{2}-[0-9]{2}$" | sort -r)

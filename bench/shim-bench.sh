@@ -30,4 +30,5 @@ FLEXSC_GUEST_TIMEOUT=${FLEXSC_GUEST_TIMEOUT:-1500} bash tests/shim/guest.sh "$wo
 cp "$work/results.json" "$work/table.md" "$results/"
 results_note "$(jq -r '.context | "Guest (QEMU, TCG): \(.cpu_model), \(.nproc) vCPUs, \(.kernel); the cores below are the guest'"'"'s"' \
   "$results/results.json")"
+results_where="a QEMU guest (TCG) on $results_where"
 results_publish ratio

@@ -2,7 +2,7 @@
 # synchronous call's (bench/plots/ratio.jq); above the dashed line at 1 the
 # exception-less call is the faster.
 rows = int(system("grep -c . '" . data . "'")) - 1
-width = 240 + 60 * rows
+width = 640 + 50 * rows
 height = 560
 load 'bench/plots/output.gp'
 set datafile missing '-'
