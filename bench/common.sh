@@ -78,11 +78,13 @@ results_begin() {
   rm -rf "$results" && mkdir -p "$results"
 }
 
-# Runs a program, in the run's folder, and records its command line for the header.
+# Runs a program in the run's folder, and puts its command line in the
+# header.  (A launcher that runs it otherwise sets $results_program, in
+# Markdown, itself.)
 results_run() {
   local program
   program=$(realpath "$1")
-  results_program=$(shell_words "$@")
+  results_program="\`$(shell_words "$@")\`, run in the run's folder"
   (cd "$results" && "$program" "${@:2}")
 }
 
@@ -122,7 +124,7 @@ results_header() {
   echo "Written by \`bench/$results_name.sh\`; a new run replaces this folder, and nothing here is edited by hand."
   echo
   echo "- Command: \`$results_command\`"
-  [ -z "$results_program" ] || echo "- Program: \`$results_program\`"
+  [ -z "$results_program" ] || echo "- Program: $results_program"
   echo "- Source: $source; ${build_type:-unknown} build in \`$build\`"
   local took=$((SECONDS - results_t0))
   if ((took < 120)); then took="$took s"; else took="$(((took + 30) / 60)) min"; fi

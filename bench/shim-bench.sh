@@ -23,7 +23,7 @@ gbench_flags --flexsc_table "$repetitions" /tmp/
 # Repetitions interleaved at random: a host that slows down for a while
 # (this VM's does) then spoils one repetition of many rows, not a row.
 program="$build/bench/flexsc_bench::${gbench_flags[*]} --benchmark_enable_random_interleaving=true --benchmark_min_time=$min_time --flexsc_backends=shim,thread --benchmark_filter=$filter${*:+ $*}"
-results_program=$(shell_words bash tests/shim/guest.sh "$work" kernel-shim "$program" FETCH=/tmp/results.json FETCH=/tmp/table.md)
+results_program="\`$(shell_words bash tests/shim/guest.sh "$work" kernel-shim "$program" FETCH=/tmp/results.json FETCH=/tmp/table.md)\`"
 rm -f "$work/results.json" "$work/table.md"
 FLEXSC_GUEST_TIMEOUT=${FLEXSC_GUEST_TIMEOUT:-1500} bash tests/shim/guest.sh "$work" kernel-shim "$program" \
   FETCH=/tmp/results.json FETCH=/tmp/table.md
