@@ -49,7 +49,8 @@
 // the console output comes a Markdown table: items/s (the median aggregate
 // with --benchmark_repetitions) and the ratio to the synchronous baseline
 // measured in the same run, with a footnote naming the figures taken while
-// a core was shared.
+// a core was shared.  With --benchmark_out in JSON, that ratio is also the
+// counter ratio_to_sync of the run it was taken from.
 //
 // Extra flags (stripped before Google Benchmark sees the command line):
 //   --flexsc_table=<path>      also write the Markdown table to <path>
@@ -630,6 +631,15 @@ size_t registration_index(const std::string& function) {
   return static_cast<size_t>(it - g_registered.begin());
 }
 
+// The benchmark's own name, without Google Benchmark's /real_time or
+// /min_time: suffixes, with /threads:N kept: the table's row.
+std::string clean_name(const benchmark::BenchmarkReporter::Run& run) {
+  std::string name = run.run_name.function_name;
+  if (!run.run_name.args.empty()) name += "/" + run.run_name.args;
+  if (!run.run_name.threads.empty()) name += "/" + run.run_name.threads;
+  return name;
+}
+
 struct Result {
   std::string name;
   std::string function;  // the registered name, without /threads:N
@@ -656,8 +666,6 @@ class TableReporter : public benchmark::ConsoleReporter {
   }
 
   std::string table(const std::string& machine) const {
-    std::map<std::string, double> value;
-    for (const Result& r : results_) value[r.name] = figure(r, "items_per_second");
     std::ostringstream out;
     out << "\n" << machine << "\n\n";
     out << "| benchmark | items/s (M/s) | ratio to its synchronous baseline |\n";
@@ -670,21 +678,18 @@ class TableReporter : public benchmark::ConsoleReporter {
         out << "ERROR: " << r.error << " | |\n";
         continue;
       }
-      const double v = value[r.name];
-      std::snprintf(cell, sizeof cell, "%.3f", v / 1e6);
+      std::snprintf(cell, sizeof cell, "%.3f", figure(r, "items_per_second") / 1e6);
       out << cell << " | ";
       const std::string base = baseline_of(r.name);
+      const double q = ratio(r.name);
       if (base.empty()) {
         out << "1.00 (baseline) |\n";
-        continue;
-      }
-      auto it = value.find(base);
-      if (it == value.end() || !(it->second > 0) || std::isnan(v)) {
+      } else if (std::isnan(q)) {
         out << "n/a (no " << base << ") |\n";
-        continue;
+      } else {
+        std::snprintf(cell, sizeof cell, "%.2f", q);
+        out << cell << " |\n";
       }
-      std::snprintf(cell, sizeof cell, "%.2f", v / it->second);
-      out << cell << " |\n";
     }
     // Figures taken while another thread kept taking one of the cores.
     std::string disturbed;
@@ -718,7 +723,23 @@ class TableReporter : public benchmark::ConsoleReporter {
     return "";
   }
 
+  // A benchmark's items/s over its synchronous baseline's; NaN for a
+  // baseline itself, or when either figure is missing.
+  double ratio(const std::string& name) const {
+    const Result* row = find(name);
+    const Result* base = find(baseline_of(name));
+    if (!row || !base) return NAN;
+    const double v = figure(*row, "items_per_second"), b = figure(*base, "items_per_second");
+    return b > 0 ? v / b : NAN;
+  }
+
  private:
+  const Result* find(const std::string& name) const {
+    for (const Result& r : results_)
+      if (r.name == name && r.error.empty()) return &r;
+    return nullptr;
+  }
+
   std::vector<Result> in_registration_order() const {
     std::vector<Result> rows = results_;
     // A name registered twice (Sync/getppid, and with /threads:2) sorts by its full name.
@@ -727,15 +748,6 @@ class TableReporter : public benchmark::ConsoleReporter {
       return ia != ib ? ia < ib : a.name < b.name;
     });
     return rows;
-  }
-
-  // The benchmark's own name, without Google Benchmark's /real_time or
-  // /min_time: suffixes, with /threads:N kept.
-  static std::string clean_name(const Run& run) {
-    std::string name = run.run_name.function_name;
-    if (!run.run_name.args.empty()) name += "/" + run.run_name.args;
-    if (!run.run_name.threads.empty()) name += "/" + run.run_name.threads;
-    return name;
   }
 
   static double counter(const Run& run, const char* key) {
@@ -778,6 +790,34 @@ class TableReporter : public benchmark::ConsoleReporter {
   }
 
   std::vector<Result> results_;
+};
+
+// Google Benchmark's JSON with the table's ratios in it: the run each row's
+// figure comes from (the median aggregate, or the only run) gets the counter
+// ratio_to_sync, so plots drawn from the JSON show the table's numbers.  The
+// runs are held until the end, when every baseline is known.
+class RatioJSONReporter : public benchmark::JSONReporter {
+ public:
+  explicit RatioJSONReporter(const TableReporter& table) : table_(table) {}
+
+  void ReportRuns(const std::vector<Run>& reports) override {
+    runs_.insert(runs_.end(), reports.begin(), reports.end());
+  }
+
+  void Finalize() override {
+    for (Run& run : runs_) {
+      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      const bool only = run.run_type == Run::RT_Iteration && run.repetitions <= 1;
+      const double q = table_.ratio(clean_name(run));
+      if ((median || only) && !run.error_occurred && !std::isnan(q)) run.counters["ratio_to_sync"] = q;
+    }
+    if (!runs_.empty()) JSONReporter::ReportRuns(runs_);
+    JSONReporter::Finalize();
+  }
+
+ private:
+  const TableReporter& table_;
+  std::vector<Run> runs_;
 };
 
 // ---- machine description ---------------------------------------------------
@@ -891,6 +931,7 @@ int main(int argc, char** argv) {
   std::vector<char*> args;
   static char default_min_time[] = "--benchmark_min_time=0.3";
   bool min_time_given = false;
+  bool json_out = false, json_format = true;  // --benchmark_out=<path>, in JSON
   args.push_back(argv[0]);
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -907,6 +948,8 @@ int main(int argc, char** argv) {
       continue;
     }
     if (a.rfind("--benchmark_min_time", 0) == 0) min_time_given = true;
+    if (a.rfind("--benchmark_out=", 0) == 0) json_out = a.size() > std::strlen("--benchmark_out=");
+    if (a.rfind("--benchmark_out_format=", 0) == 0) json_format = a == "--benchmark_out_format=json";
     if (a == "--help" || a == "-h")
       std::printf("flexsc_bench: exception-less against synchronous system calls.\n"
                   "  [--flexsc_table=<path>]      also write the Markdown table of ratios to <path>\n"
@@ -972,7 +1015,8 @@ int main(int argc, char** argv) {
 
   const bool color = isatty(STDOUT_FILENO) && std::getenv("TERM") && std::strcmp(std::getenv("TERM"), "dumb");
   TableReporter reporter(color ? benchmark::ConsoleReporter::OO_Color : benchmark::ConsoleReporter::OO_None);
-  benchmark::RunSpecifiedBenchmarks(&reporter);
+  RatioJSONReporter json(reporter);
+  benchmark::RunSpecifiedBenchmarks(&reporter, json_out && json_format ? &json : nullptr);
   benchmark::Shutdown();
   flexsc_shutdown();
   char calib_end[64];  // the same measure after the run: a drift shows a disturbed run

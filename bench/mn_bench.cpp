@@ -20,8 +20,9 @@
 // Markdown table gives req/s and the ratio to threads-sync per connection
 // count.
 //
-//   mn_bench [--mn_table=<path>] [--mn_plot=<path.svg>] [--mn_conns=1,10,...]
-//            [--mn_builds=a,b,...] [--benchmark_* flags]
+//   mn_bench [--mn_table=<path>] [--mn_conns=1,10,...] [--mn_builds=a,b,...]
+//            [--benchmark_* flags]
+// (bench/mn-bench.sh draws req/s against connections from the JSON.)
 #include <benchmark/benchmark.h>
 #include <flexsc/fiber.hpp>
 #include <flexsc/flexsc.h>
@@ -41,7 +42,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -492,77 +492,6 @@ class TableReporter : public benchmark::ConsoleReporter {
   }
   bool any_error() const { return !errors_.empty(); }
 
-  // Requests/s against connections (log scale), one line per build.
-  std::string plot(const std::string& title) const {
-    std::map<std::string, std::map<long, double>> lines;
-    double top = 0;
-    long most = 1;
-    for (const auto& [name, v] : rr_) {
-      const size_t a = name.find('/'), b = name.find("/conns:");
-      const long n = std::stol(name.substr(b + 7));
-      lines[name.substr(a + 1, b - a - 1)][n] = v;
-      top = std::max(top, v);
-      most = std::max(most, n);
-    }
-    const double W = 720, H = 420, L = 70, R = 190, T = 40, B = 50;
-    const double decades = std::max(1.0, std::ceil(std::log10(static_cast<double>(most))));
-    const double ymax = top > 0 ? std::ceil(top / 50e3) * 50e3 : 1;
-    auto x = [&](long n) { return L + (W - L - R) * std::log10(static_cast<double>(n)) / decades; };
-    auto y = [&](double v) { return H - B - (H - T - B) * v / ymax; };
-    static const char* colors[] = {"#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
-    std::ostringstream svg;
-    char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' font-family='sans-serif' "
-                  "font-size='12'>\n<rect width='100%%' height='100%%' fill='white'/>\n",
-                  W, H);
-    svg << buf << "<text x='" << L << "' y='20' font-size='14'>" << title << "</text>\n";
-    for (int d = 0; d <= decades; ++d) {
-      const long n = static_cast<long>(std::pow(10, d));
-      std::snprintf(buf, sizeof buf,
-                    "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#ddd'/><text x='%.1f' y='%.1f' "
-                    "text-anchor='middle'>%ld</text>\n",
-                    x(n), T, x(n), H - B, x(n), H - B + 18, n);
-      svg << buf;
-    }
-    for (int i = 0; i <= 5; ++i) {
-      const double v = ymax * i / 5;
-      std::snprintf(buf, sizeof buf,
-                    "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#ddd'/><text x='%.1f' y='%.1f' "
-                    "text-anchor='end'>%.0fk</text>\n",
-                    L, y(v), W - R, y(v), L - 6, y(v) + 4, v / 1e3);
-      svg << buf;
-    }
-    std::snprintf(buf, sizeof buf,
-                  "<text x='%.1f' y='%.1f' text-anchor='middle'>concurrent connections</text>\n"
-                  "<text transform='translate(16,%.1f) rotate(-90)' text-anchor='middle'>requests/s</text>\n",
-                  (L + W - R) / 2, H - 12, (T + H - B) / 2);
-    svg << buf;
-    int k = 0;
-    for (const auto& [build, points] : lines) {
-      const char* color = colors[k % 7];
-      svg << "<polyline fill='none' stroke-width='2' stroke='" << color << "' points='";
-      for (const auto& [n, v] : points) {
-        std::snprintf(buf, sizeof buf, "%.1f,%.1f ", x(n), y(v));
-        svg << buf;
-      }
-      svg << "'/>\n";
-      for (const auto& [n, v] : points) {
-        std::snprintf(buf, sizeof buf, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", x(n), y(v), color);
-        svg << buf;
-      }
-      std::snprintf(buf, sizeof buf,
-                    "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'/>"
-                    "<text x='%.1f' y='%.1f'>%s</text>\n",
-                    W - R + 15, T + 10 + 20.0 * k, W - R + 40, T + 10 + 20.0 * k, color, W - R + 46,
-                    T + 14 + 20.0 * k, build.c_str());
-      svg << buf;
-      ++k;
-    }
-    svg << "</svg>\n";
-    return svg.str();
-  }
-
   std::string table(const std::string& machine) const {
     std::ostringstream out;
     char cell[64];
@@ -636,7 +565,7 @@ std::string cpu_model() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string table_path, plot_path;
+  std::string table_path;
   std::vector<long> conns = {1, 10, 100, 1000, 10000};
   std::vector<std::string> builds = {"threads-sync", "fibers-sync", "fibers-thread", "fibers-uring",
                                      "fibers-uring-sqpoll", "fibers-shim"};
@@ -644,7 +573,6 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a.rfind("--mn_table=", 0) == 0) table_path = a.substr(11);
-    else if (a.rfind("--mn_plot=", 0) == 0) plot_path = a.substr(10);
     else if (a.rfind("--mn_conns=", 0) == 0) {
       conns.clear();
       for (const auto& c : split(a.substr(11))) conns.push_back(std::stol(c));
@@ -696,7 +624,5 @@ int main(int argc, char** argv) {
   const std::string table = reporter.table(machine);
   std::cout << table << std::flush;
   if (!table_path.empty()) std::ofstream(table_path) << table;
-  if (!plot_path.empty())
-    std::ofstream(plot_path) << reporter.plot("Request/response over Unix sockets, " + std::string(u.release));
   return reporter.any_error() ? 1 : 0;
 }

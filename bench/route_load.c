@@ -1,4 +1,4 @@
-// A plain program for the routing-policy benchmark (route_bench.sh): it
+// A plain program for the routing-policy benchmark (route-bench.sh): it
 // knows nothing of flexsc and is run natively and under flexsc-run.
 // Threads make one kind of call in a loop for a while; every result is
 // checked; the total rate is printed.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages flexsc needs, if any is missing.
-# Called by bench.sh and test.sh; safe to run on its own.
+# Called by the benchmark launchers (bench/*.sh) and test.sh; safe to run on its own.
 #   bash scripts/deps.sh         the library, tests and benchmarks
 #   bash scripts/deps.sh tests   also what the kernel shim's tests and the
 #                                drop-in wrapper's server test need ("shim" too)
@@ -13,6 +13,8 @@ FLEXSC_PACKAGES=(
   libboost-context-dev               # Boost.Context: the fibers' context switch (fcontext)
   liburing-dev                       # the io_uring backends
   libbenchmark-dev                   # bench/flexsc_bench
+  jq                                 # bench/: reads the results' JSON, writes the shell benchmarks' own
+  gnuplot-nox                        # bench/: draws the results' plots (SVG, PNG)
   libgtest-dev                       # tests
   groff-base                         # groff: the tests check the man pages in man/
   util-linux                         # taskset, for the single-CPU test

@@ -1,5 +1,5 @@
 # nginx under flexsc-run on loopback, for the drop-in wrapper's server
-# test (tests/preload/server.sh) and its benchmark (bench/server_bench.sh).
+# test (tests/preload/server.sh) and its benchmark (bench/server-bench.sh).
 # Source it; it sets $tmp (a work directory, removed on exit unless KEEP is
 # set) and $www (the static tree), and provides
 #   start_server <flexsc-run, or "" for a native run> <route> <stats file>

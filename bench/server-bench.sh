@@ -6,23 +6,21 @@
 # Three rounds, the modes interleaved; medians.  Reports requests/s, the
 # ratio to native, latency percentiles and the share of calls routed.
 #
-#   bash bench/server_bench.sh [build dir]      (default build/release)
-# Writes results/server_bench.md.
+# Writes the run to docs/results/server-bench-<date>/ (see bench/common.sh),
+# with requests/s and the latency percentiles as bars.
+#
+#   bash bench/server-bench.sh
+# FLEXSC_BENCH_QUICK=1: one round of 1 s (build/results-quick/).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build/release}
-cd "$root"
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+. bench/common.sh
+results_begin server-bench "nginx under the drop-in wrapper against native, under wrk's load" "$@"
 bash scripts/deps.sh server
-if [ ! -x "$build/tools/flexsc-run" ] || [ ! -f "$build/lib/libflexsc-preload.so" ]; then
-  FLEXSC_BUILD_DIR=$build bash scripts/release-build.sh flexsc_preload >/dev/null
-else
-  cmake --build "$build" -j "$(nproc)" --target flexsc_preload >/dev/null
-fi
+release_build flexsc_preload >/dev/null
 run=$build/tools/flexsc-run
-# shellcheck source=common.sh
-. "$root/bench/common.sh"
-# shellcheck source=../tests/preload/nginx-lib.sh
-. "$root/tests/preload/nginx-lib.sh"
+# shellcheck source=tests/preload/nginx-lib.sh
+. tests/preload/nginx-lib.sh
 
 # wrk's latency percentile, in microseconds (it prints 812.00us, 1.23ms, 2.01s).
 latency_us() {
@@ -34,6 +32,7 @@ latency_us() {
 
 rounds=${FLEXSC_SERVER_ROUNDS:-3}
 duration=${FLEXSC_SERVER_SECONDS:-5}
+[ -z "$quick" ] || rounds=1 duration=1
 modes=(native auto all)
 declare -A rps lat50 lat90 lat99 routed passed
 for round in $(seq 1 "$rounds"); do
@@ -54,17 +53,18 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
+# Medians per mode: a JSON row each (results.json) and a line each in the table.
 native=$(median <<<"${rps[native]}")
-mkdir -p results
+rows=()
 {
   echo
-  echo "Machine: $(machine); nginx $("$nginx" -v 2>&1 | sed 's/.*\///'), one worker; wrk -t1 -c32 -d${duration}s, /page.bin (4 KiB); $rounds rounds, medians; backend: ${FLEXSC_BACKEND:-auto}."
+  echo "nginx $("$nginx" -v 2>&1 | sed 's/.*\///'), one worker; wrk -t1 -c32 -d${duration}s, /page.bin (4 KiB); $rounds rounds, medians; backend: ${FLEXSC_BACKEND:-auto}."
   echo
   echo "| run | requests/s | ratio to native | latency p50 (µs) | p90 (µs) | p99 (µs) | calls routed |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
   for mode in "${modes[@]}"; do
     r=$(median <<<"${rps[$mode]}")
-    share="-"
+    share="-" ro=null pa=null  # the wrapper's decisions: none natively
     if [ "$mode" != native ]; then
       ro=$(median <<<"${routed[$mode]}")
       pa=$(median <<<"${passed[$mode]}")
@@ -72,8 +72,14 @@ mkdir -p results
     fi
     label=$mode
     [ "$mode" = native ] || label="flexsc-run --route $mode"
+    p50=$(median <<<"${lat50[$mode]}") p90=$(median <<<"${lat90[$mode]}") p99=$(median <<<"${lat99[$mode]}")
     printf '| %s | %.0f | %.2f | %.0f | %.0f | %.0f | %s |\n' "$label" "$r" "$(awk -v a="$r" -v b="$native" 'BEGIN {print a / b}')" \
-      "$(median <<<"${lat50[$mode]}")" "$(median <<<"${lat90[$mode]}")" "$(median <<<"${lat99[$mode]}")" "$share"
+      "$p50" "$p90" "$p99" "$share"
+    rows+=("$(jq -cn --arg run "$label" --argjson r "$r" --argjson native "$native" \
+      --argjson p50 "$p50" --argjson p90 "$p90" --argjson p99 "$p99" --argjson routed "$ro" --argjson passed "$pa" \
+      --argjson rounds "$(json_numbers <<<"${rps[$mode]}")" \
+      '{run: $run, requests_per_s: $r, ratio_to_native: ($r / $native), latency_us: {p50: $p50, p90: $p90, p99: $p99},
+        routed: $routed, passed: $passed, requests_per_s_each_round: $rounds}')")
   done
   # The policy's decisions and measurements in the last round, for the
   # process that made the most calls (the worker).
@@ -90,4 +96,9 @@ mkdir -p results
        END { best = 1; for (b in calls) if (calls[b] > calls[best]) best = b; printf "%s", text[best] }' \
     "$tmp/stats-auto-$rounds.txt"
   echo '```'
-} | tee results/server_bench.md
+} >"$results/table.md"
+printf '%s\n' "${rows[@]}" | jq -s --arg nginx "$("$nginx" -v 2>&1 | sed 's/.*\///')" --argjson rounds "$rounds" \
+  --argjson seconds "$duration" --arg backend "${FLEXSC_BACKEND:-auto}" \
+  '{benchmark: "server-bench", nginx: $nginx, wrk: "-t1 -c32 --latency, /page.bin (4 KiB)", backend: $backend,
+    rounds: $rounds, seconds_each: $seconds, rows: .}' >"$results/results.json"
+results_publish server
