@@ -283,6 +283,13 @@ bool runtime_user_cpus(std::vector<int>* out) {
   return true;
 }
 
+bool runtime_stats_destination(std::string* out) {
+  std::lock_guard lock(g_life);
+  const Runtime* rt = g_rt.load();
+  if (rt) *out = rt->config().stats;
+  return rt != nullptr;
+}
+
 int current_tid() {
   if (!t_tid) t_tid = static_cast<int>(raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
   return t_tid;

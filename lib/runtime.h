@@ -92,6 +92,9 @@ long syscall_interruptible(long nr, const long args[6], bool (*interrupted)(void
 // The running runtime's user CPUs (those not reserved for syscall
 // threads); false when no runtime runs.
 bool runtime_user_cpus(std::vector<int>* out);
+// Where the running runtime's statistics go (Config::stats); false when
+// no runtime runs.
+bool runtime_stats_destination(std::string* out);
 
 // > 0 while the calling thread runs flexsc's own code (an API call, the
 // runtime's threads for their whole life, exit and fork handlers): the
