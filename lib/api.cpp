@@ -276,6 +276,13 @@ bool runtime_user_cpus(std::vector<int>* out) {
   return true;
 }
 
+bool runtime_stats_destination(std::string* out) {
+  std::lock_guard lock(g_life);
+  const Runtime* rt = g_rt.load();
+  if (rt) *out = rt->config().stats;
+  return rt != nullptr;
+}
+
 long run_on_caller(long nr, const long a[6]) {
   // glibc's fork runs every fork handler (ours, malloc's, the sanitizers').
   if (nr == SYS_fork) {

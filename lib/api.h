@@ -2,6 +2,7 @@
 // the drop-in wrapper, beyond <flexsc/flexsc.h>.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "base/context.h"
@@ -42,6 +43,9 @@ long run_on_caller(long nr, const long args[6]);
 // The running runtime's user CPUs (those not reserved for syscall
 // threads); false when no runtime runs.
 bool runtime_user_cpus(std::vector<int>* out);
+// Where the running runtime's statistics go (Config::stats); false when
+// no runtime runs.
+bool runtime_stats_destination(std::string* out);
 
 // For tests: Backend::threads_in_call of the running runtime (-1 when none
 // runs, or when /proc tells).

@@ -1,12 +1,10 @@
 #include "runtime.h"
 
-#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 
 #include "base/classify.h"
 #include "base/futex.h"
@@ -271,16 +269,7 @@ void Runtime::stop() {
   if (!cfg_.stats.empty()) {
     StatsTotals t = totals();
     t.cancelled += cancelled;
-    const std::string text = t.report(backend_name());
-    const bool to_stderr = cfg_.stats == "1";
-    const int fd = to_stderr ? 2 : open(cfg_.stats.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      if (write(fd, text.data(), text.size()) < 0) {
-      }
-      if (!to_stderr) close(fd);
-    } else {
-      std::fprintf(stderr, "flexsc: cannot write statistics to %s\n", cfg_.stats.c_str());
-    }
+    write_stats(cfg_.stats.c_str(), t.report(backend_name()));
   }
 }
 

@@ -1,11 +1,14 @@
 // M:N fibers (FlexSC-Threads): every test runs twice, with fibers whose
 // syscalls post-and-switch through the backend under test, and with fibers
 // issuing synchronous syscalls.
+#include <dirent.h>
+#include <fcntl.h>
 #include <flexsc/fiber.hpp>
 #include <flexsc/flexsc.hpp>
 #include <flexsc/posix.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -14,8 +17,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -677,6 +683,143 @@ TEST_P(FiberTest, DetachedFiberWithUncaughtExceptionTerminates) {
         pool.wait_idle();
       },
       "detached fiber .* uncaught exception: nobody joins me");
+}
+
+// ---- the statistics report -------------------------------------------------
+//
+// A pool's report goes where the library's goes: FLEXSC_STATS (0: nowhere,
+// 1: stderr, a path: appended to it), or flexsc_options.stats of the
+// running runtime; a file is opened close-on-exec.
+
+// The runtime stopped (it reads FLEXSC_STATS when it starts) and
+// FLEXSC_STATS set to `value` (nullptr: unset); both undone at the end.
+class StatsSetting {
+ public:
+  explicit StatsSetting(const char* value) {
+    reset();
+    if (value) setenv("FLEXSC_STATS", value, 1);
+  }
+  ~StatsSetting() { reset(); }
+
+ private:
+  static void reset() {
+    flexsc_shutdown();
+    unsetenv("FLEXSC_STATS");
+  }
+};
+
+// What a pool printed on stderr from its start to its end.
+std::string pool_stderr(const fib::PoolOptions& o) {
+  ::testing::internal::CaptureStderr();
+  {
+    fib::Pool pool(o);
+    pool.spawn([] {}).join();
+  }
+  return ::testing::internal::GetCapturedStderr();
+}
+
+std::string temp_path(const char* what) {
+  return "/tmp/flexsc-fiber-" + std::string(what) + "-" + std::to_string(getpid());
+}
+
+TEST_P(FiberTest, StatsReportGoesWhereFlexscStatsSays) {
+  {
+    StatsSetting stats("0");
+    const std::string err = pool_stderr(options(2));
+    EXPECT_EQ(err.find("flexsc:"), std::string::npos) << err;
+  }
+  {
+    StatsSetting stats("1");
+    const std::string err = pool_stderr(options(2));
+    EXPECT_NE(err.find("flexsc: fibers: 2 schedulers"), std::string::npos) << err;
+  }
+  const std::string path = temp_path("stats");
+  {
+    std::ofstream(path) << "written before\n";
+    StatsSetting stats(path.c_str());
+    const std::string err = pool_stderr(options(2));
+    EXPECT_EQ(err.find("flexsc:"), std::string::npos) << err;
+    const std::string report = flexsc::test::read_file(path);
+    EXPECT_EQ(report.rfind("written before\nflexsc: fibers: 2 schedulers", 0), 0u) << report;
+  }
+  unlink(path.c_str());
+}
+
+TEST_P(FiberTest, StatsReportFollowsTheRuntimesOption) {
+  const std::string path = temp_path("stats-option");
+  unlink(path.c_str());
+  StatsSetting stats(nullptr);
+  flexsc_options o{};
+  o.size = sizeof o;
+  o.stats = path.c_str();
+  ASSERT_EQ(flexsc_init(&o), 0);
+  const std::string err = pool_stderr(options(2));
+  EXPECT_EQ(err.find("flexsc:"), std::string::npos) << err;
+  flexsc_shutdown();
+  const std::string report = flexsc::test::read_file(path);
+  unlink(path.c_str());
+  EXPECT_EQ(report.rfind("flexsc: fibers: 2 schedulers", 0), 0u) << report;
+  EXPECT_NE(report.find("\nflexsc: backend "), std::string::npos) << "no runtime report after:\n" << report;
+}
+
+// A descriptor of this process other than `except` open on `path`, or -1.
+int open_on(const std::string& path, int except) {
+  int found = -1;
+  DIR* d = opendir("/proc/self/fd");
+  while (dirent* e = d ? readdir(d) : nullptr) {
+    const int fd = std::atoi(e->d_name);
+    char target[PATH_MAX];
+    const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    const ssize_t n = readlink(link.c_str(), target, sizeof target);
+    if (fd != except && n > 0 && std::string(target, static_cast<size_t>(n)) == path) found = fd;
+  }
+  if (d) closedir(d);
+  return found;
+}
+
+// The report goes into a FIFO whose buffer is one page: the pool's report
+// (32 schedulers) fills it, and its writer waits with the file open until
+// the test reads.  Meanwhile the test looks at that descriptor's flags.
+TEST_P(FiberTest, StatsFileIsOpenedCloseOnExec) {
+  Watchdog dog("stats file close-on-exec", 60s);
+  const std::string fifo = temp_path("stats-fifo");
+  unlink(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // Open for reading and writing: no open of the FIFO waits for a peer.
+  const int rd = open(fifo.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(rd, 0);
+  ASSERT_GE(fcntl(rd, F_SETPIPE_SZ, 4096), 0);
+  StatsSetting stats(fifo.c_str());
+  auto pool = std::make_unique<fib::Pool>(options(32));
+  pool->spawn([] {}).join();
+  std::atomic<bool> done{false};
+  std::thread ender([&] {
+    pool.reset();
+    flexsc_shutdown();  // the runtime's report, when the pool started one
+    done = true;
+  });
+  int writer = -1;
+  while (writer < 0 && !done) {
+    writer = open_on(fifo, rd);
+    if (writer < 0) std::this_thread::sleep_for(1ms);
+  }
+  const int fd_flags = writer >= 0 ? fcntl(writer, F_GETFD) : -1;
+  std::string report;
+  for (bool last = false; !last;) {
+    last = done;  // one more read after the writers are gone
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(rd, buf, sizeof buf)) > 0) report.append(buf, static_cast<size_t>(n));
+    if (!last) std::this_thread::sleep_for(1ms);
+  }
+  ender.join();
+  close(rd);
+  unlink(fifo.c_str());
+  ASSERT_GT(report.size(), 4096u) << "the report did not fill the FIFO: the writer never waited\n" << report;
+  ASSERT_GE(writer, 0) << "no descriptor on the FIFO seen while the pool wrote its report";
+  ASSERT_GE(fd_flags, 0);
+  EXPECT_TRUE(fd_flags & FD_CLOEXEC) << "a program run meanwhile would inherit the statistics file";
+  EXPECT_EQ(report.rfind("flexsc: fibers: 32 schedulers", 0), 0u) << report;
 }
 
 // The same with the raw syscall, no readiness wait: a blocking read posted

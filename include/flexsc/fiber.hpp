@@ -12,8 +12,10 @@
 // work from plain threads (which then block on a futex), so a main thread
 // can join fibers or wait on a WaitGroup.
 //
-// Environment: FLEXSC_STATS=1 prints each scheduler's counters when a Pool
-// is destroyed (on stderr, or appended to the FLEXSC_STATS file).
+// Statistics: when a Pool is destroyed, each scheduler's counters go where
+// the library's report goes: the running runtime's choice (its options'
+// stats, or FLEXSC_STATS), else FLEXSC_STATS as the Pool found it when it
+// started (1: stderr; a path: appended to that file; unset or 0: nowhere).
 #pragma once
 
 #include <atomic>

@@ -17,6 +17,11 @@ const char* setting(const char* env, const char* option) {
 
 }  // namespace
 
+std::string stats_destination(const char* option) {
+  const char* s = setting("FLEXSC_STATS", option);
+  return s && std::strcmp(s, "0") != 0 ? s : "";
+}
+
 int Config::load(const flexsc_options* opts, Config* out, std::string* error) {
   *out = Config{};
   flexsc_options o{};
@@ -36,7 +41,7 @@ int Config::load(const flexsc_options* opts, Config* out, std::string* error) {
       return -EINVAL;
     }
   }
-  if (const char* s = setting("FLEXSC_STATS", o.stats)) out->stats = std::strcmp(s, "0") ? s : "";
+  out->stats = stats_destination(o.stats);
   if (o.drain_spin_us) out->drain_spin_ns = uint64_t{o.drain_spin_us} * 1000;
   if (o.wait_spin_us) out->wait_spin_ns = uint64_t{o.wait_spin_us} * 1000;
   if (o.max_syscall_threads) {

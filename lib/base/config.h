@@ -13,7 +13,7 @@ struct Config {
   std::string backend = "auto";
   bool cores_forced = false;
   std::vector<int> syscall_cpus;  // cores_forced and empty: single-core mode
-  std::string stats;              // "", "1" (stderr) or a path
+  std::string stats;              // as stats_destination()
   uint64_t drain_spin_ns = 50'000;
   uint64_t wait_spin_ns = 20'000;
   unsigned max_syscall_threads = 64;  // per syscall core
@@ -24,5 +24,11 @@ struct Config {
 };
 
 inline constexpr unsigned kMaxSyscallThreadsPerCore = 256;
+
+// Where statistics go: FLEXSC_STATS, or option (flexsc_options.stats)
+// when the variable is unset or empty.  "" for nowhere (unset, or "0"),
+// "1" for stderr, anything else a file the report is appended to.  The
+// runtime, the fiber layer and the drop-in wrapper all read it here.
+std::string stats_destination(const char* option);
 
 }  // namespace flexsc::detail

@@ -1,7 +1,14 @@
 #include "base/stats.h"
 
+#include <fcntl.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <utility>
+
+#include "base/raw_syscall.h"
 
 namespace flexsc::detail {
 
@@ -113,6 +120,32 @@ std::string StatsTotals::report(const char* backend) const {
          (unsigned long long)local_calls[i]);
   }
   return out;
+}
+
+namespace {
+
+bool write_all(long fd, std::string_view text) {
+  while (!text.empty()) {
+    const long n = raw_syscall6(SYS_write, fd, reinterpret_cast<long>(text.data()),
+                                static_cast<long>(text.size()), 0, 0, 0);
+    if (n == -EINTR) continue;
+    if (n <= 0) return false;
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+void write_stats(const char* destination, std::string_view text) {
+  if (!*destination) return;
+  const bool to_stderr = std::strcmp(destination, "1") == 0;
+  const long fd = to_stderr ? 2
+                            : raw_syscall6(SYS_openat, AT_FDCWD, reinterpret_cast<long>(destination),
+                                           O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644, 0, 0);
+  const bool written = fd >= 0 && write_all(fd, text);
+  if (fd >= 0 && !to_stderr) raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+  if (!written) write_all(2, std::string("flexsc: cannot write statistics to ") + destination + "\n");
 }
 
 }  // namespace flexsc::detail

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/classify.h"
 
@@ -81,5 +82,10 @@ struct StatsTotals {
   StatsTotals& operator+=(const StatsTotals& o);
   std::string report(const char* backend) const;
 };
+
+// Writes a report where stats_destination() (base/config.h) said.  A file
+// is opened close-on-exec, so no program the process runs inherits it.
+// Raw syscalls: the drop-in wrapper reports with libc's calls interposed.
+void write_stats(const char* destination, std::string_view text);
 
 }  // namespace flexsc::detail

@@ -4,14 +4,15 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
 
+#include "base/config.h"
 #include "base/futex.h"
 #include "api.h"
+#include "base/stats.h"
 #include "scheduler.h"
 
 namespace flexsc::fiber::detail {
@@ -44,6 +45,10 @@ PoolImpl::PoolImpl(const PoolOptions& options) : options_(options) {
     const int rc = flexsc_init(nullptr);
     if (rc < 0 && rc != -EALREADY) throw std::system_error(-rc, std::generic_category(), "flexsc_init");
   }
+  // The report goes where the runtime's goes; without one running, where
+  // a runtime started now would send it.
+  if (!flexsc::detail::runtime_stats_destination(&stats_to_))
+    stats_to_ = flexsc::detail::stats_destination(nullptr);
   const std::vector<int> cpus = scheduler_cpus(exception_less_);
   const unsigned n = options.schedulers ? options.schedulers : static_cast<unsigned>(std::max<size_t>(cpus.size(), 1));
   if (options.pin && !cpus.empty()) {
@@ -112,8 +117,7 @@ std::vector<SchedulerStats> PoolImpl::stats() const {
 }
 
 void PoolImpl::print_stats() const {
-  const char* where = std::getenv("FLEXSC_STATS");
-  if (!where || !*where || std::string(where) == "0") return;
+  if (stats_to_.empty()) return;
   std::string text = "flexsc: fibers: " + std::to_string(schedulers_.size()) + " schedulers, syscalls " +
                      (exception_less_ ? std::string("exception-less (") + flexsc_backend() + ")" : "synchronous") +
                      "\n";
@@ -130,14 +134,7 @@ void PoolImpl::print_stats() const {
                   static_cast<unsigned long long>(s.readiness_waits), static_cast<unsigned long long>(s.migrated_in));
     text += line;
   }
-  const bool to_stderr = std::string(where) == "1";
-  FILE* out = to_stderr ? stderr : std::fopen(where, "a");
-  if (!out) {
-    std::fprintf(stderr, "flexsc: cannot write fiber statistics to %s\n", where);
-    return;
-  }
-  std::fputs(text.c_str(), out);
-  if (!to_stderr) std::fclose(out);
+  flexsc::detail::write_stats(stats_to_.c_str(), text);
 }
 
 // ---- fiber-local storage ---------------------------------------------------

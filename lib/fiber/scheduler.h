@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <queue>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -193,6 +194,7 @@ class PoolImpl {
 
   PoolOptions options_;
   bool exception_less_ = false;
+  std::string stats_to_;  // as the library's report: stats_destination() when it started
   hwloc_topology_t topology_ = nullptr;
   std::vector<std::unique_ptr<Scheduler>> schedulers_;
   std::atomic<unsigned> next_{0};

@@ -38,10 +38,12 @@
 
 #include "base/process.h"
 #include "base/classify.h"
+#include "base/config.h"
 #include "base/futex.h"
 #include "base/libc_abi.h"
 #include "base/raw_syscall.h"
 #include "api.h"
+#include "base/stats.h"
 #include "base/thread_state.h"
 #include "route.h"
 
@@ -235,16 +237,9 @@ void report_at_exit() {
   // From here on, calls go straight to the kernel; flexsc's own atexit
   // shutdown (registered before this) runs after us.
   g_state.store(State::PassThrough, std::memory_order_release);
-  const char* where = g_stats_where;
-  if (!*where || !strcmp(where, "0")) return;
-  const std::string text = g_counts.report(g_policy.mode == Mode::Auto ? &g_estimates : nullptr);
-  const bool to_stderr = !strcmp(where, "1");
-  const int fd = to_stderr ? 2
-                           : static_cast<int>(raw_syscall6(SYS_openat, AT_FDCWD, reinterpret_cast<long>(where),
-                                                           O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644, 0, 0));
-  if (fd < 0) return;
-  raw_syscall6(SYS_write, fd, reinterpret_cast<long>(text.data()), static_cast<long>(text.size()), 0, 0, 0);
-  if (!to_stderr) raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+  if (*g_stats_where)
+    flexsc::detail::write_stats(g_stats_where,
+                                g_counts.report(g_policy.mode == Mode::Auto ? &g_estimates : nullptr));
 }
 
 // The auto policy's references, measured at start: what routing adds to
@@ -289,7 +284,7 @@ void measure_references() {
 
 __attribute__((constructor)) void start() {
   stop_inheritance();
-  if (const char* where = getenv("FLEXSC_STATS")) snprintf(g_stats_where, sizeof g_stats_where, "%s", where);
+  snprintf(g_stats_where, sizeof g_stats_where, "%s", flexsc::detail::stats_destination(nullptr).c_str());
   std::string error;
   if (!g_policy.load(&error)) {
     fprintf(stderr, "flexsc-preload: %s; every call goes straight to the kernel\n", error.c_str());
