@@ -149,7 +149,8 @@ struct UringCall {
 };
 
 // The table: row 0 is the FLEXSC_ENTRY_NOP entry's; kUringCallOf[nr] is a
-// call's row, 0 where io_uring does not take the call.
+// call's row, 0 where io_uring does not take the call.  The size covers
+// every x86-64 syscall number so far (a static_assert checks the rows).
 inline constexpr unsigned kUringCallOfSize = 512;
 extern const UringCall kUringCalls[];
 extern const std::array<uint8_t, kUringCallOfSize> kUringCallOf;
@@ -161,9 +162,10 @@ inline const UringCall* uring_call(const flexsc_entry& e) {
   return row ? &kUringCalls[row] : nullptr;
 }
 
+// SQE lengths are 32 bits.
 inline bool fits_u32(long v) {
   return v >= 0 && v <= long{UINT32_MAX};
-}  // SQE lengths are 32 bits
+}
 
 // Whether a transfer's first attempt must not wait: its descriptor may be
 // a stream the caller made non-blocking, where the syscall returns -EAGAIN.
