@@ -526,7 +526,7 @@ uint32_t UringBackend::prepare_park(Context* ctx) {
   // write the eventfd this read waits on.
   if (!r->wake_armed) {
     if (io_uring_sqe* sqe = next_sqe(r, false)) {
-      io_uring_prep_read(sqe, r->wake_fd, &r->wake_value, sizeof r->wake_value, 0);
+      prep_wake_read(sqe, r->wake_fd, &r->wake_value);
       io_uring_sqe_set_data64(sqe, kWakeTag);
       r->wake_armed = true;
       r->unsubmitted.store(true, std::memory_order_relaxed);

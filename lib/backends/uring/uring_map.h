@@ -1,6 +1,25 @@
 // Which syscall entries io_uring can execute, as which operation, and how
 // a completion becomes the result the synchronous call would have given.
 //
+// One table says it, a row per syscall (kUringCalls in uring_map.cpp, in
+// the manner of syscall_intercept's syscall_formats.c), indexed by call
+// number once at compile time.  A row holds:
+//   - opcode: the io_uring operation, taken only where the running
+//     kernel's probe lists it (OpSupport);
+//   - completion: how the completion becomes the result (Fix), and for
+//     transfers the shape of their arguments, which finish() and the
+//     fills read instead of the call number;
+//   - u32_arg: an argument the SQE holds in 32 bits, so that a larger
+//     value leaves the entry to a syscall thread;
+//   - takes: any further condition on the arguments or the descriptor
+//     (nullptr: none); it may set the RingOp up (a copied timespec, the
+//     descriptor's kind);
+//   - fill: the operation's own fields of the SQE.  prep_sqe zeroes the
+//     whole SQE and writes the row's opcode before it, so nothing of the
+//     slot's previous operation reaches the kernel: flexsc takes SQEs from
+//     the ring itself, not through io_uring_get_sqe, which is where newer
+//     liburing initializes them (its io_uring_prep_rw no longer does).
+//
 // Where io_uring differs from the syscall the mapping either reproduces the
 // syscall or leaves the entry to a syscall thread:
 //   - io_uring waits on a pollable file even when it is O_NONBLOCK, where
@@ -29,11 +48,13 @@
 #include <flexsc/entry.h>
 #include <liburing.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,12 +66,14 @@ struct OpSupport {
   bool cur_pos = false;         // offset -1 means the file position (5.6)
   bool timeout_clocks = false;  // IORING_TIMEOUT_BOOTTIME / REALTIME (5.15)
 
-  bool has(io_uring_op o) const { return o < IORING_OP_LAST && op[o]; }
+  bool has(unsigned o) const { return o < IORING_OP_LAST && op[o]; }
 };
 
 // Fills *out from a probe ring.  -errno (with *error) when io_uring cannot
 // be used at all.
 int probe_io_uring(OpSupport* out, std::string* error);
+
+struct UringCall;
 
 // Per entry while it is in a ring: the owner's private state.
 struct RingOp {
@@ -59,23 +82,17 @@ struct RingOp {
     Timer,     // a timeout standing for nanosleep: -ETIME is success
     Transfer,  // read/write/send/receive: attempts, continuation, signals
   };
-  enum class Mode : uint8_t { Nowait, Wait };  // indexes buffer_flags
+  enum class Mode : uint8_t { Nowait, Wait };
   enum class FdKind : uint8_t { Unknown, Seekable, BlockingStream, NonblockingStream };
 
-  Fix fix = Fix::Plain;
+  const UringCall* call = nullptr;  // the table's row
+  Fix fix = Fix::Plain;             // the row's, at hand for the completion
   Mode mode = Mode::Wait;
   FdKind fd_kind = FdKind::Unknown;
   bool in_ring = false;
-  // A transfer from or to one buffer (read, write, pread64, pwrite64,
-  // recvfrom, sendto) is written into its SQE from these, with no look at
-  // the call number: the SQE of every attempt, the most frequent calls.
-  uint8_t buffer_opcode = IORING_OP_NOP;  // NOP: not such a transfer
-  bool buffer_at_offset = false;          // offset + done; otherwise offset as is
-  uint32_t buffer_flags[2] = {};          // rw_flags / msg_flags, by Mode
-  uint64_t offset = 0;                    // -1: the file position
-  uint64_t done = 0;                      // bytes moved by earlier parts
-  uint64_t full = UINT64_MAX;             // a one-buffer transfer's length: done in one go
-  __kernel_timespec ts{};                 // a validated copy, for Timer
+  uint64_t done = 0;                             // bytes moved by earlier parts
+  uint64_t full = UINT64_MAX;                    // a one-buffer transfer's length: done in one go
+  __kernel_timespec ts{};                        // a validated copy, for Timer
   std::unique_ptr<std::vector<iovec>> rest_iov;  // the vector still to move
   std::unique_ptr<msghdr> rest_msg;              // sendmsg's header for the rest
 };
@@ -94,144 +111,118 @@ class FdKinds {
   unsigned n_ = 0;
 };
 
-enum class Dir { None, In, Out };
+enum class Dir : uint8_t { None, In, Out };
 
-// The transfer calls: which way data moves, and whether the first attempt
-// may be made without waiting (calls whose descriptor may be a stream).
-struct TransferInfo {
+// How a completion becomes the synchronous result; for a transfer, also
+// which way data moves and where its arguments are.
+struct Completion {
+  enum class Shape : uint8_t {
+    None,      // not a transfer
+    Buffer,    // fd, buffer, length, at the file position (read, write)
+    BufferAt,  // ... at the offset in a[3] (pread64, pwrite64)
+    Socket,    // fd, buffer, length, MSG_* flags in a[3] (recvfrom, sendto)
+    Vector,    // fd, iovec array, count, at the file position (readv, writev)
+    VectorAt,  // ... at the offset in a[3] (preadv, pwritev)
+    VectorV2,  // ... a[3], -1 the file position; RWF_* flags in a[5] (preadv2, pwritev2)
+    Msg,       // fd, msghdr, MSG_* flags in a[2] (recvmsg, sendmsg)
+  };
+  RingOp::Fix fix = RingOp::Fix::Plain;
   Dir dir = Dir::None;
-  bool nowait_first = false;
-  bool vector = false;
-  bool socket = false;
+  Shape shape = Shape::None;
+
+  bool vector() const {
+    return shape == Shape::Vector || shape == Shape::VectorAt || shape == Shape::VectorV2 ||
+           shape == Shape::Msg;
+  }
+  bool socket() const { return shape == Shape::Socket || shape == Shape::Msg; }
+  unsigned msg_flags_arg() const { return shape == Shape::Msg ? 2 : 3; }
 };
 
-inline TransferInfo transfer_info(const flexsc_entry& e) {
-  const long* a = reinterpret_cast<const long*>(e.args);
-  switch (e.nr) {
-    case SYS_read: return {Dir::In, true, false, false};
-    case SYS_write: return {Dir::Out, true, false, false};
-    case SYS_readv: return {Dir::In, true, true, false};
-    case SYS_writev: return {Dir::Out, true, true, false};
-    case SYS_pread64: return {Dir::In, false, false, false};
-    case SYS_pwrite64: return {Dir::Out, false, false, false};
-    case SYS_preadv: return {Dir::In, false, true, false};
-    case SYS_pwritev: return {Dir::Out, false, true, false};
-    // At the file position (-1) these are readv/writev with flags.
-    case SYS_preadv2: return {Dir::In, a[3] == -1 && !(a[5] & RWF_NOWAIT), true, false};
-    case SYS_pwritev2: return {Dir::Out, a[3] == -1 && !(a[5] & RWF_NOWAIT), true, false};
-    case SYS_recvfrom: return {Dir::In, !(a[3] & MSG_DONTWAIT), false, true};
-    case SYS_sendto: return {Dir::Out, !(a[3] & MSG_DONTWAIT), false, true};
-    case SYS_recvmsg: return {Dir::In, !(a[2] & MSG_DONTWAIT), true, true};
-    case SYS_sendmsg: return {Dir::Out, !(a[2] & MSG_DONTWAIT), true, true};
-    default: return {};
-  }
+// One syscall io_uring takes (see the top of this file).
+struct UringCall {
+  int nr;
+  uint8_t opcode;
+  Completion completion;
+  int8_t u32_arg;
+  bool (*takes)(const OpSupport& s, const long* a, RingOp* op, FdKinds* kinds);
+  void (*fill)(const long* a, const RingOp& op, io_uring_sqe* sqe);
+};
+
+// The table: row 0 is the FLEXSC_ENTRY_NOP entry's; kUringCallOf[nr] is a
+// call's row, 0 where io_uring does not take the call.  The size covers
+// every x86-64 syscall number so far (a static_assert checks the rows).
+inline constexpr unsigned kUringCallOfSize = 512;
+extern const UringCall kUringCalls[];
+extern const std::array<uint8_t, kUringCallOfSize> kUringCallOf;
+std::span<const UringCall> uring_calls();  // every row, for tests
+
+inline const UringCall* uring_call(const flexsc_entry& e) {
+  if (e.flags & FLEXSC_ENTRY_NOP) return &kUringCalls[0];
+  const unsigned row = e.nr < kUringCallOfSize ? kUringCallOf[e.nr] : 0;
+  return row ? &kUringCalls[row] : nullptr;
 }
 
-inline bool fits_u32(long v) { return v >= 0 && v <= long{UINT32_MAX}; }  // SQE lengths are 32 bits
-
-// Sets op up for a transfer call.  Inlined where the call number is known,
-// it folds to a few stores.
-[[gnu::always_inline]] inline void start_transfer(const flexsc_entry& e, RingOp* op) {
-  const TransferInfo t = transfer_info(e);
-  op->fix = RingOp::Fix::Transfer;
-  op->mode = t.nowait_first ? RingOp::Mode::Nowait : RingOp::Mode::Wait;
-  if (t.vector) return;
-  op->full = static_cast<uint64_t>(e.args[2]);
-  const long* a = reinterpret_cast<const long*>(e.args);
-  const auto flags = [op](uint32_t nowait, uint32_t wait) {
-    op->buffer_flags[static_cast<unsigned>(RingOp::Mode::Nowait)] = nowait;
-    op->buffer_flags[static_cast<unsigned>(RingOp::Mode::Wait)] = wait;
-  };
-  switch (e.nr) {
-    case SYS_read:
-    case SYS_write:
-      op->buffer_opcode = e.nr == SYS_read ? IORING_OP_READ : IORING_OP_WRITE;
-      op->offset = UINT64_MAX;
-      flags(RWF_NOWAIT, 0);
-      break;
-    case SYS_pread64:
-    case SYS_pwrite64:
-      op->buffer_opcode = e.nr == SYS_pread64 ? IORING_OP_READ : IORING_OP_WRITE;
-      op->buffer_at_offset = true;
-      op->offset = static_cast<uint64_t>(a[3]);
-      flags(0, 0);
-      break;
-    case SYS_recvfrom:
-      op->buffer_opcode = IORING_OP_RECV;
-      flags(static_cast<uint32_t>(a[3]) | MSG_DONTWAIT, static_cast<uint32_t>(a[3]));
-      break;
-    case SYS_sendto:
-      // Waiting, MSG_WAITALL makes io_uring finish a stream send as the
-      // blocking syscall would (the syscall ignores it for sends).
-      op->buffer_opcode = IORING_OP_SEND;
-      flags(static_cast<uint32_t>(a[3]) | MSG_DONTWAIT, static_cast<uint32_t>(a[3]) | MSG_WAITALL);
-      break;
-  }
+// SQE lengths are 32 bits.
+inline bool fits_u32(long v) {
+  return v >= 0 && v <= long{UINT32_MAX};
 }
 
-// A positioned transfer goes to io_uring only where the syscall accepts an
-// offset (io_uring ignores it on a stream, where the syscall fails with
-// -ESPIPE): one fstat per descriptor and submit.
-bool seekable(RingOp* op, FdKinds* kinds, long fd);
-// MSG_WAITALL on a blocking socket (see the definition).
-bool wait_for_all(RingOp* op, FdKinds* kinds, long fd);
-// map_entry for every call but the one-buffer transfers.
-bool map_call(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* kinds);
+// Whether a transfer's first attempt must not wait: its descriptor may be
+// a stream the caller made non-blocking, where the syscall returns -EAGAIN.
+inline bool nowait_first(const Completion& c, const long* a) {
+  using Shape = Completion::Shape;
+  switch (c.shape) {
+    case Shape::Buffer:
+    case Shape::Vector:
+      return true;
+    case Shape::VectorV2:  // at the file position these are readv/writev with flags
+      return a[3] == -1 && !(a[5] & RWF_NOWAIT);
+    case Shape::Socket:
+    case Shape::Msg:
+      return !(a[c.msg_flags_arg()] & MSG_DONTWAIT);
+    default:
+      return false;
+  }
+}
 
 // True (and *op set up) if io_uring can run e exactly; false leaves it to a
-// syscall thread.  May make a syscall: io_uring ignores that pread/pwrite
-// on a pipe or socket is -ESPIPE, and that accept on a non-blocking
-// socket must not wait, so those look at their descriptor.  The one-buffer
-// transfers, the calls submitted most, are mapped here, inline.
+// syscall thread.  A row's condition may make a syscall: io_uring ignores
+// that pread/pwrite on a pipe or socket is -ESPIPE, and that accept on a
+// non-blocking socket must not wait, so those look at their descriptor.
 inline bool map_entry(const OpSupport& s, const flexsc_entry& e, RingOp* op, FdKinds* kinds) {
+  const UringCall* c = uring_call(e);
+  if (!c || !s.has(c->opcode)) return false;
   const long* a = reinterpret_cast<const long*>(e.args);
+  if (c->u32_arg >= 0 && !fits_u32(a[c->u32_arg])) return false;
   // A fresh state (the continuation buffers were dropped at completion).
-  op->fix = RingOp::Fix::Plain;
+  op->call = c;
+  op->fix = c->completion.fix;
   op->mode = RingOp::Mode::Wait;
   op->fd_kind = RingOp::FdKind::Unknown;
-  op->buffer_opcode = IORING_OP_NOP;
-  op->buffer_at_offset = false;
-  op->offset = 0;
   op->done = 0;
   op->full = UINT64_MAX;
-  if (e.flags & FLEXSC_ENTRY_NOP) return s.has(IORING_OP_NOP);
-  switch (e.nr) {
-    case SYS_read:
-    case SYS_write:
-      start_transfer(e, op);
-      return s.cur_pos && s.has(e.nr == SYS_read ? IORING_OP_READ : IORING_OP_WRITE) && fits_u32(a[2]);
-    case SYS_pread64:
-    case SYS_pwrite64:
-      start_transfer(e, op);
-      // A negative offset is -EINVAL for the syscall, "the file position" for io_uring.
-      return s.has(e.nr == SYS_pread64 ? IORING_OP_READ : IORING_OP_WRITE) && fits_u32(a[2]) && a[3] >= 0 &&
-             seekable(op, kinds, a[0]);
-    case SYS_recvfrom:
-      start_transfer(e, op);
-      if ((a[3] & MSG_WAITALL) && !wait_for_all(op, kinds, a[0])) return false;
-      return s.has(IORING_OP_RECV) && fits_u32(a[2]) && a[4] == 0 && a[5] == 0;
-    case SYS_sendto:
-      start_transfer(e, op);
-      return s.has(IORING_OP_SEND) && fits_u32(a[2]) && a[4] == 0;
-    default:
-      return map_call(s, e, op, kinds);
+  if (op->fix == RingOp::Fix::Transfer) {
+    if (nowait_first(c->completion, a)) op->mode = RingOp::Mode::Nowait;
+    if (!c->completion.vector()) op->full = static_cast<uint64_t>(a[2]);
   }
+  return !c->takes || c->takes(s, a, op, kinds);
 }
 
-// Fills the SQE for e's next attempt (user_data left to the caller):
-// one-buffer transfers here, inline, the rest in prep_call_sqe.
-void prep_call_sqe(const flexsc_entry& e, const RingOp& op, io_uring_sqe* sqe);
+// The start of every SQE flexsc writes: zero, with its opcode.
+inline void start_sqe(io_uring_sqe* sqe, uint8_t opcode) {
+  std::memset(sqe, 0, sizeof *sqe);
+  sqe->opcode = opcode;
+}
 
+// Fills the SQE for e's next attempt (user_data left to the caller).
 inline void prep_sqe(const flexsc_entry& e, const RingOp& op, io_uring_sqe* sqe) {
-  if (op.buffer_opcode == IORING_OP_NOP) {
-    prep_call_sqe(e, op, sqe);
-    return;
-  }
-  io_uring_prep_rw(op.buffer_opcode, sqe, static_cast<int>(e.args[0]),
-                   reinterpret_cast<char*>(e.args[1]) + op.done, static_cast<unsigned>(e.args[2] - op.done),
-                   op.buffer_at_offset ? op.offset + op.done : op.offset);
-  sqe->rw_flags = static_cast<int>(op.buffer_flags[static_cast<unsigned>(op.mode)]);
+  start_sqe(sqe, op.call->opcode);
+  op.call->fill(reinterpret_cast<const long*>(e.args), op, sqe);
 }
+
+// The owner's wake-up: a read of the eventfd syscall threads write when
+// they complete one of its entries.
+void prep_wake_read(io_uring_sqe* sqe, int fd, uint64_t* value);
 
 // What becomes of an entry after a completion.
 enum class Next {
