@@ -3,11 +3,17 @@
  * flexsc_shim - exception-less system calls (FlexSC) for Linux.
  *
  * Threads of a process enter the kernel once (FLEXSC_IOC_SERVE) and stay,
- * draining the process's syscall pages: each SUBMITTED entry is claimed with
- * a compare-and-swap, run through the kernel's syscall dispatcher with the
- * entry's six arguments, and published DONE.  Serving threads are the
- * process's own threads, so every call sees its memory, descriptors,
- * credentials and working directory.  The interface is abi/flexsc/shim.h.
+ * draining the process's syscall pages.  A server takes a whole region
+ * with one compare-and-swap on its drainer word, then claims each
+ * SUBMITTED entry there with a plain store of BUSY (no other server
+ * drains the region meanwhile), runs it through the kernel's syscall
+ * dispatcher with the entry's six arguments, and publishes it DONE; it
+ * lets the region go when it sleeps or is preempted in a call, yields, or
+ * leaves SERVE, so another server drains what follows.  Serving threads
+ * are the process's own threads, so every call sees the process's memory,
+ * descriptors and shared filesystem state; what one thread made its own
+ * (credentials set by a raw setfsuid, a cwd after unshare) is not the
+ * server's (docs/limits.md).  The interface is abi/flexsc/shim.h.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
