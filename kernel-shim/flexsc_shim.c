@@ -57,7 +57,8 @@
 
 #include <flexsc/entry.h>
 #include <flexsc/shim.h>
-#include <flexsc/thread_args.h>
+
+#include "flexsc_decide.h"
 
 /*
  * Kernel-internal restart codes (include/linux/errno.h): ERESTARTSYS,
@@ -124,46 +125,8 @@ static int flexsc_resolve_dispatcher(void)
 	return -ENOENT;
 }
 
-/*
- * Only calls of the remote and blocking classes of abi/syscall_classes.txt
- * run on a server: the local ones act on the calling thread itself, and a
- * call the list does not know is treated as local, as the library does.
- */
-static bool __init flexsc_allowed(unsigned int nr)
-{
-	switch (nr) {
-#include "remote_calls.h"
-		return true;
-	default:
-		return false;
-	}
-}
-
-/*
- * Calls whose arguments make them act on the calling thread: the same
- * rules as the library's (abi/flexsc/thread_args.h).  1 when they do,
- * 0 when they do not, -1 for calls whose arguments never matter.
- */
-static int flexsc_thread_args(unsigned int nr, const struct pt_regs *regs)
-{
-	const unsigned long a[6] = { regs->di, regs->si, regs->dx, regs->r10, regs->r8, regs->r9 };
-
-	return flexsc_acts_on_caller(nr, a);
-}
-
-/* The two switches above as one table: a server reads a byte per entry. */
-enum flexsc_call_kind {
-	FLEXSC_CALL_LOCAL,  /* never on a server */
-	FLEXSC_CALL_REMOTE, /* on a server, whatever its arguments */
-	FLEXSC_CALL_ARGS,   /* on a server unless its arguments make it act on the caller */
-};
-static u8 flexsc_call_kind[NR_syscalls] __ro_after_init;
-
 static void __init flexsc_build_call_maps(void)
 {
-	const struct pt_regs zero = {};
-	unsigned int nr;
-
 	/* The shared rules spell the ABI's constants out: they must be these. */
 	BUILD_BUG_ON(FLEXSC_PRIO_PROCESS != PRIO_PROCESS || FLEXSC_RUSAGE_THREAD != RUSAGE_THREAD);
 	BUILD_BUG_ON(FLEXSC_IOPRIO_WHO_PROCESS != IOPRIO_WHO_PROCESS);
@@ -178,14 +141,7 @@ static void __init flexsc_build_call_maps(void)
 	/* Every call a server runs has a counter. */
 	BUILD_BUG_ON(NR_syscalls > FLEXSC_SHIM_COUNTED_CALLS);
 
-	for (nr = 0; nr < NR_syscalls; nr++) {
-		if (!flexsc_allowed(nr))
-			flexsc_call_kind[nr] = FLEXSC_CALL_LOCAL;
-		else if (flexsc_thread_args(nr, &zero) >= 0)
-			flexsc_call_kind[nr] = FLEXSC_CALL_ARGS;
-		else
-			flexsc_call_kind[nr] = FLEXSC_CALL_REMOTE;
-	}
+	flexsc_build_call_kinds();
 }
 
 /* ---- per-process state ------------------------------------------------ */
@@ -707,7 +663,6 @@ static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc
 	bool restartblock = rerun & FLEXSC_PENDING_RESTARTBLOCK;
 	unsigned int nr = restartblock ? __NR_restart_syscall : READ_ONCE(e->nr);
 	bool may_block = flags & FLEXSC_ENTRY_MAY_BLOCK;
-	u8 kind;
 	long ret;
 
 	if (unlikely(flags & FLEXSC_ENTRY_NOP)) {
@@ -724,9 +679,7 @@ static noinline unsigned long flexsc_run(struct flexsc_server *sv, struct flexsc
 		this_cpu_inc(p->counts->calls[nr]);
 	flexsc_load_args(regs, e, nr);
 	/* restart_syscall continues a call checked when it started. */
-	kind = flexsc_call_kind[nr];
-	if (!restartblock && unlikely(kind != FLEXSC_CALL_REMOTE) &&
-	    (kind == FLEXSC_CALL_LOCAL || flexsc_thread_args(nr, regs) > 0)) {
+	if (!restartblock && flexsc_refused(nr, regs)) {
 		e->ret = -EPERM;
 		return 0;
 	}

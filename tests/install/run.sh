@@ -61,6 +61,14 @@ fi
 for h in flexsc/flexsc.h flexsc/entry.h; do
 	[ -f "$prefix/include/$h" ] || fail "header $h not installed under $prefix/include"
 done
+# The device interface and the argument rules stay between the library and
+# the module: not installed, and no installed header includes them.
+for h in flexsc/shim.h flexsc/thread_args.h; do
+	[ ! -e "$prefix/include/$h" ] || fail "internal header $h installed"
+done
+for h in $(grep -rhoE '^#include <flexsc/[^>]+>' "$prefix/include" | sed 's/^#include <//; s/>$//' | sort -u); do
+	[ -f "$prefix/include/$h" ] || fail "an installed header includes $h, which is not installed"
+done
 shared=$(find "$prefix" -name 'libflexsc.so' | head -n 1)
 static=$(find "$prefix" -name 'libflexsc.a' | head -n 1)
 [ -n "$shared" ] || fail "libflexsc.so not installed"

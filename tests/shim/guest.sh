@@ -66,7 +66,7 @@ echo "guest kernel: $kv (cached in $img); prepared in $((SECONDS - t0)) s"
 
 # The module, built out of the source tree.
 t1=$SECONDS
-rm -rf "$work/module" && mkdir -p "$work/module" && cp "$shim_src"/{Kbuild,Makefile,*.c} "$work/module/" || exit 1
+rm -rf "$work/module" && mkdir -p "$work/module" && cp "$shim_src"/{Kbuild,Makefile,*.c,*.h} "$work/module/" || exit 1
 if ! make -C "$work/module" KVER="$kv" FLEXSC_ROOT="$shim_src/.." >"$work/module/build.log" 2>&1; then
   cat "$work/module/build.log"; echo "FAIL: the module does not build against $kv"; exit 1
 fi
