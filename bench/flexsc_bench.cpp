@@ -62,9 +62,9 @@
 //   flexsc_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //                --flexsc_table=table.md --benchmark_out=bench.json
 #include <benchmark/benchmark.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <flexsc/flexsc.h>
-#include <dirent.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -74,9 +74,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -99,11 +99,16 @@ enum class Call { Getppid, Read, Write, Nop, Mix };
 
 const char* call_name(Call c) {
   switch (c) {
-    case Call::Getppid: return "getppid";
-    case Call::Read: return "read";
-    case Call::Write: return "write";
-    case Call::Nop: return "nop";
-    case Call::Mix: return "pread4k";
+    case Call::Getppid:
+      return "getppid";
+    case Call::Read:
+      return "read";
+    case Call::Write:
+      return "write";
+    case Call::Nop:
+      return "nop";
+    case Call::Mix:
+      return "pread4k";
   }
   return "?";
 }
@@ -174,11 +179,15 @@ const char g_write_byte = 'x';
 // What the kernel returns for the call.
 long expected(Call c) {
   switch (c) {
-    case Call::Getppid: return g_env.ppid;
+    case Call::Getppid:
+      return g_env.ppid;
     case Call::Read:
-    case Call::Write: return 1;
-    case Call::Nop: return 0;
-    case Call::Mix: return -1;  // per item: mix_step
+    case Call::Write:
+      return 1;
+    case Call::Nop:
+      return 0;
+    case Call::Mix:
+      return -1;  // per item: mix_step
   }
   return -1;
 }
@@ -186,12 +195,15 @@ long expected(Call c) {
 // The `syscall` instruction inline (no function return after it).
 [[gnu::always_inline]] inline long sync_call(Call c, char* buf) {
   switch (c) {
-    case Call::Getppid: return raw_syscall6(SYS_getppid, 0, 0, 0, 0, 0, 0);
-    case Call::Read: return raw_syscall6(SYS_read, g_env.zero_fd, reinterpret_cast<long>(buf), 1, 0, 0, 0);
+    case Call::Getppid:
+      return raw_syscall6(SYS_getppid, 0, 0, 0, 0, 0, 0);
+    case Call::Read:
+      return raw_syscall6(SYS_read, g_env.zero_fd, reinterpret_cast<long>(buf), 1, 0, 0, 0);
     case Call::Write:
       return raw_syscall6(SYS_write, g_env.null_fd, reinterpret_cast<long>(&g_write_byte), 1, 0, 0, 0);
     case Call::Nop:
-    case Call::Mix: return 0;
+    case Call::Mix:
+      return 0;
   }
   return -ENOSYS;
 }
@@ -200,24 +212,38 @@ long expected(Call c) {
 inline long libc_call(Call c, char* buf) {
   long r = -1;
   switch (c) {
-    case Call::Getppid: r = ::syscall(SYS_getppid); break;
-    case Call::Read: r = ::syscall(SYS_read, g_env.zero_fd, buf, 1); break;
-    case Call::Write: r = ::syscall(SYS_write, g_env.null_fd, &g_write_byte, 1); break;
+    case Call::Getppid:
+      r = ::syscall(SYS_getppid);
+      break;
+    case Call::Read:
+      r = ::syscall(SYS_read, g_env.zero_fd, buf, 1);
+      break;
+    case Call::Write:
+      r = ::syscall(SYS_write, g_env.null_fd, &g_write_byte, 1);
+      break;
     case Call::Nop:
-    case Call::Mix: return 0;
+    case Call::Mix:
+      return 0;
   }
   return r == -1 ? -errno : r;
 }
 
 [[gnu::always_inline]] inline void prep_call(flexsc_entry* e, Call c, char* buf) {
   switch (c) {
-    case Call::Getppid: flexsc_prep(e, SYS_getppid, 0, 0, 0, 0, 0, 0); break;
-    case Call::Read: flexsc_prep(e, SYS_read, g_env.zero_fd, reinterpret_cast<long>(buf), 1, 0, 0, 0); break;
+    case Call::Getppid:
+      flexsc_prep(e, SYS_getppid, 0, 0, 0, 0, 0, 0);
+      break;
+    case Call::Read:
+      flexsc_prep(e, SYS_read, g_env.zero_fd, reinterpret_cast<long>(buf), 1, 0, 0, 0);
+      break;
     case Call::Write:
       flexsc_prep(e, SYS_write, g_env.null_fd, reinterpret_cast<long>(&g_write_byte), 1, 0, 0, 0);
       break;
-    case Call::Nop: flexsc_prep_nop(e); break;
-    case Call::Mix: break;  // prepared per item by the caller
+    case Call::Nop:
+      flexsc_prep_nop(e);
+      break;
+    case Call::Mix:
+      break;  // prepared per item by the caller
   }
 }
 
@@ -336,7 +362,9 @@ struct Disturbance {
     return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
   }
   Disturbance()
-      : user0(runqueue_wait_ns("/proc/thread-self/schedstat")), sys0(syscall_threads_wait_ns()), t0(wall_ns()) {}
+      : user0(runqueue_wait_ns("/proc/thread-self/schedstat")),
+        sys0(syscall_threads_wait_ns()),
+        t0(wall_ns()) {}
   void finish(benchmark::State& state) const {
     const double dt = wall_ns() - t0;
     if (dt <= 0) return;
@@ -364,7 +392,8 @@ struct StatsDelta {
   void finish(benchmark::State& state) {
     flexsc_stats after{};
     if (!ok || flexsc_get_stats(&after) != 0) return;
-    const double entries = static_cast<double>((after.remote_calls - before.remote_calls) + (after.nops - before.nops));
+    const double entries =
+        static_cast<double>((after.remote_calls - before.remote_calls) + (after.nops - before.nops));
     const double drains = static_cast<double>(after.drains - before.drains);
     state.counters["per_drain"] = drains > 0 ? entries / drains : 0;
     state.counters["parks"] = static_cast<double>(after.wait_parks - before.wait_parks);
@@ -397,8 +426,12 @@ void BM_SyncWith(benchmark::State& state, Call call, const char* label) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_Sync(benchmark::State& state, Call call) { BM_SyncWith<sync_call>(state, call, "Sync"); }
-void BM_SyncLibc(benchmark::State& state, Call call) { BM_SyncWith<libc_call>(state, call, "SyncLibc"); }
+void BM_Sync(benchmark::State& state, Call call) {
+  BM_SyncWith<sync_call>(state, call, "Sync");
+}
+void BM_SyncLibc(benchmark::State& state, Call call) {
+  BM_SyncWith<libc_call>(state, call, "SyncLibc");
+}
 
 // Synchronous getppid on both cores: thread i pinned to the i-th CPU of the
 // process (the affinity is put back afterwards: thread 0 is the main thread).
@@ -642,7 +675,7 @@ std::string clean_name(const benchmark::BenchmarkReporter::Run& run) {
 
 struct Result {
   std::string name;
-  std::string function;  // the registered name, without /threads:N
+  std::string function;                             // the registered name, without /threads:N
   std::map<std::string, std::vector<double>> runs;  // of single repetitions
   std::map<std::string, double> median;             // the median aggregate, when reported
   std::string error;
@@ -696,7 +729,8 @@ class TableReporter : public benchmark::ConsoleReporter {
     for (const Result& r : rows) {
       const double u = figure(r, "rq_wait_user_pct"), y = figure(r, "rq_wait_sys_pct");
       if (!(u >= kDisturbedPct || y >= kDisturbedPct)) continue;
-      std::snprintf(cell, sizeof cell, " (user core %.1f%%, syscall threads %.1f%%)", u, std::isnan(y) ? 0.0 : y);
+      std::snprintf(cell, sizeof cell, " (user core %.1f%%, syscall threads %.1f%%)", u,
+                    std::isnan(y) ? 0.0 : y);
       disturbed += "- " + r.name + cell + "\n";
     }
     if (!disturbed.empty())
@@ -784,8 +818,10 @@ class TableReporter : public benchmark::ConsoleReporter {
     for (const char* key : kFigures) {
       const double v = counter(run, key);
       if (std::isnan(v)) continue;
-      if (median) r->median[key] = v;
-      else r->runs[key].push_back(v);
+      if (median)
+        r->median[key] = v;
+      else
+        r->runs[key].push_back(v);
     }
   }
 
@@ -857,8 +893,7 @@ benchmark::internal::Benchmark* add_benchmark(const std::string& name, Args&&...
 void register_benchmarks() {
   auto sync = [](Call c) {
     add_benchmark(std::string("Sync/") + call_name(c), BM_Sync, c)->UseRealTime();
-    add_benchmark(std::string("SyncLibc/") + call_name(c), BM_SyncLibc, c)
-        ->UseRealTime();
+    add_benchmark(std::string("SyncLibc/") + call_name(c), BM_SyncLibc, c)->UseRealTime();
   };
   auto exless = [](Call c) {
     for (const std::string& be : g_env.backends) {
@@ -951,11 +986,12 @@ int main(int argc, char** argv) {
     if (a.rfind("--benchmark_out=", 0) == 0) json_out = a.size() > std::strlen("--benchmark_out=");
     if (a.rfind("--benchmark_out_format=", 0) == 0) json_format = a == "--benchmark_out_format=json";
     if (a == "--help" || a == "-h")
-      std::printf("flexsc_bench: exception-less against synchronous system calls.\n"
-                  "  [--flexsc_table=<path>]      also write the Markdown table of ratios to <path>\n"
-                  "  [--flexsc_backends=a,b,...] backends to measure (default: all that start here)\n"
-                  "  [--flexsc_mix_dir=<dir>]    directory of the Mix files (default /var/tmp)\n"
-                  "  (default --benchmark_min_time=0.3 unless given)\n\n");
+      std::printf(
+          "flexsc_bench: exception-less against synchronous system calls.\n"
+          "  [--flexsc_table=<path>]      also write the Markdown table of ratios to <path>\n"
+          "  [--flexsc_backends=a,b,...] backends to measure (default: all that start here)\n"
+          "  [--flexsc_mix_dir=<dir>]    directory of the Mix files (default /var/tmp)\n"
+          "  (default --benchmark_min_time=0.3 unless given)\n\n");
   }
   if (!min_time_given) args.push_back(default_min_time);
   for (int i = 1; i < argc; ++i)
@@ -1024,8 +1060,8 @@ int main(int argc, char** argv) {
 
   std::string machine = "Machine: " + model + ", nproc " + std::to_string(nproc) + ", " + u.sysname + " " +
                         u.release + "; backends " + backend_list + ", user CPUs " + cpu_list(user) +
-                        ", syscall CPUs " + cpu_list(reserved) + "; work " + calib +
-                        " iterations/ns (" + calib_end + " re-measured after the run).";
+                        ", syscall CPUs " + cpu_list(reserved) + "; work " + calib + " iterations/ns (" +
+                        calib_end + " re-measured after the run).";
   const std::string table = reporter.table(machine);
   std::cout << table << std::flush;
   if (!table_path.empty()) {

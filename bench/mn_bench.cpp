@@ -24,7 +24,6 @@
 //            [--benchmark_* flags]
 // (bench/mn-bench.sh draws req/s against connections from the JSON.)
 #include <benchmark/benchmark.h>
-#include <flexsc/fiber.hpp>
 #include <flexsc/flexsc.h>
 #include <flexsc/posix.h>
 #include <linux/futex.h>
@@ -45,6 +44,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <flexsc/fiber.hpp>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -68,7 +68,9 @@ uint64_t now_ns() {
 uint64_t cpu_ns_self() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  auto ns = [](timeval t) { return static_cast<uint64_t>(t.tv_sec) * 1'000'000'000ull + t.tv_usec * 1000ull; };
+  auto ns = [](timeval t) {
+    return static_cast<uint64_t>(t.tv_sec) * 1'000'000'000ull + t.tv_usec * 1000ull;
+  };
   return ns(ru.ru_utime) + ns(ru.ru_stime);
 }
 
@@ -209,10 +211,18 @@ void echo_loop(int fd, Read rd, Write wr) {
   }
 }
 
-long raw_read(int fd, void* b, size_t n) { return syscall(SYS_read, fd, b, n); }
-long raw_write(int fd, const void* b, size_t n) { return syscall(SYS_write, fd, b, n); }
-long fiber_read(int fd, void* b, size_t n) { return flexsc_posix_read(fd, b, n); }
-long fiber_write(int fd, const void* b, size_t n) { return flexsc_posix_write(fd, b, n); }
+long raw_read(int fd, void* b, size_t n) {
+  return syscall(SYS_read, fd, b, n);
+}
+long raw_write(int fd, const void* b, size_t n) {
+  return syscall(SYS_write, fd, b, n);
+}
+long fiber_read(int fd, void* b, size_t n) {
+  return flexsc_posix_read(fd, b, n);
+}
+long fiber_write(int fd, const void* b, size_t n) {
+  return flexsc_posix_write(fd, b, n);
+}
 
 std::vector<int> allowed_cpus() {
   cpu_set_t set;
@@ -254,13 +264,16 @@ class ThreadServer final : public Server {
         if (fd < 0) break;
         pthread_t t;
         auto* arg = new int(fd);
-        if (pthread_create(&t, &attr, [](void* p) -> void* {
-              const int fd = *static_cast<int*>(p);
-              delete static_cast<int*>(p);
-              echo_loop(fd, raw_read, raw_write);
-              close(fd);
-              return nullptr;
-            }, arg) != 0) {
+        if (pthread_create(
+                &t, &attr,
+                [](void* p) -> void* {
+                  const int fd = *static_cast<int*>(p);
+                  delete static_cast<int*>(p);
+                  echo_loop(fd, raw_read, raw_write);
+                  close(fd);
+                  return nullptr;
+                },
+                arg) != 0) {
           delete arg;
           close(fd);
           break;
@@ -288,16 +301,18 @@ class FiberServer final : public Server {
     pool_ = std::make_unique<fib::Pool>(o);
   }
   void start(int listener, long n) override {
-    pool_->spawn([listener, n] {
-      for (long i = 0; i < n; ++i) {
-        const int fd = flexsc_posix_accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) break;
-        fib::spawn([fd] {
-          echo_loop(fd, fiber_read, fiber_write);
-          flexsc_posix_close(fd);
-        }).detach();
-      }
-    }).detach();
+    pool_
+        ->spawn([listener, n] {
+          for (long i = 0; i < n; ++i) {
+            const int fd = flexsc_posix_accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) break;
+            fib::spawn([fd] {
+              echo_loop(fd, fiber_read, fiber_write);
+              flexsc_posix_close(fd);
+            }).detach();
+          }
+        })
+        .detach();
   }
   void stop() override { pool_->wait_idle(); }
   void batch_stats(uint64_t* posted, uint64_t* submits) const override {
@@ -322,7 +337,6 @@ class FiberServer final : public Server {
  private:
   std::unique_ptr<fib::Pool> pool_;
 };
-
 
 // Starts (or stops) the flexsc runtime a build needs.  "" for none.
 std::string use_backend(const std::string& backend) {
@@ -365,7 +379,8 @@ void BM_RequestResponse(benchmark::State& state, std::string build) {
   const std::string name = "flexsc-mn-bench-" + std::to_string(getpid());
   std::memcpy(addr.sun_path + 1, name.data(), name.size());
   const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(listener, 4096) != 0) {
+  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      listen(listener, 4096) != 0) {
     state.SkipWithError("cannot listen");
     if (listener >= 0) close(listener);
     return;
@@ -412,8 +427,8 @@ void BM_RequestResponse(benchmark::State& state, std::string build) {
     state.counters["submit_batch"] =
         static_cast<double>(posted1 - posted0) / static_cast<double>(submits1 - submits0);
   if (fs1.drains > fs0.drains)
-    state.counters["drain_batch"] =
-        static_cast<double>(fs1.remote_calls - fs0.remote_calls) / static_cast<double>(fs1.drains - fs0.drains);
+    state.counters["drain_batch"] = static_cast<double>(fs1.remote_calls - fs0.remote_calls) /
+                                    static_cast<double>(fs1.drains - fs0.drains);
 }
 
 // ---- switches ---------------------------------------------------------------
@@ -513,7 +528,8 @@ class TableReporter : public benchmark::ConsoleReporter {
       auto rank = [](const std::string& s) { return s == "threads-sync" ? 0 : s == "fibers-sync" ? 1 : 2; };
       return rank(x) != rank(y) ? rank(x) < rank(y) : x < y;
     });
-    out << "\nRequests/s (thousands), and the ratio to threads-sync at the same connection count:\n\n| connections |";
+    out << "\nRequests/s (thousands), and the ratio to threads-sync at the same connection count:\n\n| "
+           "connections |";
     for (const auto& b : builds) out << " " << b << " |";
     out << "\n| ---: |";
     for (size_t i = 0; i < builds.size(); ++i) out << " ---: |";
@@ -567,17 +583,20 @@ std::string cpu_model() {
 int main(int argc, char** argv) {
   std::string table_path;
   std::vector<long> conns = {1, 10, 100, 1000, 10000};
-  std::vector<std::string> builds = {"threads-sync", "fibers-sync", "fibers-thread", "fibers-uring",
-                                     "fibers-uring-sqpoll", "fibers-shim"};
+  std::vector<std::string> builds = {"threads-sync", "fibers-sync",         "fibers-thread",
+                                     "fibers-uring", "fibers-uring-sqpoll", "fibers-shim"};
   std::vector<char*> args{argv[0]};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a.rfind("--mn_table=", 0) == 0) table_path = a.substr(11);
+    if (a.rfind("--mn_table=", 0) == 0)
+      table_path = a.substr(11);
     else if (a.rfind("--mn_conns=", 0) == 0) {
       conns.clear();
       for (const auto& c : split(a.substr(11))) conns.push_back(std::stol(c));
-    } else if (a.rfind("--mn_builds=", 0) == 0) builds = split(a.substr(12));
-    else args.push_back(argv[i]);
+    } else if (a.rfind("--mn_builds=", 0) == 0)
+      builds = split(a.substr(12));
+    else
+      args.push_back(argv[i]);
   }
   // The client process first, before any thread exists.
   int pair[2];
@@ -602,7 +621,8 @@ int main(int argc, char** argv) {
   for (const std::string& build : builds) {
     if (build == "fibers-shim" && !shim) continue;
     for (long n : conns)
-      benchmark::RegisterBenchmark(("RR/" + build + "/conns:" + std::to_string(n)).c_str(), BM_RequestResponse, build)
+      benchmark::RegisterBenchmark(("RR/" + build + "/conns:" + std::to_string(n)).c_str(),
+                                   BM_RequestResponse, build)
           ->Arg(n)
           ->UseManualTime()
           ->Iterations(3)
@@ -610,8 +630,9 @@ int main(int argc, char** argv) {
   }
   utsname u{};
   uname(&u);
-  const std::string machine = "Machine: " + cpu_model() + ", nproc " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) +
-                              ", " + u.sysname + " " + u.release + "; clients in a second process, " +
+  const std::string machine = "Machine: " + cpu_model() + ", nproc " +
+                              std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ", " + u.sysname + " " +
+                              u.release + "; clients in a second process, " +
                               "64-byte requests and responses over Unix stream sockets.";
   benchmark::AddCustomContext("machine", machine);
 

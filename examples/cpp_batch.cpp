@@ -9,8 +9,8 @@
 
 int main() {
   flexsc::Runtime runtime;
-  const long fd = flexsc::check(flexsc::syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC),
-                                "open /proc/self/stat");
+  const long fd = flexsc::check(
+      flexsc::syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC), "open /proc/self/stat");
   char buf[64];
   flexsc::Batch batch;
   flexsc_entry* read = batch.prep(SYS_pread64, fd, buf, sizeof buf - 1, 0);

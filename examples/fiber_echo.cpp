@@ -7,7 +7,6 @@
 // Serves until `connections` clients have come and gone (forever without
 // it), then prints what it served.  FLEXSC_BACKEND picks the backend;
 // FLEXSC_STATS=1 prints the schedulers' counters at the end.
-#include <flexsc/fiber.hpp>
 #include <flexsc/posix.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -17,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <flexsc/fiber.hpp>
 
 namespace fib = flexsc::fiber;
 
@@ -63,19 +63,20 @@ int main(int argc, char** argv) {
 
   fib::WaitGroup clients;
   pool.spawn([&] {
-    for (long served = 0; connections < 0 || served < connections; ++served) {
-      const int fd = flexsc_posix_accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) {
-        std::perror("accept");
-        return;
-      }
-      clients.add();
-      fib::spawn([fd, &clients] {
-        serve(fd);
-        clients.done();
-      }).detach();
-    }
-  }).join();
+        for (long served = 0; connections < 0 || served < connections; ++served) {
+          const int fd = flexsc_posix_accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+          if (fd < 0) {
+            std::perror("accept");
+            return;
+          }
+          clients.add();
+          fib::spawn([fd, &clients] {
+            serve(fd);
+            clients.done();
+          }).detach();
+        }
+      })
+      .join();
   clients.wait();
   flexsc_posix_close(listener);
   std::printf("served %ld connections, %ld bytes echoed\n", connections, g_bytes.load());

@@ -1,23 +1,23 @@
 // The C API: the runtime's life cycle (init, shutdown, fork) and the calls
 // programs make.
+#include "api.h"
+
+#include <flexsc/thread_args.h>
 #include <linux/sched.h>
 #include <pthread.h>
-#include <sys/syscall.h>
-#include <sys/prctl.h>
-#include <sys/uio.h>
 #include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <mutex>
 
-#include <flexsc/thread_args.h>
-
 #include "base/classify.h"
 #include "base/futex.h"
 #include "base/raw_syscall.h"
-#include "api.h"
 #include "base/thread_state.h"
 #include "runtime.h"
 
@@ -26,7 +26,7 @@ using namespace flexsc::detail;
 namespace {
 
 enum class State {
-  Never,      // no flexsc_init yet: the first call initializes with defaults
+  Never,  // no flexsc_init yet: the first call initializes with defaults
   Running,
   Shut,       // after flexsc_shutdown: -ESHUTDOWN until the next init
   ForkChild,  // forked child: the first call starts a runtime like the parent's
@@ -112,15 +112,24 @@ void after_fork_child() {
   --t_runtime_depth;
 }
 
-void shutdown_at_exit() { flexsc_shutdown(); }
+void shutdown_at_exit() {
+  flexsc_shutdown();
+}
 
 bool diverges_from_process(long nr, const long a[6]) {
   switch (nr) {
     case SYS_unshare:
     case SYS_setns:
-    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
-    case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid:
-    case SYS_setgroups: case SYS_capset:
+    case SYS_setuid:
+    case SYS_setgid:
+    case SYS_setreuid:
+    case SYS_setregid:
+    case SYS_setresuid:
+    case SYS_setresgid:
+    case SYS_setfsuid:
+    case SYS_setfsgid:
+    case SYS_setgroups:
+    case SYS_capset:
     case SYS_seccomp:
     case SYS_landlock_restrict_self:
       return true;
@@ -145,7 +154,9 @@ bool is_fork_like(long nr, const long a[6]) {
     // clone_args.flags is its first field.  Copied with process_vm_readv,
     // so a bad pointer gives an error, not a crash: the kernel then answers.
     uint64_t flags = 0;
-    struct iovec to{&flags, sizeof flags}, from{reinterpret_cast<void*>(a[0]), sizeof flags};
+    struct iovec to {
+      &flags, sizeof flags
+    }, from{reinterpret_cast<void*>(a[0]), sizeof flags};
     if (raw_syscall6(SYS_process_vm_readv, getpid(), reinterpret_cast<long>(&to), 1,
                      reinterpret_cast<long>(&from), 1, 0) != sizeof flags)
       return false;
@@ -218,8 +229,10 @@ Runtime* enter_or_start(Context* ctx, long* why) {
         std::string error;
         int rc = g_state == State::ForkChild ? 0 : Config::load(nullptr, &cfg, &error);
         if (g_state == State::ForkChild) cfg = g_fork_config;
-        if (rc == 0) rc = start_locked(cfg);
-        else std::fprintf(stderr, "flexsc: %s\n", error.c_str());
+        if (rc == 0)
+          rc = start_locked(cfg);
+        else
+          std::fprintf(stderr, "flexsc: %s\n", error.c_str());
         if (rc < 0) {
           *why = rc;
           return nullptr;
@@ -249,7 +262,8 @@ long syscall_interruptible(long nr, const long args[6], bool (*interrupted)(void
   long why = 0;
   Runtime* rt = enter_or_start(ctx, &why);
   if (!rt)
-    return why == kRunSynchronously ? raw_syscall6(nr, args[0], args[1], args[2], args[3], args[4], args[5]) : why;
+    return why == kRunSynchronously ? raw_syscall6(nr, args[0], args[1], args[2], args[3], args[4], args[5])
+                                    : why;
   const SyscallClass cls = thread_diverged() ? SyscallClass::Local : classify(nr, args);
   if (runs_on_caller(cls)) {
     // Not inside the runtime while it runs: a local call may block for long.
@@ -261,7 +275,8 @@ long syscall_interruptible(long nr, const long args[6], bool (*interrupted)(void
   flexsc_entry* e = ctx->get_entry();
   flexsc_prep(e, nr, args[0], args[1], args[2], args[3], args[4], args[5]);
   rt->submit(ctx);
-  const long ret = interrupted ? rt->wait_entry_or_interrupt(ctx, e, interrupted, arg) : rt->wait_entry(ctx, e);
+  const long ret =
+      interrupted ? rt->wait_entry_or_interrupt(ctx, e, interrupted, arg) : rt->wait_entry(ctx, e);
   ctx->seen(e);
   --t_ctx.depth;
   leave(ctx);
@@ -299,8 +314,10 @@ long run_on_caller(long nr, const long a[6]) {
   }
   before_fork();
   const long ret = raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  if (ret == 0) after_fork_child();
-  else after_fork_parent();
+  if (ret == 0)
+    after_fork_child();
+  else
+    after_fork_parent();
   return ret;
 }
 
@@ -375,7 +392,8 @@ int flexsc_bind_user_thread(void) {
   cpu_set_t set;
   CPU_ZERO(&set);
   for (int c : cpus) CPU_SET(c, &set);
-  return static_cast<int>(raw_syscall6(SYS_sched_setaffinity, 0, sizeof set, reinterpret_cast<long>(&set), 0, 0, 0));
+  return static_cast<int>(
+      raw_syscall6(SYS_sched_setaffinity, 0, sizeof set, reinterpret_cast<long>(&set), 0, 0, 0));
 }
 
 int flexsc_ctx_create(unsigned pages, struct flexsc_ctx** out) {
@@ -538,7 +556,7 @@ int flexsc_get_stats(struct flexsc_stats* out) {
   Runtime* rt = g_rt.load();
   if (!rt) return -ESHUTDOWN;
   const StatsTotals t = rt->totals();
-  *out = flexsc_stats{t.remote, t.local,     t.unknown,   t.blocking,        t.nops + t.ring_nops, t.drains,
+  *out = flexsc_stats{t.remote, t.local,      t.unknown,   t.blocking,        t.nops + t.ring_nops, t.drains,
                       t.sleeps, t.wait_parks, t.takeovers, t.syscall_threads, t.cancelled,          t.ring};
   return 0;
 }

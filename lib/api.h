@@ -14,7 +14,9 @@ namespace flexsc::detail {
 // inside the API, then returns the running runtime (binding ctx to it), or
 // nullptr.  Shutdown waits for every bound context to leave().
 Runtime* enter(Context* ctx);
-inline void leave(Context* ctx) { ctx->in_api.store(0, std::memory_order_release); }
+inline void leave(Context* ctx) {
+  ctx->in_api.store(0, std::memory_order_release);
+}
 
 // Set on a thread while it runs a fiber: flexsc_syscall and the batch
 // API's waits go through it, so a fiber posts and switches instead of

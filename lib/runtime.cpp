@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "api.h"
+#include "backends/registry.h"
 #include "base/classify.h"
 #include "base/futex.h"
-#include "api.h"
 #include "base/thread_state.h"
-#include "backends/registry.h"
 
 namespace flexsc::detail {
 namespace {
@@ -20,8 +20,8 @@ StatsTotals g_retired;       // under registry_mutex()
 uint64_t g_retired_gen = 0;  // the generation g_retired belongs to
 
 constexpr uint64_t kFirstParkNs = 200'000;   // parked waiters re-check for stuck
-constexpr uint64_t kMaxParkNs = 64'000'000;   // syscall threads this often at least
-constexpr uint64_t kGraceNs = 100'000'000;    // shutdown lets calls finish this long
+constexpr uint64_t kMaxParkNs = 64'000'000;  // syscall threads this often at least
+constexpr uint64_t kGraceNs = 100'000'000;   // shutdown lets calls finish this long
 
 }  // namespace
 
@@ -124,7 +124,8 @@ void Backend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc
 // threads serving it are not all stuck in blocking calls.  Contexts whose
 // completions wait in a ring are reaped on every check.
 template <class Done>
-void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_entry* target, uint64_t deadline_ns) {
+void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_entry* target,
+                         uint64_t deadline_ns) {
   const bool reaps = ctx->reaps.load(std::memory_order_relaxed);
   auto done = [&] {
     if (reaps) backend_->reap(ctx);
@@ -170,7 +171,8 @@ void Runtime::wait_until(Context* ctx, Done done_now, bool spun, const flexsc_en
 }
 
 long Runtime::wait_entry(Context* ctx, flexsc_entry* e, bool spun) {
-  wait_until(ctx, [e] { return is_done(e); }, spun, e);
+  wait_until(
+      ctx, [e] { return is_done(e); }, spun, e);
   return e->ret;
 }
 
@@ -184,7 +186,8 @@ long Runtime::wait_entry_or_interrupt(Context* ctx, flexsc_entry* e, bool (*inte
         if (is_done(e)) return true;
         // Asked again every millisecond until e is DONE: a signal to a
         // syscall thread can race with the end of its call.
-        if (interrupted(arg) && (!asked || now_ns() - last_ask >= kAskAgainNs) && backend_->interrupt(ctx, e)) {
+        if (interrupted(arg) && (!asked || now_ns() - last_ask >= kAskAgainNs) &&
+            backend_->interrupt(ctx, e)) {
           asked = true;
           last_ask = now_ns();
         }
@@ -195,12 +198,14 @@ long Runtime::wait_entry_or_interrupt(Context* ctx, flexsc_entry* e, bool (*inte
 }
 
 void Runtime::wait_for(Context* ctx, bool (*ready)(void*), void* arg, uint64_t deadline_ns) {
-  wait_until(ctx, [ready, arg] { return ready(arg); }, false, nullptr, deadline_ns);
+  wait_until(
+      ctx, [ready, arg] { return ready(arg); }, false, nullptr, deadline_ns);
 }
 
 int Runtime::wait_any(Context* ctx, flexsc_entry** out, bool spun) {
   if (!ctx->any_unseen()) return -EAGAIN;
-  wait_until(ctx, [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; }, spun, nullptr);
+  wait_until(
+      ctx, [ctx, out] { return (*out = ctx->oldest_done()) != nullptr; }, spun, nullptr);
   return 0;
 }
 
@@ -273,7 +278,9 @@ void Runtime::stop() {
   }
 }
 
-void Runtime::discard_after_fork() { backend_->forget_threads(); }
+void Runtime::discard_after_fork() {
+  backend_->forget_threads();
+}
 
 StatsTotals Runtime::totals() const {
   StatsTotals t;

@@ -17,6 +17,7 @@ FLEXSC_PACKAGES=(
   gnuplot-nox                        # bench/: draws the results' plots (SVG, PNG)
   libgtest-dev                       # tests
   groff-base                         # groff: the tests check the man pages in man/
+  clang-format                       # the tests check the C++ tree against .clang-format
   util-linux                         # taskset, for the single-CPU test
   coreutils tar gzip sqlite3         # programs the drop-in wrapper's tests run
 )

@@ -50,7 +50,8 @@ inline int syscall_threads_in(long nr) {
   int n = 0;
   for (int tid : threads_named("flexsc-sys/")) {
     std::string sys;
-    std::ifstream("/proc/self/task/" + std::to_string(tid) + "/syscall") >> sys;  // "<nr> <args...>", or "running"
+    std::ifstream("/proc/self/task/" + std::to_string(tid) + "/syscall") >>
+        sys;  // "<nr> <args...>", or "running"
     if (nr == -1 || sys == std::to_string(nr)) ++n;
   }
   return n;
@@ -65,7 +66,8 @@ inline bool thread_in_syscall(long tid, long nr) {
 }
 
 // Polls `ready` until it holds or `limit` passes.  Returns whether it held.
-inline bool eventually(const std::function<bool()>& ready, std::chrono::seconds limit = std::chrono::seconds(10)) {
+inline bool eventually(const std::function<bool()>& ready,
+                       std::chrono::seconds limit = std::chrono::seconds(10)) {
   const auto end = std::chrono::steady_clock::now() + limit;
   while (!ready()) {
     if (std::chrono::steady_clock::now() > end) return false;
@@ -86,7 +88,8 @@ class BlockingChannel {
  public:
   explicit BlockingChannel(bool use_socket) {
     int fds[2];
-    if (use_socket ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 : pipe2(fds, O_CLOEXEC) == 0)
+    if (use_socket ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0
+                   : pipe2(fds, O_CLOEXEC) == 0)
       r = fds[0], w = fds[1];
     nr = use_socket ? SYS_recvfrom : SYS_read;
   }

@@ -37,7 +37,9 @@ using flexsc::test::uring_backend;
 using flexsc::test::Watchdog;
 using namespace std::chrono_literals;
 
-long call(long nr, long a1 = 0, long a2 = 0, long a3 = 0) { return flexsc_syscall(nr, a1, a2, a3, 0, 0, 0); }
+long call(long nr, long a1 = 0, long a2 = 0, long a3 = 0) {
+  return flexsc_syscall(nr, a1, a2, a3, 0, 0, 0);
+}
 
 cpu_set_t affinity_of(pid_t tid) {
   cpu_set_t set;
@@ -325,7 +327,8 @@ TEST_F(Api, OptionsAreHonoured) {
   EXPECT_EQ(call(SYS_getppid), getppid());
   expect_user_binding(true);  // syscall_cores "none"
   flexsc_shutdown();
-  EXPECT_EQ(read_file(path).rfind("flexsc: backend " + test_backend() + ",", 0), 0u) << "stats option ignored";
+  EXPECT_EQ(read_file(path).rfind("flexsc: backend " + test_backend() + ",", 0), 0u)
+      << "stats option ignored";
   unlink(path.c_str());
 
   // max_syscall_threads: three reads block on syscall threads, but only

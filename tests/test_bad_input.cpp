@@ -46,9 +46,13 @@ using flexsc::test::Watchdog;
 using namespace std::chrono_literals;
 
 // An entry's status, read the way the runtime writes it (atomically).
-uint16_t status(const flexsc_entry* e) { return __atomic_load_n(&e->status, __ATOMIC_ACQUIRE); }
+uint16_t status(const flexsc_entry* e) {
+  return __atomic_load_n(&e->status, __ATOMIC_ACQUIRE);
+}
 
-long via_syscall(long nr, long a1 = 0, long a2 = 0, long a3 = 0) { return flexsc_syscall(nr, a1, a2, a3, 0, 0, 0); }
+long via_syscall(long nr, long a1 = 0, long a2 = 0, long a3 = 0) {
+  return flexsc_syscall(nr, a1, a2, a3, 0, 0, 0);
+}
 
 // One entry through a batch context of its own.
 long via_batch(long nr, long a1 = 0, long a2 = 0, long a3 = 0) {
@@ -64,7 +68,9 @@ long via_batch(long nr, long a1 = 0, long a2 = 0, long a3 = 0) {
 }
 
 std::string expect_eq(const char* what, long got, long want) {
-  return got == want ? "" : std::string(what) + ": got " + std::to_string(got) + ", want " + std::to_string(want) + "\n";
+  return got == want
+             ? ""
+             : std::string(what) + ": got " + std::to_string(got) + ", want " + std::to_string(want) + "\n";
 }
 
 // Every test leaves the runtime stopped, and FLEXSC_BACKEND naming the
@@ -110,7 +116,9 @@ std::string first_submit_initializes() {
   return why;
 }
 
-TEST(BeforeInit, OneShotCallInitializesWithDefaults) { EXPECT_IN_FRESH_PROCESS(first_call_initializes); }
+TEST(BeforeInit, OneShotCallInitializesWithDefaults) {
+  EXPECT_IN_FRESH_PROCESS(first_call_initializes);
+}
 
 TEST(BeforeInit, PostingDoesNotStartTheRuntimeSubmittingDoes) {
   EXPECT_IN_FRESH_PROCESS(first_submit_initializes);
@@ -129,7 +137,9 @@ TEST_F(BadInput, CallsAfterShutdownGiveEshutdownUntilTheNextInit) {
   EXPECT_EQ(via_syscall(SYS_getppid), -ESHUTDOWN);
   EXPECT_EQ(via_syscall(SYS_gettid), -ESHUTDOWN);
   EXPECT_EQ(via_syscall(1000), -ESHUTDOWN);
-  std::thread([] { EXPECT_EQ(via_syscall(SYS_getppid), -ESHUTDOWN) << "a new thread must not restart it"; }).join();
+  std::thread([] {
+    EXPECT_EQ(via_syscall(SYS_getppid), -ESHUTDOWN) << "a new thread must not restart it";
+  }).join();
   flexsc_stats s;
   EXPECT_EQ(flexsc_get_stats(&s), -ESHUTDOWN);
   EXPECT_EQ(flexsc_bind_user_thread(), -ESHUTDOWN);
@@ -289,8 +299,8 @@ TEST_F(BadInput, UnknownNumbersGetTheKernelsAnswer) {
                           INT_MIN,
                           UINT_MAX,
                           LONG_MAX,
-                          LONG_MIN,       // low half 0: read
-                          1L << 40,       // low half 0: read
+                          LONG_MIN,                  // low half 0: read
+                          1L << 40,                  // low half 0: read
                           0x40000000L | SYS_getpid,  // the x32 bit
                           (1L << 32) + SYS_getpid,
                           (1L << 32) + SYS_getppid,
@@ -399,7 +409,8 @@ TEST_F(BadInput, FullContextGivesNullAndOverwritesNothing) {
   }
   auto intact = [&] {
     for (flexsc_entry* e : entries)
-      if (e->nr != SYS_lseek || e->args[0] != fd || e->args[1] != 1000 + flexsc_entry_index(ctx, e)) return false;
+      if (e->nr != SYS_lseek || e->args[0] != fd || e->args[1] != 1000 + flexsc_entry_index(ctx, e))
+        return false;
     return true;
   };
   for (int k = 0; k < 3; ++k) EXPECT_EQ(flexsc_get_entry(ctx), nullptr) << "full before submitting";
@@ -586,7 +597,8 @@ TEST_F(BadInput, ShutdownCompletesOrCancelsEverythingInFlight) {
   constexpr int kBlockedThreads = 4;
   // Channel i: on a syscall thread if odd (or with the thread backend).
   std::vector<std::unique_ptr<BlockingChannel>> pipes;
-  for (int i = 0; i < kBlockedThreads + 3; ++i) pipes.push_back(std::make_unique<BlockingChannel>(uring && i % 2));
+  for (int i = 0; i < kBlockedThreads + 3; ++i)
+    pipes.push_back(std::make_unique<BlockingChannel>(uring && i % 2));
   std::vector<long> results(kBlockedThreads, LONG_MIN);
   std::vector<std::atomic<long>> tids(kBlockedThreads);
   std::atomic<int> returned{0};
@@ -620,8 +632,10 @@ TEST_F(BadInput, ShutdownCompletesOrCancelsEverythingInFlight) {
   flexsc_entry* entries[kPosted];
   for (int i = 0, b = 0; i < kPosted; ++i) {
     entries[i] = flexsc_get_entry(ctx);
-    if (posted[i].read) posted[i].read->prep(entries[i], bufs[b++], 8);
-    else flexsc_prep(entries[i], posted[i].nr, posted[i].a1, posted[i].a2, posted[i].a3, 0, 0, 0);
+    if (posted[i].read)
+      posted[i].read->prep(entries[i], bufs[b++], 8);
+    else
+      flexsc_prep(entries[i], posted[i].nr, posted[i].a1, posted[i].a2, posted[i].a3, 0, 0, 0);
   }
   ASSERT_EQ(flexsc_submit(ctx), kPosted);
   std::vector<int> times_seen(kPosted, 0);
@@ -655,12 +669,11 @@ TEST_F(BadInput, ShutdownCompletesOrCancelsEverythingInFlight) {
   // non-waiting attempt to `owner`, which does not own the ring (this
   // thread submitted): it gives them to syscall threads.
   const int on_threads = uring ? (test_backend() == "uring" ? 5 : 3) : kBlockedThreads + 3;
-  auto sitting = [&] {
-    return syscall_threads_in(SYS_read) + syscall_threads_in(SYS_recvfrom);
-  };
+  auto sitting = [&] { return syscall_threads_in(SYS_read) + syscall_threads_in(SYS_recvfrom); };
   auto ring_waiters = [&] {
     int n = 0;
-    for (int i = 0; i < kBlockedThreads; i += 2) n += tids[i] && thread_in_syscall(tids[i], SYS_io_uring_enter);
+    for (int i = 0; i < kBlockedThreads; i += 2)
+      n += tids[i] && thread_in_syscall(tids[i], SYS_io_uring_enter);
     // The batch context was submitted by this thread and is waited for by
     // `owner`: without SQPOLL its ring belongs to this thread (io_uring's
     // DEFER_TASKRUN rule), so `owner` parks on its futex instead.
@@ -670,8 +683,9 @@ TEST_F(BadInput, ShutdownCompletesOrCancelsEverythingInFlight) {
   ASSERT_TRUE(eventually([&] {
     return sitting() == on_threads &&
            (uring ? ring_waiters() == kBlockedThreads / 2 + 1 : syscall_threads_in(SYS_nanosleep) == 1);
-  })) << "reads blocked on syscall threads: " << sitting() << " of " << on_threads
-      << ", sleeping: " << syscall_threads_in(SYS_nanosleep) << ", waiting in rings: " << ring_waiters();
+  })) << "reads blocked on syscall threads: "
+      << sitting() << " of " << on_threads << ", sleeping: " << syscall_threads_in(SYS_nanosleep)
+      << ", waiting in rings: " << ring_waiters();
   EXPECT_TRUE(eventually([&] { return quick_done.load(); }));
   EXPECT_EQ(returned.load(), 0);
 

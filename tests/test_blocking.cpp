@@ -60,9 +60,13 @@ class Background {
 };
 
 // An entry's status, read the way the runtime writes it (atomically).
-uint16_t status(const flexsc_entry* e) { return __atomic_load_n(&e->status, __ATOMIC_ACQUIRE); }
+uint16_t status(const flexsc_entry* e) {
+  return __atomic_load_n(&e->status, __ATOMIC_ACQUIRE);
+}
 
-long call(long nr, long a1 = 0, long a2 = 0, long a3 = 0) { return flexsc_syscall(nr, a1, a2, a3, 0, 0, 0); }
+long call(long nr, long a1 = 0, long a2 = 0, long a3 = 0) {
+  return flexsc_syscall(nr, a1, a2, a3, 0, 0, 0);
+}
 
 class Blocking : public ::testing::TestWithParam<const char*> {
  protected:

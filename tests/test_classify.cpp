@@ -99,7 +99,8 @@ TEST(Classify, ArgumentsRefineTheClass) {
   // Execute-only memory takes a protection key the calling thread's PKRU denies.
   EXPECT_EQ(cls(SYS_mmap, 0, 4096, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), C::Local);
   EXPECT_EQ(cls(SYS_mmap, 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), C::Remote);
-  EXPECT_EQ(cls(SYS_mmap, 0, 4096, PROT_EXEC | PROT_GROWSDOWN, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), C::Remote);
+  EXPECT_EQ(cls(SYS_mmap, 0, 4096, PROT_EXEC | PROT_GROWSDOWN, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            C::Remote);
   EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_EXEC), C::Local);
   EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_EXEC | PROT_GROWSDOWN), C::Local);
   EXPECT_EQ(cls(SYS_mprotect, 0x10000, 4096, PROT_READ | PROT_EXEC), C::Remote);
@@ -118,7 +119,8 @@ TEST(Classify, IntArgumentsAreTheirLow32Bits) {
   EXPECT_EQ(cls(SYS_getrusage, RUSAGE_THREAD + kHigh), C::Local);
   EXPECT_EQ(cls(SYS_perf_event_open, 0, kHigh), C::Local);
   EXPECT_EQ(cls(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID + kHigh), C::Local);
-  EXPECT_EQ(cls(SYS_clock_gettime, static_cast<long>(0xfffffff6UL)), C::Local);  // tid 1, CPUCLOCK_SCHED, per thread
+  EXPECT_EQ(cls(SYS_clock_gettime, static_cast<long>(0xfffffff6UL)),
+            C::Local);  // tid 1, CPUCLOCK_SCHED, per thread
   EXPECT_EQ(cls(SYS_fcntl, 3, F_SETLKW + kHigh), C::Blocking);
   EXPECT_EQ(cls(SYS_futex, 0, FUTEX_LOCK_PI + kHigh), C::Local);
   EXPECT_EQ(cls(SYS_futex, 0, FUTEX_WAIT + kHigh), C::Blocking);

@@ -139,7 +139,8 @@ TEST_F(Concurrency, OneShotCallsReachTheirOwnCaller) {
         }
         // The side effect happened on this thread's file, and only there.
         const long pos = flexsc_syscall(SYS_lseek, f.memfd, 0, SEEK_CUR, 0, 0, 0);
-        if (pos != last_off) errors.add("thread " + std::to_string(t) + ": file offset " + std::to_string(pos));
+        if (pos != last_off)
+          errors.add("thread " + std::to_string(t) + ": file offset " + std::to_string(pos));
       });
     }
     for (auto& th : threads) th.join();
@@ -181,7 +182,8 @@ TEST_P(ConcurrentBatches, ManyInFlightCompleteEachEntryOnce) {
           const Call& c = expected[idx];
           if (call_no[idx] < 0) return errors.add("entry " + std::to_string(idx) + " delivered twice");
           if (e->status != FLEXSC_DONE) errors.add("harvested entry not DONE");
-          if (e->nr != static_cast<__u32>(c.nr) || e->args[0] != c.a1 || e->args[1] != c.a2 || e->args[2] != c.a3)
+          if (e->nr != static_cast<__u32>(c.nr) || e->args[0] != c.a1 || e->args[1] != c.a2 ||
+              e->args[2] != c.a3)
             errors.add("entry " + std::to_string(idx) + " was overwritten");
           if (e->ret != c.ret) errors.add(describe(t, call_no[idx], c, e->ret));
           call_no[idx] = -1;
@@ -316,7 +318,8 @@ TEST_F(Concurrency, ThreadsExitingMidwayLeaveOthersRunning) {
     for (long s = 0; s < short_lived;) {
       std::vector<std::thread> wave;
       for (int k = 0; k < 4 && s < short_lived; ++k, ++s)
-        wave.emplace_back([&, s] { work(static_cast<int>(s % kThreads), n + 128 + s * 128, 32, s % 8 == 0); });
+        wave.emplace_back(
+            [&, s] { work(static_cast<int>(s % kThreads), n + 128 + s * 128, 32, s % 8 == 0); });
       for (auto& th : wave) th.join();
     }
     for (auto& th : threads) th.join();

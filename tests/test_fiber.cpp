@@ -1,18 +1,16 @@
 // M:N fibers (FlexSC-Threads): every test runs twice, with fibers whose
 // syscalls post-and-switch through the backend under test, and with fibers
 // issuing synchronous syscalls.
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <flexsc/fiber.hpp>
-#include <flexsc/flexsc.hpp>
 #include <flexsc/posix.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +18,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <flexsc/fiber.hpp>
+#include <flexsc/flexsc.hpp>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -107,20 +107,21 @@ TEST_P(FiberTest, TenThousandFibersEachMakeSyscallsWithCorrectResults) {
     wg.add(n);
     for (long i = 0; i < n; ++i) {
       pool.spawn([&, i] {
-        if (flexsc::syscall(SYS_getppid) != parent) wrong.fetch_add(1);
-        unsigned char buf[16];
-        const long off = (i * 37) % (PatternFile::kSize - 16);
-        if (flexsc::syscall(SYS_pread64, file.fd, buf, sizeof buf, off) != 16) wrong.fetch_add(1);
-        for (int k = 0; k < 16; ++k)
-          if (buf[k] != (off + k) % 251) {
-            wrong.fetch_add(1);
-            break;
-          }
-        fib::this_fiber::yield();
-        if (flexsc::syscall(SYS_getppid) != parent) wrong.fetch_add(1);
-        done.fetch_add(1);
-        wg.done();
-      }).detach();
+            if (flexsc::syscall(SYS_getppid) != parent) wrong.fetch_add(1);
+            unsigned char buf[16];
+            const long off = (i * 37) % (PatternFile::kSize - 16);
+            if (flexsc::syscall(SYS_pread64, file.fd, buf, sizeof buf, off) != 16) wrong.fetch_add(1);
+            for (int k = 0; k < 16; ++k)
+              if (buf[k] != (off + k) % 251) {
+                wrong.fetch_add(1);
+                break;
+              }
+            fib::this_fiber::yield();
+            if (flexsc::syscall(SYS_getppid) != parent) wrong.fetch_add(1);
+            done.fetch_add(1);
+            wg.done();
+          })
+          .detach();
     }
     wg.wait();
     const auto stats = pool.stats();
@@ -211,25 +212,27 @@ TEST_P(FiberTest, ChannelSemaphoreAndWaitGroup) {
   producers.add(2);
   for (int p = 0; p < 2; ++p)
     pool.spawn([&, p] {
-      for (long i = p; i < items; i += 2) EXPECT_TRUE(ch.send(i));
-      producers.done();
-    }).detach();
+          for (long i = p; i < items; i += 2) EXPECT_TRUE(ch.send(i));
+          producers.done();
+        })
+        .detach();
   consumers.add(3);
   for (int c = 0; c < 3; ++c)
     pool.spawn([&] {
-      while (auto v = ch.receive()) {
-        slots.acquire();
-        const int now = inside.fetch_add(1) + 1;
-        int seen = most.load();
-        while (now > seen && !most.compare_exchange_weak(seen, now)) {
-        }
-        fib::this_fiber::yield();
-        inside.fetch_sub(1);
-        slots.release();
-        sum.fetch_add(*v);
-      }
-      consumers.done();
-    }).detach();
+          while (auto v = ch.receive()) {
+            slots.acquire();
+            const int now = inside.fetch_add(1) + 1;
+            int seen = most.load();
+            while (now > seen && !most.compare_exchange_weak(seen, now)) {
+            }
+            fib::this_fiber::yield();
+            inside.fetch_sub(1);
+            slots.release();
+            sum.fetch_add(*v);
+          }
+          consumers.done();
+        })
+        .detach();
   producers.wait();  // from the main thread: a plain thread blocks
   ch.close();
   EXPECT_FALSE(ch.send(1));
@@ -331,12 +334,13 @@ TEST_P(FiberTest, IdleConnectionsCostNoThreads) {
   wg.add(n);
   for (int i = 0; i < n; ++i)
     pool.spawn([&, i] {
-      const int fd = ends[2 * static_cast<size_t>(i)];
-      char c = 0;
-      waiting.fetch_add(1);
-      if (flexsc_posix_read(fd, &c, 1) == 1 && c == static_cast<char>(i)) echoed.fetch_add(1);
-      wg.done();
-    }).detach();
+          const int fd = ends[2 * static_cast<size_t>(i)];
+          char c = 0;
+          waiting.fetch_add(1);
+          if (flexsc_posix_read(fd, &c, 1) == 1 && c == static_cast<char>(i)) echoed.fetch_add(1);
+          wg.done();
+        })
+        .detach();
   while (waiting.load() < n) std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(100ms);  // let every read reach its wait
   EXPECT_LE(thread_count(), before + 10) << n << " idle connections";
@@ -416,7 +420,8 @@ TEST_P(FiberTest, ReadUntilEndOfStreamAfterShortReads) {
     auto reader = pool.spawn([&] {
       char buf[256];
       reading = true;
-      for (ssize_t n; (n = flexsc_posix_read(server, buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+      for (ssize_t n; (n = flexsc_posix_read(server, buf, sizeof buf)) > 0;)
+        got.append(buf, static_cast<size_t>(n));
     });
     while (!reading) std::this_thread::sleep_for(1ms);
     std::this_thread::sleep_for(std::chrono::milliseconds(round % 3));
@@ -461,11 +466,12 @@ TEST_P(FiberTest, NonBlockingDescriptorStillGivesEagain) {
   ASSERT_EQ(flexsc_posix_fcntl(pipe.r, F_SETFL, O_NONBLOCK), 0);
   fib::Pool pool(options(1));
   pool.spawn([&] {
-    char c;
-    errno = 0;
-    EXPECT_EQ(flexsc_posix_read(pipe.r, &c, 1), -1);
-    EXPECT_EQ(errno, EAGAIN);
-  }).join();
+        char c;
+        errno = 0;
+        EXPECT_EQ(flexsc_posix_read(pipe.r, &c, 1), -1);
+        EXPECT_EQ(errno, EAGAIN);
+      })
+      .join();
 }
 
 TEST_P(FiberTest, JoinRethrowsWhatTheFiberThrew) {
@@ -481,12 +487,13 @@ TEST_P(FiberTest, JoinRethrowsWhatTheFiberThrew) {
   // Exceptions caught inside a fiber stay there.
   int caught = 0;
   pool.spawn([&] {
-    try {
-      throw 7;
-    } catch (int v) {
-      caught = v;
-    }
-  }).join();
+        try {
+          throw 7;
+        } catch (int v) {
+          caught = v;
+        }
+      })
+      .join();
   EXPECT_EQ(caught, 7);
 }
 
@@ -495,9 +502,10 @@ TEST_P(FiberTest, DetachedFibersRunToTheEnd) {
   std::atomic<int> ran{0};
   for (int i = 0; i < 100; ++i)
     pool.spawn([&] {
-      fib::this_fiber::sleep_for(1ms);
-      ran.fetch_add(1);
-    }).detach();
+          fib::this_fiber::sleep_for(1ms);
+          ran.fetch_add(1);
+        })
+        .detach();
   pool.wait_idle();
   EXPECT_EQ(ran.load(), 100);
 }
@@ -506,11 +514,12 @@ TEST_P(FiberTest, FibersSpawnFibersAndJoinThem) {
   fib::Pool pool(options(2));
   std::atomic<long> sum{0};
   pool.spawn([&] {
-    std::vector<fib::Fiber> children;
-    for (int i = 1; i <= 50; ++i) children.push_back(fib::spawn([&, i] { sum.fetch_add(i); }));
-    for (auto& c : children) c.join();
-    EXPECT_EQ(sum.load(), 50 * 51 / 2);
-  }).join();
+        std::vector<fib::Fiber> children;
+        for (int i = 1; i <= 50; ++i) children.push_back(fib::spawn([&, i] { sum.fetch_add(i); }));
+        for (auto& c : children) c.join();
+        EXPECT_EQ(sum.load(), 50 * 51 / 2);
+      })
+      .join();
   EXPECT_EQ(sum.load(), 50 * 51 / 2);
   EXPECT_THROW(fib::spawn([] {}), std::logic_error);  // not on a fiber
 }
@@ -584,13 +593,14 @@ TEST_P(FiberTest, FiberLocalValuesArePerFiberAndDestroyed) {
     wg.add(64);
     for (int i = 0; i < 64; ++i)
       pool.spawn([&] {
-        local->owner = fib::this_fiber::id();
-        for (int k = 0; k < 10; ++k) {
-          fib::this_fiber::yield();
-          if (local->owner != fib::this_fiber::id()) wrong.fetch_add(1);
-        }
-        wg.done();
-      }).detach();
+            local->owner = fib::this_fiber::id();
+            for (int k = 0; k < 10; ++k) {
+              fib::this_fiber::yield();
+              if (local->owner != fib::this_fiber::id()) wrong.fetch_add(1);
+            }
+            wg.done();
+          })
+          .detach();
     wg.wait();
     pool.wait_idle();
   }
@@ -602,18 +612,19 @@ TEST_P(FiberTest, FiberLocalValuesArePerFiberAndDestroyed) {
 TEST_P(FiberTest, BatchApiWaitsOnAFiber) {
   fib::Pool pool(options(1));
   pool.spawn([&] {
-    flexsc::Batch batch(1);
-    std::vector<flexsc_entry*> entries;
-    for (int i = 0; i < 8; ++i) entries.push_back(batch.prep(SYS_getppid));
-    ASSERT_EQ(batch.submit(), 8);
-    EXPECT_EQ(flexsc_wait_entry(batch.native(), entries[7]), getppid());
-    for (auto* e : entries) EXPECT_EQ(batch.wait(e), getppid());
-    for (int i = 0; i < 8; ++i) {
-      flexsc_entry* e = batch.wait_any();  // flexsc_wait
-      ASSERT_NE(e, nullptr);
-      batch.seen(e);
-    }
-  }).join();
+        flexsc::Batch batch(1);
+        std::vector<flexsc_entry*> entries;
+        for (int i = 0; i < 8; ++i) entries.push_back(batch.prep(SYS_getppid));
+        ASSERT_EQ(batch.submit(), 8);
+        EXPECT_EQ(flexsc_wait_entry(batch.native(), entries[7]), getppid());
+        for (auto* e : entries) EXPECT_EQ(batch.wait(e), getppid());
+        for (int i = 0; i < 8; ++i) {
+          flexsc_entry* e = batch.wait_any();  // flexsc_wait
+          ASSERT_NE(e, nullptr);
+          batch.seen(e);
+        }
+      })
+      .join();
 }
 
 class LifoPolicy final : public fib::Policy {
@@ -661,15 +672,16 @@ TEST_P(FiberTest, StackOverflowHitsTheGuardPageAndIsReported) {
       {
         fib::Pool pool(o);
         pool.spawn([] {
-          struct Recurse {
-            static int down(int n) {
-              volatile char pad[512];
-              pad[0] = static_cast<char>(n);
-              return n == 0 ? pad[0] : down(n - 1) + pad[0];
-            }
-          };
-          std::printf("%d\n", Recurse::down(1 << 20));
-        }).join();
+              struct Recurse {
+                static int down(int n) {
+                  volatile char pad[512];
+                  pad[0] = static_cast<char>(n);
+                  return n == 0 ? pad[0] : down(n - 1) + pad[0];
+                }
+              };
+              std::printf("%d\n", Recurse::down(1 << 20));
+            })
+            .join();
       },
       "overflowed its stack|stack-overflow");
 }

@@ -86,23 +86,22 @@ int g_ninherited = 0;
 
 // In a child, gtest assertions are useless: a failed check prints where
 // and makes the child exit non-zero.
-#define CHILD_CHECK(cond)                                                                 \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::fprintf(stderr, "child %d: %s:%d: check failed: %s\n", getpid(), __FILE__,    \
-                   __LINE__, #cond);                                                      \
-      return 1;                                                                           \
-    }                                                                                     \
+#define CHILD_CHECK(cond)                                                                               \
+  do {                                                                                                  \
+    if (!(cond)) {                                                                                      \
+      std::fprintf(stderr, "child %d: %s:%d: check failed: %s\n", getpid(), __FILE__, __LINE__, #cond); \
+      return 1;                                                                                         \
+    }                                                                                                   \
   } while (0)
 
-#define CHILD_CHECK_EQ(a, b)                                                              \
-  do {                                                                                    \
-    const long va_ = static_cast<long>(a), vb_ = static_cast<long>(b);                    \
-    if (va_ != vb_) {                                                                     \
-      std::fprintf(stderr, "child %d: %s:%d: %s == %ld, expected %s == %ld\n", getpid(),  \
-                   __FILE__, __LINE__, #a, va_, #b, vb_);                                 \
-      return 1;                                                                           \
-    }                                                                                     \
+#define CHILD_CHECK_EQ(a, b)                                                                                 \
+  do {                                                                                                       \
+    const long va_ = static_cast<long>(a), vb_ = static_cast<long>(b);                                       \
+    if (va_ != vb_) {                                                                                        \
+      std::fprintf(stderr, "child %d: %s:%d: %s == %ld, expected %s == %ld\n", getpid(), __FILE__, __LINE__, \
+                   #a, va_, #b, vb_);                                                                        \
+      return 1;                                                                                              \
+    }                                                                                                        \
   } while (0)
 
 constexpr int kChildTimeoutMs = 10'000;
@@ -125,17 +124,17 @@ constexpr int kChildTimeoutMs = 10'000;
       }
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      return ::testing::AssertionFailure() << "child " << pid << " hung for " << timeout_ms
-                                           << " ms (deadlock after fork?) and was killed";
+      return ::testing::AssertionFailure()
+             << "child " << pid << " hung for " << timeout_ms << " ms (deadlock after fork?) and was killed";
     }
     usleep(2000);
   }
   if (WIFSIGNALED(status))
-    return ::testing::AssertionFailure() << "child killed by signal " << WTERMSIG(status) << " ("
-                                         << strsignal(WTERMSIG(status)) << ")";
+    return ::testing::AssertionFailure()
+           << "child killed by signal " << WTERMSIG(status) << " (" << strsignal(WTERMSIG(status)) << ")";
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return ::testing::AssertionFailure() << "child exited with status " << WEXITSTATUS(status)
-                                         << " (its stderr says which check failed)";
+    return ::testing::AssertionFailure()
+           << "child exited with status " << WEXITSTATUS(status) << " (its stderr says which check failed)";
   return ::testing::AssertionSuccess();
 }
 
@@ -170,7 +169,8 @@ int child_basic_calls(pid_t parent, int pipe_w, const char* tag) {
     CHILD_CHECK(std::strcmp(flexsc_backend(), "sync") == 0);
   } else {
     if (flexsc_backend() != test_backend()) {
-      std::fprintf(stderr, "child: backend is '%s', expected '%s'\n", flexsc_backend(), test_backend().c_str());
+      std::fprintf(stderr, "child: backend is '%s', expected '%s'\n", flexsc_backend(),
+                   test_backend().c_str());
       return 1;
     }
   }
@@ -231,7 +231,8 @@ std::string read_all(int fd, int timeout_ms = kChildTimeoutMs) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -547,7 +548,8 @@ TEST_F(ForkExec, ForkWhileOtherThreadsBlockInCalls) {
     std::atomic<bool> stop{false};
     std::atomic<long> moved{0}, wrong{0};
     std::vector<std::unique_ptr<BlockingChannel>> pipes;
-    for (int i = 0; i < kPairs; ++i) pipes.push_back(std::make_unique<BlockingChannel>(uring_backend() && i % 2));
+    for (int i = 0; i < kPairs; ++i)
+      pipes.push_back(std::make_unique<BlockingChannel>(uring_backend() && i % 2));
     std::vector<std::thread> readers, writers;
     for (int i = 0; i < kPairs; ++i) {
       BlockingChannel* ch = pipes[i].get();
@@ -593,7 +595,9 @@ TEST_F(ForkExec, ForkWhileOtherThreadsBlockInCalls) {
   parent_still_works();
 }
 
-std::atomic_ref<uint16_t> status_ref(flexsc_entry* e) { return std::atomic_ref<uint16_t>(e->status); }
+std::atomic_ref<uint16_t> status_ref(flexsc_entry* e) {
+  return std::atomic_ref<uint16_t>(e->status);
+}
 
 // Entries submitted by the forking thread and still in flight (one being
 // executed: a read blocked on an empty pipe; the rest queued behind it)
@@ -999,8 +1003,8 @@ TEST(ForkExecStats, StatsDescriptorIsCloseOnExecWhileOpen) {
   if (runtime_fd >= 0) {
     EXPECT_FALSE(done.load()) << "shutdown finished although the FIFO is full";
     const int flags = fcntl(runtime_fd, F_GETFD);
-    EXPECT_TRUE(flags >= 0 && (flags & FD_CLOEXEC)) << "the statistics descriptor " << runtime_fd
-                                                    << " is not close-on-exec";
+    EXPECT_TRUE(flags >= 0 && (flags & FD_CLOEXEC))
+        << "the statistics descriptor " << runtime_fd << " is not close-on-exec";
     std::string err;
     const auto fds = list_fds_of_exec(true, &err);
     EXPECT_EQ(err, "");
@@ -1015,8 +1019,10 @@ TEST(ForkExecStats, StatsDescriptorIsCloseOnExecWhileOpen) {
   while (!done && std::chrono::steady_clock::now() < deadline) {
     char buf[4096];
     const ssize_t n = read(fifo, buf, sizeof buf);
-    if (n > 0) tail.append(buf, static_cast<size_t>(n));
-    else usleep(1000);
+    if (n > 0)
+      tail.append(buf, static_cast<size_t>(n));
+    else
+      usleep(1000);
   }
   for (;;) {
     char buf[4096];
@@ -1029,8 +1035,9 @@ TEST(ForkExecStats, StatsDescriptorIsCloseOnExecWhileOpen) {
   ASSERT_GE(tail.size(), static_cast<size_t>(filled));
   const std::string report = tail.substr(static_cast<size_t>(filled));
   EXPECT_FALSE(report.empty()) << "no statistics written";
-  EXPECT_NE(report.find("backend " + test_backend() + ","), std::string::npos) << "the report names the backend:\n"
-                                                                              << report;
+  EXPECT_NE(report.find("backend " + test_backend() + ","), std::string::npos)
+      << "the report names the backend:\n"
+      << report;
   close(fifo);
   unlink(path.c_str());
   EXPECT_FALSE(any_fd_points_to(path));

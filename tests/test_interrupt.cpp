@@ -18,7 +18,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool flag_set(void* p) { return static_cast<std::atomic<bool>*>(p)->load(); }
+bool flag_set(void* p) {
+  return static_cast<std::atomic<bool>*>(p)->load();
+}
 
 // A read on an empty pipe, asked to stop while it waits in the backend.
 TEST(Interrupt, BlockingReadEndsWithEintrWhenAsked) {

@@ -26,7 +26,8 @@ Load load(int active_threads, int program_cpus, uint32_t idle_handoff = 1'000) {
 }
 
 TEST(AutoRule, MeasuresBothWaysBeforeJudging) {
-  EXPECT_EQ(auto_rule(costs(50'000, 5'000, 1'000, 3), load(4, 1)), Reason::Measuring) << "three direct samples";
+  EXPECT_EQ(auto_rule(costs(50'000, 5'000, 1'000, 3), load(4, 1)), Reason::Measuring)
+      << "three direct samples";
   EXPECT_EQ(auto_rule(costs(50'000, 0, 0), load(4, 1)), Reason::Measuring) << "never routed";
   EXPECT_EQ(auto_rule(costs(50'000, 50'500, 1'000, 4), load(4, 1)), Reason::Routed);
 }
@@ -43,7 +44,8 @@ TEST(AutoRule, ThreadsShortOfCoresRouteWhatLeavesThemCPU) {
   // More threads making calls than CPUs: a routed call that takes
   // less of the caller's CPU than making it gives the rest to the others.
   EXPECT_EQ(auto_rule(costs(5'000, 5'800, 500), load(2, 1)), Reason::Routed);
-  EXPECT_EQ(auto_rule(costs(5'000, 5'800, 5'200), load(2, 1)), Reason::Cheap) << "the caller spun it all away";
+  EXPECT_EQ(auto_rule(costs(5'000, 5'800, 5'200), load(2, 1)), Reason::Cheap)
+      << "the caller spun it all away";
   EXPECT_EQ(auto_rule(costs(300, 1'100, 1'000), load(8, 1)), Reason::Cheap) << "cheaper than posting it";
 }
 
@@ -166,7 +168,9 @@ Tally decide_n(Policy& p, Estimates& est, long nr, unsigned n) {
 }
 
 uint64_t g_fake_now = 0;
-uint64_t fake_clock() { return g_fake_now; }
+uint64_t fake_clock() {
+  return g_fake_now;
+}
 
 // A policy on the fake clock, which starts at `now`.
 std::unique_ptr<Policy> policy_at(uint64_t now) {
@@ -319,12 +323,14 @@ TEST(Counts, ReportTotalsReasonsAndMeasurements) {
   est->add_routed(SYS_fstat, 2'000, 1'750);
   est->idle_handoff_ns = 1'500;
   const std::string text = counts->report(est.get());
-  EXPECT_NE(text.find("6 calls routed (1 probes), 3 passed through (auto: waiting costs more than the call 3)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("6 calls routed (1 probes), 3 passed through (auto: waiting costs more than the call 3)"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("routing added 1.50 us to a call at start"), std::string::npos) << text;
   EXPECT_NE(text.find("fstat            routed 1 (1 probes), passed through 3"), std::string::npos) << text;
-  EXPECT_NE(text.find("measured: direct 0.25 us, routed 2.00 us (caller CPU 1.75 us)"), std::string::npos) << text;
+  EXPECT_NE(text.find("measured: direct 0.25 us, routed 2.00 us (caller CPU 1.75 us)"), std::string::npos)
+      << text;
   EXPECT_EQ(counts->report(nullptr).find("auto policy"), std::string::npos) << "no measurements outside auto";
   counts->forget();  // a forked child's start
   EXPECT_EQ(counts->count(SYS_openat, Reason::Routed), 0u);

@@ -130,8 +130,9 @@ void check_consistent(const Topo& topo, const Placement& p) {
   for (int c : allowed) {
     const bool sys = syscall_cpu_owner.count(c) != 0;
     const bool user = user_set.count(c) != 0;
-    EXPECT_NE(sys, user) << "cpu " << c << (sys ? " is both a syscall and a user CPU"
-                                                : " is neither a syscall nor a user CPU");
+    EXPECT_NE(sys, user) << "cpu " << c
+                         << (sys ? " is both a syscall and a user CPU"
+                                 : " is neither a syscall nor a user CPU");
     if (user) {
       EXPECT_TRUE(served_by.count(c)) << "user cpu " << c << " is served by no syscall core";
     }
@@ -159,8 +160,8 @@ void check_siblings_together(const Topo& topo, const Placement& p) {
     hwloc_obj_t core = topo.ancestor(c, HWLOC_OBJ_CORE);
     ASSERT_NE(core, nullptr);
     int s;
-    hwloc_bitmap_foreach_begin(s, core->cpuset)
-      EXPECT_EQ(sys.count(c), sys.count(s)) << "siblings " << c << " and " << s << " split between roles";
+    hwloc_bitmap_foreach_begin(s, core->cpuset) EXPECT_EQ(sys.count(c), sys.count(s))
+        << "siblings " << c << " and " << s << " split between roles";
     hwloc_bitmap_foreach_end();
   }
   // One syscall core is one physical core, whole.
@@ -180,7 +181,8 @@ void check_served_within(const Topo& topo, const Placement& p, hwloc_obj_type_t 
     ASSERT_FALSE(sc.cpus.empty());
     hwloc_obj_t home = topo.ancestor(sc.cpus[0], type);
     ASSERT_NE(home, nullptr) << what << " of cpu " << sc.cpus[0];
-    for (int c : sc.cpus) EXPECT_EQ(topo.ancestor(c, type), home) << "syscall core " << i << " spans " << what;
+    for (int c : sc.cpus)
+      EXPECT_EQ(topo.ancestor(c, type), home) << "syscall core " << i << " spans " << what;
     for (int c : sc.serves)
       EXPECT_EQ(topo.ancestor(c, type), home)
           << "syscall core " << i << " (cpu " << sc.cpus[0] << ") serves cpu " << c << " in another " << what;
@@ -293,7 +295,8 @@ TEST(Topology, TwoSocketsSeveralL3sHyperthreads) {
   // At least one syscall core per L3 domain, each in its own domain.
   ASSERT_GE(p.syscall_cores.size(), 4u) << describe(p);
   std::set<hwloc_obj_t> l3s_with_syscall_core;
-  for (const auto& sc : p.syscall_cores) l3s_with_syscall_core.insert(t.ancestor(sc.cpus[0], HWLOC_OBJ_L3CACHE));
+  for (const auto& sc : p.syscall_cores)
+    l3s_with_syscall_core.insert(t.ancestor(sc.cpus[0], HWLOC_OBJ_L3CACHE));
   EXPECT_EQ(l3s_with_syscall_core.size(), 4u) << describe(p);
   check_consistent(t, p);
   check_siblings_together(t, p);
@@ -462,8 +465,8 @@ TEST(Topology, ForcedCpuNotAllowedIsEinval) {
     Placement p;
     std::string error;
     EXPECT_EQ(plan_placement(t.get(), &forced, &p, &error), -EINVAL) << list << ": " << describe(p);
-    EXPECT_NE(error.find(culprit), std::string::npos) << "the message should name CPU " << culprit << ": '"
-                                                      << error << "'";
+    EXPECT_NE(error.find(culprit), std::string::npos)
+        << "the message should name CPU " << culprit << ": '" << error << "'";
   }
 }
 

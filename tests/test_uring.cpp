@@ -49,7 +49,9 @@ using flexsc::test::scaled;
 using flexsc::test::Watchdog;
 using namespace std::chrono_literals;
 
-uint16_t status(const flexsc_entry* e) { return __atomic_load_n(&e->status, __ATOMIC_ACQUIRE); }
+uint16_t status(const flexsc_entry* e) {
+  return __atomic_load_n(&e->status, __ATOMIC_ACQUIRE);
+}
 
 // A context, destroyed on scope exit.
 struct Ctx {
@@ -200,7 +202,8 @@ TEST_P(Uring, SemanticsIoUringChangesArePutBack) {
   EXPECT_EQ(flexsc_syscall(SYS_read, nb[0], reinterpret_cast<long>(buf), sizeof buf, 0, 0, 0), -EAGAIN);
   // Filling it: the write stops where the pipe is full, as the syscall does.
   std::vector<char> big(1 << 20, 'x');
-  const long first = flexsc_syscall(SYS_write, nb[1], reinterpret_cast<long>(big.data()), big.size(), 0, 0, 0);
+  const long first =
+      flexsc_syscall(SYS_write, nb[1], reinterpret_cast<long>(big.data()), big.size(), 0, 0, 0);
   const long sync_next = write(nb[1], big.data(), big.size());
   EXPECT_GT(first, 0);
   EXPECT_LT(first, static_cast<long>(big.size()));
@@ -272,7 +275,8 @@ TEST_P(Uring, SemanticsIoUringChangesArePutBack) {
   EXPECT_EQ(flexsc_syscall(SYS_nanosleep, 8, 0, 0, 0, 0, 0), -EFAULT);
   timespec past{};
   clock_gettime(CLOCK_MONOTONIC, &past);
-  EXPECT_EQ(flexsc_syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, reinterpret_cast<long>(&past), 0, 0, 0),
+  EXPECT_EQ(flexsc_syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, reinterpret_cast<long>(&past),
+                           0, 0, 0),
             0);
 }
 
@@ -396,7 +400,9 @@ TEST_P(Uring, SubmissionThreadsArePinnedToTheSyscallCore) {
   // Calls from two threads (two rings) share the core's one submission thread.
   Pipe p;
   ASSERT_EQ(flexsc_syscall(SYS_write, p.w, reinterpret_cast<long>("ab"), 2, 0, 0, 0), 2);
-  std::thread([&] { EXPECT_EQ(flexsc_syscall(SYS_write, p.w, reinterpret_cast<long>("cd"), 2, 0, 0, 0), 2); }).join();
+  std::thread([&] {
+    EXPECT_EQ(flexsc_syscall(SYS_write, p.w, reinterpret_cast<long>("cd"), 2, 0, 0, 0), 2);
+  }).join();
   const std::vector<int> tids = sqpoll_threads();
   ASSERT_EQ(tids.size(), 1u) << "one submission thread for the one syscall core";
   cpu_set_t set;
@@ -445,7 +451,8 @@ TEST_P(Uring, StatisticsSayWhichPathEachCallTook) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, Uring, ::testing::Values("uring", "uring-sqpoll"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
-                           return std::string(info.param) == "uring" ? std::string("plain") : std::string("sqpoll");
+                           return std::string(info.param) == "uring" ? std::string("plain")
+                                                                     : std::string("sqpoll");
                          });
 
 // Runs fn in a forked child whose seccomp filter makes io_uring_setup fail
@@ -486,7 +493,8 @@ TEST(UringSelection, AutoFallsBackToThreadsWithoutIoUring) {
     if (std::strcmp(flexsc_backend(), "thread") != 0) return 2;
     return flexsc_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0) == getppid() ? 0 : 3;
   });
-  EXPECT_EQ(code, 0) << "auto without io_uring: init failed (1), chose another backend (2), a call failed (3)";
+  EXPECT_EQ(code, 0)
+      << "auto without io_uring: init failed (1), chose another backend (2), a call failed (3)";
 }
 
 TEST(UringSelection, AutoPrefersIoUringWhereItWorks) {

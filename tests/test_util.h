@@ -60,13 +60,19 @@ inline const std::string& test_backend() {
 // The io_uring backends: calls io_uring can express (read, write, openat,
 // nanosleep, ...) run in a ring and are counted in uring_calls; the rest
 // (getppid, lseek, poll, ...) still go to syscall threads (remote_calls).
-inline bool uring_backend() { return test_backend() == "uring" || test_backend() == "uring-sqpoll"; }
+inline bool uring_backend() {
+  return test_backend() == "uring" || test_backend() == "uring-sqpoll";
+}
 
 // FLEXSC_BACKEND set back to the backend under test.
-inline void restore_backend_env() { setenv("FLEXSC_BACKEND", test_backend().c_str(), 1); }
+inline void restore_backend_env() {
+  setenv("FLEXSC_BACKEND", test_backend().c_str(), 1);
+}
 
 // Calls that left the caller: run by syscall threads or by io_uring.
-inline uint64_t offloaded_calls(const flexsc_stats& s) { return s.remote_calls + s.uring_calls; }
+inline uint64_t offloaded_calls(const flexsc_stats& s) {
+  return s.remote_calls + s.uring_calls;
+}
 
 // True in a ThreadSanitizer build.
 constexpr bool kTsan =
@@ -134,17 +140,17 @@ struct EpermFilter {
 // Runs a check in a freshly executed copy of this program (gtest's
 // threadsafe death-test style re-executes the binary), where no runtime has
 // ever been started.  The check returns "" or what went wrong.
-#define EXPECT_IN_FRESH_PROCESS(check)                       \
-  do {                                                       \
-    GTEST_FLAG_SET(death_test_style, "threadsafe");          \
-    EXPECT_EXIT(                                             \
-        {                                                    \
-          const std::string why = (check)();                 \
-          if (!why.empty()) {                                \
-            std::fprintf(stderr, "%s\n", why.c_str());       \
-            std::_Exit(1);                                   \
-          }                                                  \
-          std::exit(0); /* the atexit shutdown runs too */   \
-        },                                                   \
-        ::testing::ExitedWithCode(0), "");                   \
+#define EXPECT_IN_FRESH_PROCESS(check)                     \
+  do {                                                     \
+    GTEST_FLAG_SET(death_test_style, "threadsafe");        \
+    EXPECT_EXIT(                                           \
+        {                                                  \
+          const std::string why = (check)();               \
+          if (!why.empty()) {                              \
+            std::fprintf(stderr, "%s\n", why.c_str());     \
+            std::_Exit(1);                                 \
+          }                                                \
+          std::exit(0); /* the atexit shutdown runs too */ \
+        },                                                 \
+        ::testing::ExitedWithCode(0), "");                 \
   } while (0)

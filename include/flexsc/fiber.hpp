@@ -101,16 +101,16 @@ struct PoolOptions {
 
 // Per-scheduler counters (FLEXSC_STATS=1 prints them).
 struct SchedulerStats {
-  uint64_t switches = 0;         // fibers resumed
-  uint64_t syscalls_posted = 0;  // entries posted by fibers
+  uint64_t switches = 0;            // fibers resumed
+  uint64_t syscalls_posted = 0;     // entries posted by fibers
   uint64_t syscalls_on_caller = 0;  // ran synchronously on the scheduler thread
-  uint64_t harvests = 0;         // harvest passes that found DONE entries
-  uint64_t harvested = 0;        // DONE entries harvested
-  uint64_t submits = 0;          // batches handed to the backend
-  uint64_t idle_waits = 0;       // waits through the backend or a futex
-  uint64_t readiness_waits = 0;  // fibers parked until a descriptor was ready
-  uint64_t migrated_in = 0;      // fibers received from other schedulers
-  int cpu = -1;                  // the core it is pinned to (-1: not pinned)
+  uint64_t harvests = 0;            // harvest passes that found DONE entries
+  uint64_t harvested = 0;           // DONE entries harvested
+  uint64_t submits = 0;             // batches handed to the backend
+  uint64_t idle_waits = 0;          // waits through the backend or a futex
+  uint64_t readiness_waits = 0;     // fibers parked until a descriptor was ready
+  uint64_t migrated_in = 0;         // fibers received from other schedulers
+  int cpu = -1;                     // the core it is pinned to (-1: not pinned)
 };
 
 class Fiber;

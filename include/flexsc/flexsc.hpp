@@ -13,8 +13,8 @@ namespace flexsc {
 
 // A syscall argument: any integer, enum or pointer, passed as its register value.
 template <class T>
-concept SyscallArg = std::integral<T> || std::is_enum_v<T> || std::is_pointer_v<T> ||
-                     std::is_null_pointer_v<T>;
+concept SyscallArg =
+    std::integral<T> || std::is_enum_v<T> || std::is_pointer_v<T> || std::is_null_pointer_v<T>;
 
 template <SyscallArg T>
 constexpr long to_arg(T v) noexcept {
@@ -28,8 +28,7 @@ constexpr long to_arg(T v) noexcept {
 
 // One exception-less syscall: the raw result, -errno on failure.
 template <SyscallArg... A>
-  requires(sizeof...(A) <= 6)
-long syscall(long nr, A... a) noexcept {
+requires(sizeof...(A) <= 6) long syscall(long nr, A... a) noexcept {
   long r[6] = {to_arg(a)...};
   return flexsc_syscall(nr, r[0], r[1], r[2], r[3], r[4], r[5]);
 }
@@ -71,8 +70,7 @@ class Batch {
 
   // Prepares one entry; nullptr when every entry is in use.
   template <SyscallArg... A>
-    requires(sizeof...(A) <= 6)
-  flexsc_entry* prep(long nr, A... a) noexcept {
+  requires(sizeof...(A) <= 6) flexsc_entry* prep(long nr, A... a) noexcept {
     flexsc_entry* e = flexsc_get_entry(ctx_);
     if (e) {
       long r[6] = {to_arg(a)...};

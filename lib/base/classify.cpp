@@ -1,6 +1,7 @@
 #include "base/classify.h"
 
 #include <fcntl.h>
+#include <flexsc/thread_args.h>
 #include <linux/close_range.h>
 #include <linux/futex.h>
 #include <sys/file.h>
@@ -10,8 +11,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include <flexsc/thread_args.h>
-
 namespace flexsc::detail {
 namespace {
 
@@ -19,7 +18,9 @@ namespace {
 static_assert(FLEXSC_PRIO_PROCESS == PRIO_PROCESS && FLEXSC_RUSAGE_THREAD == RUSAGE_THREAD);
 static_assert(FLEXSC_CLOCK_THREAD_CPUTIME_ID == CLOCK_THREAD_CPUTIME_ID && FLEXSC_WNOTHREAD == __WNOTHREAD);
 static_assert(FLEXSC_CLOSE_RANGE_UNSHARE == CLOSE_RANGE_UNSHARE);
-static_assert(FLEXSC_PROT_EXEC == PROT_EXEC && FLEXSC_PROT_GROWS == (PROT_GROWSDOWN | PROT_GROWSUP));  // linux/ioprio.h is not C++: the module checks that one
+static_assert(FLEXSC_PROT_EXEC == PROT_EXEC &&
+              FLEXSC_PROT_GROWS ==
+                  (PROT_GROWSDOWN | PROT_GROWSUP));  // linux/ioprio.h is not C++: the module checks that one
 static_assert(FLEXSC_FUTEX_CMD_MASK == FUTEX_CMD_MASK && FLEXSC_FUTEX_LOCK_PI == FUTEX_LOCK_PI &&
               FLEXSC_FUTEX_UNLOCK_PI == FUTEX_UNLOCK_PI && FLEXSC_FUTEX_TRYLOCK_PI == FUTEX_TRYLOCK_PI &&
               FLEXSC_FUTEX_WAIT_REQUEUE_PI == FUTEX_WAIT_REQUEUE_PI &&
@@ -51,7 +52,8 @@ SyscallClass classify(long nr, const long a[6]) {
     case SYS_futex:
       return is_futex_wait(flexsc_int_arg(a[1])) ? SyscallClass::Blocking : SyscallClass::Remote;
     case SYS_fcntl:
-      return flexsc_int_arg(a[1]) == F_SETLKW || flexsc_int_arg(a[1]) == F_OFD_SETLKW ? SyscallClass::Blocking : table;
+      return flexsc_int_arg(a[1]) == F_SETLKW || flexsc_int_arg(a[1]) == F_OFD_SETLKW ? SyscallClass::Blocking
+                                                                                      : table;
     case SYS_flock:
       return (a[1] & LOCK_NB) ? SyscallClass::Remote : table;
     default:
@@ -61,10 +63,14 @@ SyscallClass classify(long nr, const long a[6]) {
 
 const char* class_name(SyscallClass c) {
   switch (c) {
-    case SyscallClass::Unknown: return "unknown";
-    case SyscallClass::Local: return "local";
-    case SyscallClass::Remote: return "remote";
-    case SyscallClass::Blocking: return "blocking";
+    case SyscallClass::Unknown:
+      return "unknown";
+    case SyscallClass::Local:
+      return "local";
+    case SyscallClass::Remote:
+      return "remote";
+    case SyscallClass::Blocking:
+      return "blocking";
   }
   return "?";
 }

@@ -37,9 +37,13 @@ void wake_parked_owner(Context* ctx, uint32_t how) {
   if (OwnerWake wake = g_park_kinds[i].load(std::memory_order_acquire)) wake(target & kPayloadMask);
 }
 
-std::mutex& registry_mutex() { return g_registry_mutex; }
+std::mutex& registry_mutex() {
+  return g_registry_mutex;
+}
 
-Context* registry_head() { return g_registry_head; }
+Context* registry_head() {
+  return g_registry_head;
+}
 
 void registry_add(Context* ctx) {
   std::lock_guard lock(registry_mutex());
@@ -49,8 +53,10 @@ void registry_add(Context* ctx) {
 }
 
 void registry_unlink_locked(Context* ctx) {
-  if (ctx->prev) ctx->prev->next = ctx->next;
-  else g_registry_head = ctx->next;
+  if (ctx->prev)
+    ctx->prev->next = ctx->next;
+  else
+    g_registry_head = ctx->next;
   if (ctx->next) ctx->next->prev = ctx->prev;
   ctx->prev = ctx->next = nullptr;
 }
@@ -73,7 +79,8 @@ Context* Context::create(unsigned pages, bool thread_owned) {
   ctx->order_next = new (std::nothrow) uint32_t[n];
   ctx->order_prev = new (std::nothrow) uint32_t[n];
   ctx->sq = new (std::nothrow) std::atomic<uint32_t>[n];
-  if (!ctx->free_slots || !ctx->prepared || !ctx->local_slots || !ctx->order_next || !ctx->order_prev || !ctx->sq) {
+  if (!ctx->free_slots || !ctx->prepared || !ctx->local_slots || !ctx->order_next || !ctx->order_prev ||
+      !ctx->sq) {
     delete ctx;
     return nullptr;
   }
@@ -113,17 +120,23 @@ flexsc_entry* Context::get_entry() {
 void Context::record_order(uint32_t slot) {
   order_next[slot] = kNoSlot;
   order_prev[slot] = order_tail;
-  if (order_tail == kNoSlot) order_head = slot;
-  else order_next[order_tail] = slot;
+  if (order_tail == kNoSlot)
+    order_head = slot;
+  else
+    order_next[order_tail] = slot;
   order_tail = slot;
 }
 
 void Context::forget_order(uint32_t slot) {
   const uint32_t prev = order_prev[slot], next = order_next[slot];
-  if (prev == kNoSlot) order_head = next;
-  else order_next[prev] = next;
-  if (next == kNoSlot) order_tail = prev;
-  else order_prev[next] = prev;
+  if (prev == kNoSlot)
+    order_head = next;
+  else
+    order_next[prev] = next;
+  if (next == kNoSlot)
+    order_tail = prev;
+  else
+    order_prev[next] = prev;
 }
 
 void Context::publish(const uint32_t* slots, unsigned count) {

@@ -36,8 +36,12 @@ struct SyscallCore;
 // Library-internal entry flag: the entry is in the blocking class.
 inline constexpr uint16_t kEntryBlocking = FLEXSC_ENTRY_MAY_BLOCK;
 
-inline std::atomic_ref<uint16_t> status_of(flexsc_entry* e) { return std::atomic_ref<uint16_t>(e->status); }
-inline bool is_done(flexsc_entry* e) { return status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE; }
+inline std::atomic_ref<uint16_t> status_of(flexsc_entry* e) {
+  return std::atomic_ref<uint16_t>(e->status);
+}
+inline bool is_done(flexsc_entry* e) {
+  return status_of(e).load(std::memory_order_acquire) == FLEXSC_DONE;
+}
 // Publishes e's result: the owner sees ret once it sees DONE.
 inline void set_done(flexsc_entry* e, long ret) {
   e->ret = ret;
@@ -57,7 +61,9 @@ using OwnerWake = void (*)(uint64_t payload);
 // every call with the same function.  At most a few kinds exist.
 uint32_t park_kind(OwnerWake wake);
 // Context::wake_target for a kind and a payload of at most 56 bits.
-inline uint64_t wake_target_of(uint32_t kind, uint64_t payload) { return uint64_t{kind} << 56 | payload; }
+inline uint64_t wake_target_of(uint32_t kind, uint64_t payload) {
+  return uint64_t{kind} << 56 | payload;
+}
 inline constexpr uint64_t kNoWakeTarget = 0;
 
 // What a backend keeps per context (an io_uring ring, a registered region).
@@ -78,9 +84,9 @@ struct Context {
   // from entries it has not claimed yet.
   std::atomic<uint32_t>* sq = nullptr;
   unsigned capacity = 0;
-  bool thread_owned = false;        // the hidden context of flexsc_syscall
-  int owner_tid = 0;                // of a thread-owned context
-  std::atomic<uint64_t> gen{0};     // generation of the runtime it is bound to
+  bool thread_owned = false;     // the hidden context of flexsc_syscall
+  int owner_tid = 0;             // of a thread-owned context
+  std::atomic<uint64_t> gen{0};  // generation of the runtime it is bound to
   Runtime* rt = nullptr;
   SyscallCore* core = nullptr;
   uint64_t wait_spin_ns = 0;
@@ -119,7 +125,7 @@ struct Context {
     std::atomic<unsigned> next{0};  // index of the next submission's line
     std::atomic<unsigned> mask{0};
   } submit_lines;
-  std::atomic<uint32_t> in_api{0};  // the owner is inside a call that uses the runtime
+  std::atomic<uint32_t> in_api{0};    // the owner is inside a call that uses the runtime
   std::atomic<int> submitter_tid{0};  // who gets the signals its entries raise
   CallerStats stats;
 
@@ -165,7 +171,7 @@ struct Context {
   bool has_ready() const {
     return sq_head.load(std::memory_order_relaxed) < sq_ready.load(std::memory_order_acquire);
   }
-  flexsc_entry* oldest_done();   // flexsc_peek's answer, or nullptr
+  flexsc_entry* oldest_done();  // flexsc_peek's answer, or nullptr
   bool any_unseen() const { return order_head != kNoSlot; }
 
   static constexpr uint32_t kSqBlocking = 1u << 31;

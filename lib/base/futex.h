@@ -15,7 +15,7 @@ namespace flexsc::detail {
 
 // Sleeps while *word == expected, at most timeout_ns (0: no limit).
 inline void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns = 0) {
-  struct timespec ts{};
+  struct timespec ts {};
   struct timespec* tp = nullptr;
   if (timeout_ns) {
     ts.tv_sec = static_cast<time_t>(timeout_ns / 1000000000ull);
@@ -30,12 +30,16 @@ inline void futex_wake(std::atomic<uint32_t>* word, int count = INT_MAX) {
   raw_syscall6(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAKE_PRIVATE, count, 0, 0, 0);
 }
 
-inline void cpu_relax() { __builtin_ia32_pause(); }
+inline void cpu_relax() {
+  __builtin_ia32_pause();
+}
 
 // Fetches a line for writing ahead of time (a no-op on CPUs without it;
 // __builtin_prefetch emits a plain read prefetch unless built for a CPU
 // that has prefetchw).
-inline void prefetch_for_write(const void* p) { asm volatile("prefetchw %0" : : "m"(*(const char*)p)); }
+inline void prefetch_for_write(const void* p) {
+  asm volatile("prefetchw %0" : : "m"(*(const char*)p));
+}
 
 inline uint64_t now_ns() {
   struct timespec ts;

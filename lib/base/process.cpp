@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
-#include <mutex>
 #include <cstdint>
+#include <mutex>
 
 #include "base/raw_syscall.h"
 
@@ -117,7 +117,8 @@ void remember_owned(int fd) {
     }
   if (g_owned_count == kMaxOwned) return;
   g_owned[g_owned_count++] = {fd, dev, ino};
-  if (fd < g_lowest_owned.load(std::memory_order_relaxed)) g_lowest_owned.store(fd, std::memory_order_relaxed);
+  if (fd < g_lowest_owned.load(std::memory_order_relaxed))
+    g_lowest_owned.store(fd, std::memory_order_relaxed);
 }
 }  // namespace
 

@@ -21,8 +21,8 @@ void DrainStats::reset() {
 void CallerStats::reset() {
   for (auto& c : calls) c.reset();
   for (auto& c : ring_calls) c.reset();
-  for (Counter* c : {&local, &unknown, &inline_calls, &waits, &wait_parks, &takeovers, &ring_nops, &ring_retries,
-                     &ring_splits, &ring_reruns, &ring_backlog, &ring_cancelled})
+  for (Counter* c : {&local, &unknown, &inline_calls, &waits, &wait_parks, &takeovers, &ring_nops,
+                     &ring_retries, &ring_splits, &ring_reruns, &ring_backlog, &ring_cancelled})
     c->reset();
 }
 
@@ -67,14 +67,26 @@ StatsTotals& StatsTotals::operator+=(const StatsTotals& o) {
     ring_calls[i] += o.ring_calls[i];
   }
   for (unsigned i = 0; i < kBatchBuckets; ++i) batches[i] += o.batches[i];
-  for (auto [mine, theirs] : {std::pair{&remote, &o.remote}, {&blocking, &o.blocking}, {&local, &o.local},
-                              {&unknown, &o.unknown}, {&inline_calls, &o.inline_calls}, {&nops, &o.nops},
-                              {&drains, &o.drains}, {&idle_spins_with_work, &o.idle_spins_with_work},
-                              {&sleeps, &o.sleeps}, {&waits, &o.waits}, {&wait_parks, &o.wait_parks},
-                              {&takeovers, &o.takeovers}, {&syscall_threads, &o.syscall_threads},
-                              {&cancelled, &o.cancelled}, {&ring, &o.ring}, {&ring_nops, &o.ring_nops},
-                              {&ring_retries, &o.ring_retries}, {&ring_splits, &o.ring_splits},
-                              {&ring_reruns, &o.ring_reruns}, {&ring_backlog, &o.ring_backlog}})
+  for (auto [mine, theirs] : {std::pair{&remote, &o.remote},
+                              {&blocking, &o.blocking},
+                              {&local, &o.local},
+                              {&unknown, &o.unknown},
+                              {&inline_calls, &o.inline_calls},
+                              {&nops, &o.nops},
+                              {&drains, &o.drains},
+                              {&idle_spins_with_work, &o.idle_spins_with_work},
+                              {&sleeps, &o.sleeps},
+                              {&waits, &o.waits},
+                              {&wait_parks, &o.wait_parks},
+                              {&takeovers, &o.takeovers},
+                              {&syscall_threads, &o.syscall_threads},
+                              {&cancelled, &o.cancelled},
+                              {&ring, &o.ring},
+                              {&ring_nops, &o.ring_nops},
+                              {&ring_retries, &o.ring_retries},
+                              {&ring_splits, &o.ring_splits},
+                              {&ring_reruns, &o.ring_reruns},
+                              {&ring_backlog, &o.ring_backlog}})
     *mine += *theirs;
   return *this;
 }
@@ -94,16 +106,18 @@ std::string StatsTotals::report(const char* backend) const {
        (unsigned long long)remote, (unsigned long long)blocking, (unsigned long long)local,
        (unsigned long long)unknown, (unsigned long long)nops, (unsigned long long)inline_calls);
   if (ring || ring_nops)
-    emit("io_uring: %llu calls (+%llu nop); %llu retried waiting, %llu split transfers, %llu rerun on the caller, "
-         "%llu waited for room in a ring",
-         (unsigned long long)ring, (unsigned long long)ring_nops, (unsigned long long)ring_retries,
-         (unsigned long long)ring_splits, (unsigned long long)ring_reruns, (unsigned long long)ring_backlog);
+    emit(
+        "io_uring: %llu calls (+%llu nop); %llu retried waiting, %llu split transfers, %llu rerun on the "
+        "caller, "
+        "%llu waited for room in a ring",
+        (unsigned long long)ring, (unsigned long long)ring_nops, (unsigned long long)ring_retries,
+        (unsigned long long)ring_splits, (unsigned long long)ring_reruns, (unsigned long long)ring_backlog);
   emit("drains: %llu visits, %.1f entries per visit", (unsigned long long)drains,
        drains ? double(entries) / double(drains) : 0.0);
   std::string hist;
   for (unsigned i = 0; i < kBatchBuckets; ++i) {
-    std::snprintf(line, sizeof line, "%s%u%s:%llu", i ? " " : "", 1u << i,
-                  i + 1 == kBatchBuckets ? "+" : "", (unsigned long long)batches[i]);
+    std::snprintf(line, sizeof line, "%s%u%s:%llu", i ? " " : "", 1u << i, i + 1 == kBatchBuckets ? "+" : "",
+                  (unsigned long long)batches[i]);
     hist += line;
   }
   emit("batch sizes (entries per visit, log2 buckets): %s", hist.c_str());
@@ -115,8 +129,9 @@ std::string StatsTotals::report(const char* backend) const {
   emit("per syscall: name, class, run by syscall threads (remote), by io_uring, on the caller (local)");
   for (unsigned i = 0; i < kSyscallTableSize; ++i) {
     if (!remote_calls[i] && !local_calls[i] && !ring_calls[i]) continue;
-    emit("  %-24s %-8s remote %llu io_uring %llu local %llu", kSyscallTable[i].name ? kSyscallTable[i].name : "?",
-         class_name(kSyscallTable[i].cls), (unsigned long long)remote_calls[i], (unsigned long long)ring_calls[i],
+    emit("  %-24s %-8s remote %llu io_uring %llu local %llu",
+         kSyscallTable[i].name ? kSyscallTable[i].name : "?", class_name(kSyscallTable[i].cls),
+         (unsigned long long)remote_calls[i], (unsigned long long)ring_calls[i],
          (unsigned long long)local_calls[i]);
   }
   return out;

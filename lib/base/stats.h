@@ -36,10 +36,10 @@ struct DrainStats {
   Counter calls[kSyscallTableSize];  // remote entries by number
   Counter blocking;                  // of those, in the blocking class
   Counter nops;
-  Counter drains;                    // visits to a context
-  Counter batches[kBatchBuckets];    // entries per visit
-  Counter idle_spins_with_work;      // idle spin ended by new work
-  Counter sleeps;                    // idle spin ended in sleep
+  Counter drains;                  // visits to a context
+  Counter batches[kBatchBuckets];  // entries per visit
+  Counter idle_spins_with_work;    // idle spin ended by new work
+  Counter sleeps;                  // idle spin ended in sleep
   Counter cancelled;
 
   void reset();
@@ -50,7 +50,7 @@ struct CallerStats {
   Counter calls[kSyscallTableSize];  // calls run on the caller, by number
   Counter local;
   Counter unknown;
-  Counter inline_calls;              // run by the waiter itself (single-core mode)
+  Counter inline_calls;  // run by the waiter itself (single-core mode)
   Counter waits;
   Counter wait_parks;
   Counter takeovers;

@@ -21,8 +21,12 @@ int current_tid() {
   return t_tid;
 }
 
-bool thread_diverged() { return t_diverged; }
-void mark_thread_diverged() { t_diverged = true; }
+bool thread_diverged() {
+  return t_diverged;
+}
+void mark_thread_diverged() {
+  t_diverged = true;
+}
 
 void reset_thread_state_after_fork() {
   t_tid = 0;

@@ -133,15 +133,14 @@ void plan_auto(hwloc_topology_t topo, Placement* p) {
 // Forced syscall CPUs: grouped by physical core; every other allowed CPU
 // is served by the syscall core it shares the deepest cache with, ties
 // going to the one serving fewer.
-int plan_forced(hwloc_topology_t topo, const std::vector<int>& forced, Placement* p,
-                std::string* error) {
+int plan_forced(hwloc_topology_t topo, const std::vector<int>& forced, Placement* p, std::string* error) {
   hwloc_const_cpuset_t allowed = hwloc_get_root_obj(topo)->cpuset;
   std::map<hwloc_obj_t, std::vector<int>> by_core;
   std::vector<hwloc_obj_t> order;
   for (int c : forced) {
     if (!hwloc_bitmap_isset(allowed, static_cast<unsigned>(c))) {
-      *error = "syscall CPU " + std::to_string(c) + " is not one this process may use (allowed: " +
-               format_cpu_list(os_cpus_of(allowed)) + ")";
+      *error = "syscall CPU " + std::to_string(c) +
+               " is not one this process may use (allowed: " + format_cpu_list(os_cpus_of(allowed)) + ")";
       return -EINVAL;
     }
     hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(topo, static_cast<unsigned>(c));

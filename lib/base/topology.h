@@ -23,8 +23,9 @@ struct Placement {
   // The syscall core serving a thread on `cpu`: the first one for a CPU
   // outside the plan (or -1 from a failed sched_getcpu).
   size_t core_serving(int cpu) const {
-    const int idx =
-        cpu >= 0 && static_cast<size_t>(cpu) < core_of_cpu.size() ? core_of_cpu[static_cast<size_t>(cpu)] : -1;
+    const int idx = cpu >= 0 && static_cast<size_t>(cpu) < core_of_cpu.size()
+                        ? core_of_cpu[static_cast<size_t>(cpu)]
+                        : -1;
     return idx < 0 ? 0 : static_cast<size_t>(idx);
   }
   // No CPU could be reserved at all (one core, or FLEXSC_SYSCALL_CORES=none):
@@ -39,8 +40,7 @@ std::string format_cpu_list(const std::vector<int>& cpus);
 // topo must be restricted to the allowed CPUs already.  forced: the
 // syscall CPUs the user asked for (nullptr: choose; empty: single-core
 // mode).  Returns 0, or -EINVAL with *error set.
-int plan_placement(hwloc_topology_t topo, const std::vector<int>* forced, Placement* out,
-                   std::string* error);
+int plan_placement(hwloc_topology_t topo, const std::vector<int>* forced, Placement* out, std::string* error);
 
 // Loads this machine's topology (or a synthetic one, for tests) and
 // restricts it to `allowed` (OS CPU numbers; empty: the calling thread's

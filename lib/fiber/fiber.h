@@ -2,11 +2,10 @@
 // threads in wait queues.
 #pragma once
 
-#include <flexsc/fiber.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <flexsc/fiber.hpp>
 #include <functional>
 #include <mutex>
 #include <utility>

@@ -9,9 +9,9 @@
 #include <system_error>
 #include <thread>
 
+#include "api.h"
 #include "base/config.h"
 #include "base/futex.h"
-#include "api.h"
 #include "base/stats.h"
 #include "scheduler.h"
 
@@ -50,7 +50,8 @@ PoolImpl::PoolImpl(const PoolOptions& options) : options_(options) {
   if (!flexsc::detail::runtime_stats_destination(&stats_to_))
     stats_to_ = flexsc::detail::stats_destination(nullptr);
   const std::vector<int> cpus = scheduler_cpus(exception_less_);
-  const unsigned n = options.schedulers ? options.schedulers : static_cast<unsigned>(std::max<size_t>(cpus.size(), 1));
+  const unsigned n =
+      options.schedulers ? options.schedulers : static_cast<unsigned>(std::max<size_t>(cpus.size(), 1));
   if (options.pin && !cpus.empty()) {
     if (hwloc_topology_init(&topology_) == 0 && hwloc_topology_load(topology_) != 0) {
       hwloc_topology_destroy(topology_);
@@ -118,20 +119,23 @@ std::vector<SchedulerStats> PoolImpl::stats() const {
 
 void PoolImpl::print_stats() const {
   if (stats_to_.empty()) return;
-  std::string text = "flexsc: fibers: " + std::to_string(schedulers_.size()) + " schedulers, syscalls " +
-                     (exception_less_ ? std::string("exception-less (") + flexsc_backend() + ")" : "synchronous") +
-                     "\n";
+  std::string text =
+      "flexsc: fibers: " + std::to_string(schedulers_.size()) + " schedulers, syscalls " +
+      (exception_less_ ? std::string("exception-less (") + flexsc_backend() + ")" : "synchronous") + "\n";
   for (const SchedulerStats& s : stats()) {
     char line[400];
-    const double per_harvest = s.harvests ? static_cast<double>(s.harvested) / static_cast<double>(s.harvests) : 0;
-    std::snprintf(line, sizeof line,
-                  "flexsc:   scheduler on cpu %d: %llu switches, %llu syscalls posted (%llu on its thread), "
-                  "%llu submits, %.1f harvested per harvest, %llu idle waits, %llu readiness waits, "
-                  "%llu fibers migrated in\n",
-                  s.cpu, static_cast<unsigned long long>(s.switches), static_cast<unsigned long long>(s.syscalls_posted),
-                  static_cast<unsigned long long>(s.syscalls_on_caller), static_cast<unsigned long long>(s.submits),
-                  per_harvest, static_cast<unsigned long long>(s.idle_waits),
-                  static_cast<unsigned long long>(s.readiness_waits), static_cast<unsigned long long>(s.migrated_in));
+    const double per_harvest =
+        s.harvests ? static_cast<double>(s.harvested) / static_cast<double>(s.harvests) : 0;
+    std::snprintf(
+        line, sizeof line,
+        "flexsc:   scheduler on cpu %d: %llu switches, %llu syscalls posted (%llu on its thread), "
+        "%llu submits, %.1f harvested per harvest, %llu idle waits, %llu readiness waits, "
+        "%llu fibers migrated in\n",
+        s.cpu, static_cast<unsigned long long>(s.switches),
+        static_cast<unsigned long long>(s.syscalls_posted),
+        static_cast<unsigned long long>(s.syscalls_on_caller), static_cast<unsigned long long>(s.submits),
+        per_harvest, static_cast<unsigned long long>(s.idle_waits),
+        static_cast<unsigned long long>(s.readiness_waits), static_cast<unsigned long long>(s.migrated_in));
     text += line;
   }
   flexsc::detail::write_stats(stats_to_.c_str(), text);
@@ -153,7 +157,9 @@ struct ThreadLocals {
 thread_local ThreadLocals t_locals;
 }  // namespace
 
-std::size_t fls_new_key() { return g_next_fls_key.fetch_add(1, std::memory_order_relaxed); }
+std::size_t fls_new_key() {
+  return g_next_fls_key.fetch_add(1, std::memory_order_relaxed);
+}
 
 void** fls_slot(std::size_t key, void (*destroy)(void*)) {
   FiberControl* f = current_fiber();
@@ -172,11 +178,21 @@ using detail::current_scheduler;
 
 Pool::Pool(const PoolOptions& options) : impl_(std::make_unique<detail::PoolImpl>(options)) {}
 Pool::~Pool() = default;
-Fiber Pool::spawn(std::function<void()> fn) { return impl_->spawn(std::move(fn)); }
-void Pool::wait_idle() { impl_->wait_idle(); }
-unsigned Pool::size() const { return impl_->size(); }
-std::vector<SchedulerStats> Pool::stats() const { return impl_->stats(); }
-bool Pool::exception_less() const { return impl_->exception_less(); }
+Fiber Pool::spawn(std::function<void()> fn) {
+  return impl_->spawn(std::move(fn));
+}
+void Pool::wait_idle() {
+  impl_->wait_idle();
+}
+unsigned Pool::size() const {
+  return impl_->size();
+}
+std::vector<SchedulerStats> Pool::stats() const {
+  return impl_->stats();
+}
+bool Pool::exception_less() const {
+  return impl_->exception_less();
+}
 
 Fiber spawn(std::function<void()> fn) {
   detail::FiberControl* self = current_fiber();
@@ -200,10 +216,13 @@ Fiber::~Fiber() {
   }
 }
 
-uint64_t Fiber::id() const { return f_ ? f_->id : 0; }
+uint64_t Fiber::id() const {
+  return f_ ? f_->id : 0;
+}
 
 void Fiber::join() {
-  if (!f_) throw std::system_error(EINVAL, std::generic_category(), "flexsc::fiber::Fiber::join: not joinable");
+  if (!f_)
+    throw std::system_error(EINVAL, std::generic_category(), "flexsc::fiber::Fiber::join: not joinable");
   if (f_ == current_fiber())
     throw std::system_error(EDEADLK, std::generic_category(), "flexsc::fiber::Fiber::join: joining itself");
   std::exception_ptr error;
@@ -217,7 +236,8 @@ void Fiber::join() {
 }
 
 void Fiber::detach() {
-  if (!f_) throw std::system_error(EINVAL, std::generic_category(), "flexsc::fiber::Fiber::detach: not joinable");
+  if (!f_)
+    throw std::system_error(EINVAL, std::generic_category(), "flexsc::fiber::Fiber::detach: not joinable");
   std::exception_ptr error;
   {
     std::lock_guard lock(f_->end_mutex);
@@ -231,13 +251,21 @@ void Fiber::detach() {
 
 namespace this_fiber {
 
-bool inside() { return current_fiber() != nullptr; }
-uint64_t id() { return current_fiber() ? current_fiber()->id : 0; }
-int scheduler() { return current_scheduler() ? static_cast<int>(current_scheduler()->index()) : -1; }
+bool inside() {
+  return current_fiber() != nullptr;
+}
+uint64_t id() {
+  return current_fiber() ? current_fiber()->id : 0;
+}
+int scheduler() {
+  return current_scheduler() ? static_cast<int>(current_scheduler()->index()) : -1;
+}
 
 void yield() {
-  if (current_fiber()) current_scheduler()->yield_running();
-  else std::this_thread::yield();
+  if (current_fiber())
+    current_scheduler()->yield_running();
+  else
+    std::this_thread::yield();
 }
 
 void sleep_until(std::chrono::steady_clock::time_point t) {

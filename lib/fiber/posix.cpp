@@ -1,9 +1,10 @@
 // The fiber-aware POSIX-style calls: readiness waits for sockets and
 // pollable descriptors, everything through flexsc_syscall (which posts and
 // switches on a fiber).
+#include <fcntl.h>
 #include <flexsc/flexsc.h>
 #include <flexsc/posix.h>
-#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -13,7 +14,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <netinet/in.h>
 
 #include "base/libc_abi.h"
 #include "readiness.h"
@@ -31,7 +31,9 @@ long sys(long nr, A... a) {
   return flexsc_syscall(nr, r[0], r[1], r[2], r[3], r[4], r[5]);
 }
 
-bool on_fiber() { return current_fiber() != nullptr; }
+bool on_fiber() {
+  return current_fiber() != nullptr;
+}
 
 FdKind kind_of(int fd) {
   FdKind k = fd_table().kind(fd);
@@ -53,7 +55,8 @@ FdKind kind_of(int fd) {
     for (int opt : {SO_RCVTIMEO, SO_SNDTIMEO}) {
       timeval tv{};
       len = sizeof tv;
-      if (sys(SYS_getsockopt, fd, SOL_SOCKET, opt, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec)) k = FdKind::Plain;
+      if (sys(SYS_getsockopt, fd, SOL_SOCKET, opt, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
+        k = FdKind::Plain;
     }
   } else if (S_ISFIFO(st.st_mode)) {
     k = FdKind::Pipe;
@@ -69,7 +72,9 @@ FdKind kind_of(int fd) {
 bool is_socket(FdKind k) {
   return k == FdKind::TcpSocket || k == FdKind::StreamSocket || k == FdKind::PacketSocket;
 }
-bool is_stream(FdKind k) { return k == FdKind::TcpSocket || k == FdKind::StreamSocket; }
+bool is_stream(FdKind k) {
+  return k == FdKind::TcpSocket || k == FdKind::StreamSocket;
+}
 
 bool nonblocking(int fd) {
   int nb = fd_table().nonblocking(fd);
@@ -91,7 +96,9 @@ bool wait_ready(int fd, Direction d, uint32_t seen) {
 }
 
 bool ready_now(int fd, short events) {
-  struct pollfd p{fd, events, 0};
+  struct pollfd p {
+    fd, events, 0
+  };
   return sys(SYS_poll, &p, 1, 0) != 0;  // ready, or an error the call will report
 }
 
@@ -103,7 +110,8 @@ bool ready_now(int fd, short events) {
 // drained last time waits for an event before trying (the try would only
 // say EAGAIN).
 template <class Attempt>
-long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, Attempt attempt, size_t want = 0) {
+long call_waiting(int fd, Direction d, bool caller_dontwait, bool can_dontwait, Attempt attempt,
+                  size_t want = 0) {
   if (!on_fiber() || caller_dontwait) return attempt(caller_dontwait);
   const FdKind k = kind_of(fd);
   if (k == FdKind::Plain || k == FdKind::Unknown) return attempt(false);
@@ -148,7 +156,8 @@ long send_all(int fd, size_t len, bool caller_dontwait, SendSome send_some) {
   // a longer blocking write is not atomic either).
   const size_t chunk = k == FdKind::Pipe ? PIPE_BUF : len;
   if (!is_stream(k) && k != FdKind::Pipe)
-    return call_waiting(fd, Direction::Out, caller_dontwait, true, [&](bool dw) { return send_some(0, len, dw); });
+    return call_waiting(fd, Direction::Out, caller_dontwait, true,
+                        [&](bool dw) { return send_some(0, len, dw); });
   size_t done = 0;
   for (;;) {
     const long r = call_waiting(fd, Direction::Out, false, true,
@@ -167,7 +176,8 @@ ssize_t flexsc_posix_read(int fd, void* buf, size_t count) {
   return libc_result(call_waiting(
       fd, Direction::In, false, true,
       [&](bool dontwait) {
-        return dontwait ? sys(SYS_recvfrom, fd, buf, count, MSG_DONTWAIT, 0, 0) : sys(SYS_read, fd, buf, count);
+        return dontwait ? sys(SYS_recvfrom, fd, buf, count, MSG_DONTWAIT, 0, 0)
+                        : sys(SYS_read, fd, buf, count);
       },
       count));
 }
@@ -191,7 +201,8 @@ ssize_t flexsc_posix_recv(int fd, void* buf, size_t len, int flags) {
   return flexsc_posix_recvfrom(fd, buf, len, flags, nullptr, nullptr);
 }
 
-ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* fromlen) {
+ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from,
+                              socklen_t* fromlen) {
   // Only a plain receive's short count says the queue is empty (MSG_PEEK,
   // MSG_OOB, MSG_ERRQUEUE... do not); MSG_WAITALL waits for all of len,
   // which a try with MSG_DONTWAIT would cut short.
@@ -205,9 +216,9 @@ ssize_t flexsc_posix_recvfrom(int fd, void* buf, size_t len, int flags, struct s
 }
 
 ssize_t flexsc_posix_recvmsg(int fd, struct msghdr* msg, int flags) {
-  return libc_result(call_waiting(fd, Direction::In, flags & MSG_DONTWAIT, !(flags & MSG_WAITALL), [&](bool dontwait) {
-    return sys(SYS_recvmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0));
-  }));
+  return libc_result(call_waiting(
+      fd, Direction::In, flags & MSG_DONTWAIT, !(flags & MSG_WAITALL),
+      [&](bool dontwait) { return sys(SYS_recvmsg, fd, msg, flags | (dontwait ? MSG_DONTWAIT : 0)); }));
 }
 
 ssize_t flexsc_posix_send(int fd, const void* buf, size_t len, int flags) {
@@ -324,6 +335,8 @@ int flexsc_posix_fcntl(int fd, int cmd, ...) {
   return static_cast<int>(libc_result(r));
 }
 
-int flexsc_posix_shutdown(int fd, int how) { return static_cast<int>(libc_result(sys(SYS_shutdown, fd, how))); }
+int flexsc_posix_shutdown(int fd, int how) {
+  return static_cast<int>(libc_result(sys(SYS_shutdown, fd, how)));
+}
 
 }  // extern "C"

@@ -28,7 +28,7 @@ void Readiness::close() {
 
 struct FdTable::Entry {
   std::mutex m;
-  Readiness* owner = nullptr;  // the epoll fd is registered in
+  Readiness* owner = nullptr;                // the epoll fd is registered in
   std::atomic<uint32_t> events[2] = {0, 0};  // by direction, bumped under m
   WaitQueue waiters[2];
   FdKind kind = FdKind::Unknown;
@@ -58,8 +58,10 @@ FdTable::Entry* FdTable::entry(int fd, bool create) {
   if (!c) {
     if (!create) return nullptr;
     Entry* fresh = new Entry[1u << kChunkBits];
-    if (chunks_[chunk].compare_exchange_strong(c, fresh, std::memory_order_acq_rel)) c = fresh;
-    else delete[] fresh;  // another thread won; c is its chunk
+    if (chunks_[chunk].compare_exchange_strong(c, fresh, std::memory_order_acq_rel))
+      c = fresh;
+    else
+      delete[] fresh;  // another thread won; c is its chunk
   }
   return &c[static_cast<unsigned>(fd) & ((1u << kChunkBits) - 1)];
 }
@@ -78,7 +80,8 @@ int FdTable::wait(int fd, Direction d, Readiness* mine, uint32_t seen) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.fd = fd;
-    const long rc = raw_syscall6(SYS_epoll_ctl, mine->epfd, EPOLL_CTL_ADD, fd, reinterpret_cast<long>(&ev), 0, 0);
+    const long rc =
+        raw_syscall6(SYS_epoll_ctl, mine->epfd, EPOLL_CTL_ADD, fd, reinterpret_cast<long>(&ev), 0, 0);
     if (rc < 0 && rc != -EEXIST) return static_cast<int>(rc);
     e->owner = mine;
     // Registering reports the current state as a first event.
@@ -88,7 +91,8 @@ int FdTable::wait(int fd, Direction d, Readiness* mine, uint32_t seen) {
   // wakes a waiter takes its count back (the owner may be gone by the time
   // the waiter runs again).
   Readiness* owner = e->owner;
-  if (owner->waiters.fetch_add(1, std::memory_order_acq_rel) == 0 && owner != mine) owner->notify(owner->notify_arg);
+  if (owner->waiters.fetch_add(1, std::memory_order_acq_rel) == 0 && owner != mine)
+    owner->notify(owner->notify_arg);
   e->waiters[dir].park(lock);
   return 0;
 }

@@ -17,10 +17,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <flexsc/fiber.hpp>
 #include <memory>
 #include <mutex>
-
-#include <flexsc/fiber.hpp>
 
 namespace flexsc::fiber::detail {
 
@@ -29,12 +28,12 @@ enum class Direction { In, Out };
 // What a descriptor is, as far as waiting goes (cached per descriptor).
 enum class FdKind : uint8_t {
   Unknown,
-  TcpSocket,        // a stream socket whose short receive means its queue was empty
-  StreamSocket,     // waits by trying with MSG_DONTWAIT first
-  PacketSocket,     // datagram and seqpacket sockets: the same, no partial sends
-  Pipe,             // pipes and FIFOs: poll, then the call; writes in PIPE_BUF pieces
-  Pollable,         // terminals, eventfds, other character devices...: poll, then the call
-  Plain,            // regular files, directories, block devices: never "not ready"
+  TcpSocket,     // a stream socket whose short receive means its queue was empty
+  StreamSocket,  // waits by trying with MSG_DONTWAIT first
+  PacketSocket,  // datagram and seqpacket sockets: the same, no partial sends
+  Pipe,          // pipes and FIFOs: poll, then the call; writes in PIPE_BUF pieces
+  Pollable,      // terminals, eventfds, other character devices...: poll, then the call
+  Plain,         // regular files, directories, block devices: never "not ready"
 };
 
 // A scheduler's epoll instance.

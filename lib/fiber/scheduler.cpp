@@ -33,9 +33,9 @@ namespace {
 thread_local Scheduler* t_scheduler = nullptr;
 thread_local FiberControl* t_fiber = nullptr;
 
-constexpr unsigned kSubmitBatch = 64;        // entries posted before a round ends
-constexpr uint64_t kPollerTickNs = 50'000;   // batch-API waiters are re-checked this often when idle
-constexpr unsigned kSyncPollRounds = 64;     // a busy synchronous scheduler polls epoll this often
+constexpr unsigned kSubmitBatch = 64;       // entries posted before a round ends
+constexpr uint64_t kPollerTickNs = 50'000;  // batch-API waiters are re-checked this often when idle
+constexpr unsigned kSyncPollRounds = 64;    // a busy synchronous scheduler polls epoll this often
 constexpr std::size_t kShedMax = 64;
 
 // Values of Scheduler::sleeping_.
@@ -47,8 +47,12 @@ void fiber_main(fc::transfer_t t);
 
 }  // namespace
 
-FiberControl* current_fiber() { return t_fiber; }
-Scheduler* current_scheduler() { return t_scheduler; }
+FiberControl* current_fiber() {
+  return t_fiber;
+}
+Scheduler* current_scheduler() {
+  return t_scheduler;
+}
 
 }  // namespace flexsc::fiber::detail
 
@@ -81,7 +85,11 @@ namespace flexsc::fiber::detail {
 // ---- a scheduler ------------------------------------------------------------
 
 Scheduler::Scheduler(PoolImpl* pool, unsigned index, int cpu, std::unique_ptr<Policy> policy)
-    : pool_(pool), index_(index), cpu_(cpu), policy_(std::move(policy)), stacks_(pool->options().stack_size) {}
+    : pool_(pool),
+      index_(index),
+      cpu_(cpu),
+      policy_(std::move(policy)),
+      stacks_(pool->options().stack_size) {}
 
 void Scheduler::start() {
   thread_ = std::thread([this] { loop(); });
@@ -151,8 +159,8 @@ bool Scheduler::open_context() {
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered: it stays ready until read
   ev.data.fd = -1;
-  if (wake_fd_ < 0 ||
-      raw_syscall6(SYS_epoll_ctl, readiness_.epfd, EPOLL_CTL_ADD, wake_fd_, reinterpret_cast<long>(&ev), 0, 0) < 0) {
+  if (wake_fd_ < 0 || raw_syscall6(SYS_epoll_ctl, readiness_.epfd, EPOLL_CTL_ADD, wake_fd_,
+                                   reinterpret_cast<long>(&ev), 0, 0) < 0) {
     readiness_.close();
     return true;
   }
@@ -207,8 +215,10 @@ void Scheduler::loop() {
     if (ctx_->prepared_count) submit();
     if (in_flight_) harvest(false);
     if (readiness_.waiters.load(std::memory_order_acquire) > 0) {
-      if (posts_syscalls()) arm_readiness();
-      else if (round % kSyncPollRounds == 0 && !readiness_.armed) poll_readiness(0);
+      if (posts_syscalls())
+        arm_readiness();
+      else if (round % kSyncPollRounds == 0 && !readiness_.armed)
+        poll_readiness(0);
     }
     if (pool_->options().migrate && pool_->hungry_count().load(std::memory_order_relaxed) > 0) share_work();
     if (policy_->ready_count() || !inbox_.empty()) continue;
@@ -221,7 +231,9 @@ void Scheduler::loop() {
   self_.release();
 }
 
-bool Scheduler::posts_syscalls() const { return pool_->exception_less() && !runtime_gone_; }
+bool Scheduler::posts_syscalls() const {
+  return pool_->exception_less() && !runtime_gone_;
+}
 
 void Scheduler::run(FiberControl* f) {
   if (!f->stack.base) {
@@ -263,7 +275,8 @@ void Scheduler::run(FiberControl* f) {
 // No stack could be mapped: the fiber ends at once, and join() throws.
 void Scheduler::fail_to_start(FiberControl* f) {
   f->fn = nullptr;
-  f->error = std::make_exception_ptr(std::system_error(ENOMEM, std::generic_category(), "flexsc: fiber stack"));
+  f->error =
+      std::make_exception_ptr(std::system_error(ENOMEM, std::generic_category(), "flexsc: fiber stack"));
   finish(f);
   pool_->fiber_ended();
   f->release();
@@ -275,8 +288,12 @@ void Scheduler::switch_out(After after) {
   switch_context(f->exec, self_, after == After::Exit);
 }
 
-void Scheduler::yield_running() { switch_out(After::Yield); }
-void Scheduler::park_running() { switch_out(After::Park); }
+void Scheduler::yield_running() {
+  switch_out(After::Yield);
+}
+void Scheduler::park_running() {
+  switch_out(After::Park);
+}
 
 void Scheduler::park_running_until(uint64_t seq, uint64_t deadline_ns) {
   FiberControl* f = running_;
@@ -394,7 +411,8 @@ bool Scheduler::reap() {
 void Scheduler::harvest(bool force) {
   const bool reaped = reap();
   const uint64_t progress = ctx_->progress_word().load(std::memory_order_acquire);
-  if (!force && !force_harvest_ && !reaped && progress == seen_progress_ && (++harvest_skips_ & 63) != 0) return;
+  if (!force && !force_harvest_ && !reaped && progress == seen_progress_ && (++harvest_skips_ & 63) != 0)
+    return;
   seen_progress_ = progress;
   force_harvest_ = false;
   unsigned n = 0;
@@ -444,8 +462,8 @@ void Scheduler::arm_readiness() {
   if (readiness_.armed || readiness_.epfd < 0) return;
   flexsc_entry* e = ctx_->get_entry();
   if (!e) return;  // the next harvest frees one
-  flexsc_prep(e, SYS_epoll_wait, readiness_.epfd, reinterpret_cast<long>(readiness_.events), Readiness::kEvents, -1,
-              0, 0);
+  flexsc_prep(e, SYS_epoll_wait, readiness_.epfd, reinterpret_cast<long>(readiness_.events),
+              Readiness::kEvents, -1, 0, 0);
   owner_[ctx_->index_of(e)] = nullptr;
   readiness_.armed = true;
   ++in_flight_;
@@ -539,7 +557,8 @@ void Scheduler::idle_wait() {
     // Entries in flight: FlexSC's flexsc_wait, through the backend.
     sleeping_.store(kSleepCtx, std::memory_order_seq_cst);
     if (flexsc::detail::Runtime* rt = flexsc::detail::enter(ctx_)) {
-      rt->wait_for(ctx_, [](void* s) { return static_cast<Scheduler*>(s)->has_events(); }, this, deadline);
+      rt->wait_for(
+          ctx_, [](void* s) { return static_cast<Scheduler*>(s)->has_events(); }, this, deadline);
       flexsc::detail::leave(ctx_);
     }
     force_harvest_ = true;
@@ -623,9 +642,13 @@ void fiber_main(fc::transfer_t t) {
 
 }  // namespace
 
-void make_ready(FiberControl* f) { f->home.load(std::memory_order_acquire)->enqueue(f); }
+void make_ready(FiberControl* f) {
+  f->home.load(std::memory_order_acquire)->enqueue(f);
+}
 
-void suspend_parked() { current_scheduler()->park_running(); }
+void suspend_parked() {
+  current_scheduler()->park_running();
+}
 
 void suspend_parked_until(uint64_t seq, uint64_t deadline_ns) {
   current_scheduler()->park_running_until(seq, deadline_ns);

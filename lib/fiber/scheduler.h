@@ -3,13 +3,12 @@
 // waits through the backend when nothing is ready (FlexSC-Threads).
 #pragma once
 
-#include <flexsc/fiber.hpp>
-
-#include <boost/lockfree/queue.hpp>
 #include <hwloc.h>
 
 #include <atomic>
+#include <boost/lockfree/queue.hpp>
 #include <cstdint>
+#include <flexsc/fiber.hpp>
 #include <memory>
 #include <mutex>
 #include <queue>
@@ -17,9 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include "api.h"
 #include "base/context.h"
 #include "base/futex.h"
-#include "api.h"
 #include "fiber.h"
 #include "readiness.h"
 #include "stack.h"
@@ -143,12 +142,12 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
 
   // ---- this thread only
   alignas(64) Context* ctx_ = nullptr;  // the posting context of this scheduler's fibers
-  std::vector<FiberControl*> owner_;     // by slot: the fiber waiting for that entry
+  std::vector<FiberControl*> owner_;    // by slot: the fiber waiting for that entry
   unsigned in_flight_ = 0;
-  bool runtime_gone_ = false;     // the last submit found no runtime
-  bool force_harvest_ = false;    // entries may be DONE without progress announced
+  bool runtime_gone_ = false;        // the last submit found no runtime
+  bool force_harvest_ = false;       // entries may be DONE without progress announced
   unsigned socket_wait_budget_ = 0;  // Backend::socket_waits_without_thread()
-  uint64_t backend_gen_ = 0;          // the runtime generation it is from
+  uint64_t backend_gen_ = 0;         // the runtime generation it is from
   std::atomic<unsigned> socket_waits_{0};
   uint64_t seen_progress_ = 0;
   unsigned harvest_skips_ = 0;

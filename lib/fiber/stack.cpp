@@ -51,8 +51,8 @@ Stack StackPool::get() {
   }
   const std::size_t page = Stack::page_size();
   // Reserved, not committed: a fiber costs the pages it touches.
-  void* mem = mmap(nullptr, size_ + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+  void* mem = mmap(nullptr, size_ + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (mem == MAP_FAILED) return {};
   if (mprotect(mem, page, PROT_NONE) != 0) {
     munmap(mem, size_ + page);

@@ -9,8 +9,8 @@
 namespace flexsc::fiber::detail {
 
 struct Stack {
-  char* base = nullptr;   // the mapping, guard page first
-  std::size_t size = 0;   // usable bytes, above the guard page
+  char* base = nullptr;  // the mapping, guard page first
+  std::size_t size = 0;  // usable bytes, above the guard page
   char* bottom() const { return base + page_size(); }
   char* guard() const { return base; }
   static std::size_t page_size();

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <boost/context/detail/fcontext.hpp>
-
 #include <cstddef>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -26,7 +25,7 @@ namespace fc = boost::context::detail;
 
 // One side of a switch: a fiber, or a scheduler's own thread stack.
 struct ExecutionContext {
-  fc::fcontext_t fctx = nullptr;  // where it stopped (nullptr while it runs)
+  fc::fcontext_t fctx = nullptr;       // where it stopped (nullptr while it runs)
   const void* stack_bottom = nullptr;  // lowest usable address (ASan)
   std::size_t stack_size = 0;
   void* asan_fake_stack = nullptr;

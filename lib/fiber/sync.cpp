@@ -22,18 +22,24 @@ uint64_t to_ns(std::chrono::steady_clock::time_point t) {
 void WaitQueue::push(Waiter* w) {
   w->prev = tail_;
   w->next = nullptr;
-  if (tail_) tail_->next = w;
-  else head_ = w;
+  if (tail_)
+    tail_->next = w;
+  else
+    head_ = w;
   tail_ = w;
   w->queued = true;
 }
 
 bool WaitQueue::remove(Waiter* w) {
   if (!w->queued) return false;
-  if (w->prev) w->prev->next = w->next;
-  else head_ = w->next;
-  if (w->next) w->next->prev = w->prev;
-  else tail_ = w->prev;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    head_ = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    tail_ = w->prev;
   w->prev = w->next = nullptr;
   w->queued = false;
   return true;
@@ -47,8 +53,10 @@ bool WaitQueue::park_impl(std::unique_lock<std::mutex>& lock, uint64_t deadline_
     w.seq = f->begin_park();
     push(&w);
     lock.unlock();
-    if (deadline_ns) suspend_parked_until(w.seq, deadline_ns);
-    else suspend_parked();
+    if (deadline_ns)
+      suspend_parked_until(w.seq, deadline_ns);
+    else
+      suspend_parked();
     lock.lock();
   } else {
     push(&w);
@@ -73,9 +81,12 @@ bool WaitQueue::park_impl(std::unique_lock<std::mutex>& lock, uint64_t deadline_
   return w.woken;
 }
 
-void WaitQueue::park(std::unique_lock<std::mutex>& lock) { park_impl(lock, 0); }
+void WaitQueue::park(std::unique_lock<std::mutex>& lock) {
+  park_impl(lock, 0);
+}
 
-bool WaitQueue::park_until(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point deadline) {
+bool WaitQueue::park_until(std::unique_lock<std::mutex>& lock,
+                           std::chrono::steady_clock::time_point deadline) {
   return park_impl(lock, to_ns(deadline));
 }
 
@@ -129,7 +140,8 @@ void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
   lock.lock();
 }
 
-bool ConditionVariable::wait_until(std::unique_lock<Mutex>& lock, std::chrono::steady_clock::time_point deadline) {
+bool ConditionVariable::wait_until(std::unique_lock<Mutex>& lock,
+                                   std::chrono::steady_clock::time_point deadline) {
   std::unique_lock l(m_);
   lock.unlock();
   const bool woken = waiters_.park_until(l, deadline);

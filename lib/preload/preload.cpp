@@ -9,12 +9,16 @@
 // call in progress, a runtime thread, exit and fork handlers) pass straight
 // through as well.
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <flexsc/flexsc.h>
 #include <limits.h>
 #include <linux/close_range.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,20 +33,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <dlfcn.h>
-#include <sched.h>
-#include <signal.h>
 #include <string>
 
-#include <flexsc/flexsc.h>
-
-#include "base/process.h"
+#include "api.h"
 #include "base/classify.h"
 #include "base/config.h"
 #include "base/futex.h"
 #include "base/libc_abi.h"
+#include "base/process.h"
 #include "base/raw_syscall.h"
-#include "api.h"
 #include "base/stats.h"
 #include "base/thread_state.h"
 #include "route.h"
@@ -88,10 +87,13 @@ void trampoline(int sig, siginfo_t* info, void* uctx) {
   void* fn = g_handlers[sig].fn.load(std::memory_order_relaxed);
   t_handled.fetch_add(1, std::memory_order_relaxed);
   if (!(flags & SA_RESTART)) t_handled_no_restart.fetch_add(1, std::memory_order_relaxed);
-  if (flags & SA_RESETHAND) g_handlers[sig].fn.store(nullptr, std::memory_order_relaxed);  // the kernel reset it
+  if (flags & SA_RESETHAND)
+    g_handlers[sig].fn.store(nullptr, std::memory_order_relaxed);  // the kernel reset it
   ++t_in_handler;
-  if (flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(fn)(sig, info, uctx);
-  else reinterpret_cast<void (*)(int)>(fn)(sig);
+  if (flags & SA_SIGINFO)
+    reinterpret_cast<void (*)(int, siginfo_t*, void*)>(fn)(sig, info, uctx);
+  else
+    reinterpret_cast<void (*)(int)>(fn)(sig);
   --t_in_handler;
 }
 
@@ -106,7 +108,9 @@ bool interrupted(void* p) {
          (c->always_interrupted && t_handled.load(std::memory_order_relaxed) != c->handled);
 }
 
-bool ends_on_any_signal(long nr) { return nr == SYS_poll || nr == SYS_epoll_wait || nr == SYS_epoll_pwait; }
+bool ends_on_any_signal(long nr) {
+  return nr == SYS_poll || nr == SYS_epoll_wait || nr == SYS_epoll_pwait;
+}
 
 enum class State : int { Starting, Running, PassThrough };
 
@@ -119,7 +123,9 @@ constinit DescriptorKinds g_fds;
 
 constexpr long kKernelSigsetSize = 8;
 
-long pass(long nr, const long a[6]) { return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]); }
+long pass(long nr, const long a[6]) {
+  return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
 
 // The calling thread's CPU time (a system call: read only on sampled
 // routed calls), less what reading it twice costs.
@@ -131,9 +137,10 @@ uint64_t thread_cpu_ns() {
 }
 
 long routed(long nr, const long a[6], flexsc::detail::SyscallClass cls) {
-  if (cls != flexsc::detail::SyscallClass::Blocking) return flexsc_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  CallSignals c{t_handled.load(std::memory_order_relaxed), t_handled_no_restart.load(std::memory_order_relaxed),
-                ends_on_any_signal(nr)};
+  if (cls != flexsc::detail::SyscallClass::Blocking)
+    return flexsc_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  CallSignals c{t_handled.load(std::memory_order_relaxed),
+                t_handled_no_restart.load(std::memory_order_relaxed), ends_on_any_signal(nr)};
   return flexsc::detail::syscall_interruptible(nr, a, interrupted, &c);
 }
 
@@ -159,7 +166,8 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
   const long a[6] = {a0, a1, a2, a3, a4, a5};
   // Not counted: a vfork child shares our counters, and flexsc's own calls
   // are not the program's.
-  if (__atomic_load_n(&flexsc_preload_in_vfork_child, __ATOMIC_RELAXED) || flexsc::detail::t_runtime_depth > 0)
+  if (__atomic_load_n(&flexsc_preload_in_vfork_child, __ATOMIC_RELAXED) ||
+      flexsc::detail::t_runtime_depth > 0)
     return pass(nr, a);
   Reason why;
   bool sample = false;
@@ -188,7 +196,8 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
   const long ret = routed(nr, a, cls);
   const uint64_t end = now_ns(), cpu = thread_cpu_ns() - cpu_start;
   // A call the runtime did not take (it was stopping) says nothing of routing.
-  if (ret != -ESHUTDOWN) g_estimates.add_routed(nr, end - start, cpu > g_cpu_clock_cost_ns ? cpu - g_cpu_clock_cost_ns : 0);
+  if (ret != -ESHUTDOWN)
+    g_estimates.add_routed(nr, end - start, cpu > g_cpu_clock_cost_ns ? cpu - g_cpu_clock_cost_ns : 0);
   g_estimates.advance(end);
   return finish_routed(nr, a, ret);
 }
@@ -224,8 +233,10 @@ void stop_inheritance() {
       kept += (kept.empty() ? "" : ":") + item;
     start = end + 1;
   }
-  if (kept.empty()) unsetenv("LD_PRELOAD");
-  else setenv("LD_PRELOAD", kept.c_str(), 1);
+  if (kept.empty())
+    unsetenv("LD_PRELOAD");
+  else
+    setenv("LD_PRELOAD", kept.c_str(), 1);
 }
 
 // FLEXSC_STATS as it was at start: a server may clear its workers'
@@ -270,8 +281,8 @@ void measure_references() {
   // At least 100 ns: a reference near zero (a runtime that answered on the
   // caller) would have the 4x test call every syscall thread slow.
   constexpr uint64_t kMinIdleHandoffNs = 100;
-  g_estimates.idle_handoff_ns.store(
-      static_cast<uint32_t>(std::clamp<uint64_t>(routed - std::min(routed, direct), kMinIdleHandoffNs, UINT32_MAX)));
+  g_estimates.idle_handoff_ns.store(static_cast<uint32_t>(
+      std::clamp<uint64_t>(routed - std::min(routed, direct), kMinIdleHandoffNs, UINT32_MAX)));
   g_cpu_clock_cost_ns = median_ns([] {
     const uint64_t start = thread_cpu_ns();
     return thread_cpu_ns() - start;
@@ -279,7 +290,8 @@ void measure_references() {
   // The CPUs the program's threads may run on (the syscall cores too,
   // unless it was confined to the others).
   cpu_set_t mine;
-  if (sched_getaffinity(0, sizeof mine, &mine) == 0) g_estimates.program_cpus.store(std::max(1, CPU_COUNT(&mine)));
+  if (sched_getaffinity(0, sizeof mine, &mine) == 0)
+    g_estimates.program_cpus.store(std::max(1, CPU_COUNT(&mine)));
 }
 
 __attribute__((constructor)) void start() {
@@ -294,7 +306,8 @@ __attribute__((constructor)) void start() {
   if (g_policy.mode != Mode::None) {
     const int rc = flexsc_init(nullptr);
     if (rc < 0 && rc != -EALREADY) {
-      fprintf(stderr, "flexsc-preload: the runtime did not start (%s); every call goes straight to the kernel\n",
+      fprintf(stderr,
+              "flexsc-preload: the runtime did not start (%s); every call goes straight to the kernel\n",
               strerror(-rc));
       g_state.store(State::PassThrough);
       atexit(report_at_exit);
@@ -341,14 +354,30 @@ extern "C" __attribute__((visibility("hidden"))) long flexsc_preload_vfork_faile
 #pragma GCC visibility push(default)
 extern "C" {
 
-ssize_t read(int fd, void* buf, size_t n) { return call(SYS_read, fd, buf, n); }
-ssize_t write(int fd, const void* buf, size_t n) { return call(SYS_write, fd, buf, n); }
-ssize_t pread(int fd, void* buf, size_t n, off_t off) { return call(SYS_pread64, fd, buf, n, off); }
-ssize_t pread64(int fd, void* buf, size_t n, off64_t off) { return call(SYS_pread64, fd, buf, n, off); }
-ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return call(SYS_pwrite64, fd, buf, n, off); }
-ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) { return call(SYS_pwrite64, fd, buf, n, off); }
-ssize_t readv(int fd, const struct iovec* iov, int cnt) { return call(SYS_readv, fd, iov, cnt); }
-ssize_t writev(int fd, const struct iovec* iov, int cnt) { return call(SYS_writev, fd, iov, cnt); }
+ssize_t read(int fd, void* buf, size_t n) {
+  return call(SYS_read, fd, buf, n);
+}
+ssize_t write(int fd, const void* buf, size_t n) {
+  return call(SYS_write, fd, buf, n);
+}
+ssize_t pread(int fd, void* buf, size_t n, off_t off) {
+  return call(SYS_pread64, fd, buf, n, off);
+}
+ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
+  return call(SYS_pread64, fd, buf, n, off);
+}
+ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
+  return call(SYS_pwrite64, fd, buf, n, off);
+}
+ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
+  return call(SYS_pwrite64, fd, buf, n, off);
+}
+ssize_t readv(int fd, const struct iovec* iov, int cnt) {
+  return call(SYS_readv, fd, iov, cnt);
+}
+ssize_t writev(int fd, const struct iovec* iov, int cnt) {
+  return call(SYS_writev, fd, iov, cnt);
+}
 // preadv/pwritev take the offset split in two registers (low, high).
 ssize_t preadv(int fd, const struct iovec* iov, int cnt, off_t off) {
   return call(SYS_preadv, fd, iov, cnt, off, 0);
@@ -385,7 +414,8 @@ int creat(const char* path, mode_t mode) {
 // The runtime's own descriptors are not the program's to close: to it they
 // are not open (a daemon closing every descriptor skips them).
 int close(int fd) {
-  if (flexsc::detail::t_runtime_depth == 0 && flexsc::detail::runtime_owns_fd(fd)) return static_cast<int>(libc_result(-EBADF));
+  if (flexsc::detail::t_runtime_depth == 0 && flexsc::detail::runtime_owns_fd(fd))
+    return static_cast<int>(libc_result(-EBADF));
   const int rc = static_cast<int>(call(SYS_close, fd));
   g_fds.forget(fd);
   return rc;
@@ -407,7 +437,9 @@ int dup3(int oldfd, int newfd, int flags) {
   return call_new_fd(SYS_dup3, oldfd, newfd, flags);
 }
 
-int stat(const char* path, struct stat* st) { return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, 0)); }
+int stat(const char* path, struct stat* st) {
+  return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, 0));
+}
 int stat64(const char* path, struct stat64* st) {
   return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, 0));
 }
@@ -417,8 +449,12 @@ int lstat(const char* path, struct stat* st) {
 int lstat64(const char* path, struct stat64* st) {
   return static_cast<int>(call(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW));
 }
-int fstat(int fd, struct stat* st) { return static_cast<int>(call(SYS_fstat, fd, st)); }
-int fstat64(int fd, struct stat64* st) { return static_cast<int>(call(SYS_fstat, fd, st)); }
+int fstat(int fd, struct stat* st) {
+  return static_cast<int>(call(SYS_fstat, fd, st));
+}
+int fstat64(int fd, struct stat64* st) {
+  return static_cast<int>(call(SYS_fstat, fd, st));
+}
 int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
   return static_cast<int>(call(SYS_newfstatat, dirfd, path, st, flags));
 }
@@ -428,13 +464,25 @@ int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
 int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* st) {
   return static_cast<int>(call(SYS_statx, dirfd, path, flags, mask, st));
 }
-off_t lseek(int fd, off_t off, int whence) { return call(SYS_lseek, fd, off, whence); }
-off64_t lseek64(int fd, off64_t off, int whence) { return call(SYS_lseek, fd, off, whence); }
+off_t lseek(int fd, off_t off, int whence) {
+  return call(SYS_lseek, fd, off, whence);
+}
+off64_t lseek64(int fd, off64_t off, int whence) {
+  return call(SYS_lseek, fd, off, whence);
+}
 
-int fsync(int fd) { return static_cast<int>(call(SYS_fsync, fd)); }
-int fdatasync(int fd) { return static_cast<int>(call(SYS_fdatasync, fd)); }
-ssize_t sendfile(int out, int in, off_t* off, size_t n) { return call(SYS_sendfile, out, in, off, n); }
-ssize_t sendfile64(int out, int in, off64_t* off, size_t n) { return call(SYS_sendfile, out, in, off, n); }
+int fsync(int fd) {
+  return static_cast<int>(call(SYS_fsync, fd));
+}
+int fdatasync(int fd) {
+  return static_cast<int>(call(SYS_fdatasync, fd));
+}
+ssize_t sendfile(int out, int in, off_t* off, size_t n) {
+  return call(SYS_sendfile, out, in, off, n);
+}
+ssize_t sendfile64(int out, int in, off64_t* off, size_t n) {
+  return call(SYS_sendfile, out, in, off, n);
+}
 ssize_t splice(int in, loff_t* off_in, int out, loff_t* off_out, size_t n, unsigned flags) {
   return call(SYS_splice, in, off_in, out, off_out, n, flags);
 }
@@ -451,18 +499,28 @@ int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
 int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   return static_cast<int>(call(SYS_connect, fd, addr, len));
 }
-ssize_t send(int fd, const void* buf, size_t n, int flags) { return call(SYS_sendto, fd, buf, n, flags, 0, 0); }
-ssize_t recv(int fd, void* buf, size_t n, int flags) { return call(SYS_recvfrom, fd, buf, n, flags, 0, 0); }
+ssize_t send(int fd, const void* buf, size_t n, int flags) {
+  return call(SYS_sendto, fd, buf, n, flags, 0, 0);
+}
+ssize_t recv(int fd, void* buf, size_t n, int flags) {
+  return call(SYS_recvfrom, fd, buf, n, flags, 0, 0);
+}
 ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* to, socklen_t len) {
   return call(SYS_sendto, fd, buf, n, flags, to, len);
 }
 ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* from, socklen_t* len) {
   return call(SYS_recvfrom, fd, buf, n, flags, from, len);
 }
-ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) { return call(SYS_sendmsg, fd, msg, flags); }
-ssize_t recvmsg(int fd, struct msghdr* msg, int flags) { return call(SYS_recvmsg, fd, msg, flags); }
+ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
+  return call(SYS_sendmsg, fd, msg, flags);
+}
+ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
+  return call(SYS_recvmsg, fd, msg, flags);
+}
 
-int poll(struct pollfd* fds, nfds_t n, int timeout) { return static_cast<int>(call(SYS_poll, fds, n, timeout)); }
+int poll(struct pollfd* fds, nfds_t n, int timeout) {
+  return static_cast<int>(call(SYS_poll, fds, n, timeout));
+}
 int epoll_wait(int epfd, struct epoll_event* ev, int n, int timeout) {
   return static_cast<int>(call(SYS_epoll_wait, epfd, ev, n, timeout));
 }
@@ -501,7 +559,7 @@ int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   if (function) {
     g_handlers[sig].flags.store(act->sa_flags);
     g_handlers[sig].fn.store(act->sa_flags & SA_SIGINFO ? reinterpret_cast<void*>(act->sa_sigaction)
-                                                         : reinterpret_cast<void*>(act->sa_handler));
+                                                        : reinterpret_cast<void*>(act->sa_handler));
   }
   const int rc = real(sig, give, old);
   if (rc != 0) {
@@ -511,8 +569,10 @@ int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   }
   if (old && old->sa_sigaction == trampoline) {
     old->sa_flags = prev_flags;
-    if (prev_flags & SA_SIGINFO) old->sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(prev_fn);
-    else old->sa_handler = reinterpret_cast<void (*)(int)>(prev_fn);
+    if (prev_flags & SA_SIGINFO)
+      old->sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(prev_fn);
+    else
+      old->sa_handler = reinterpret_cast<void (*)(int)>(prev_fn);
   }
   if (act && !function) g_handlers[sig].fn.store(nullptr);
   return 0;
@@ -520,7 +580,8 @@ int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
 
 // BSD semantics, as glibc's signal(): the handler stays, calls restart.
 sighandler_t signal(int sig, sighandler_t handler) {
-  struct sigaction act {}, old {};
+  struct sigaction act {
+  }, old{};
   act.sa_handler = handler;
   sigemptyset(&act.sa_mask);
   sigaddset(&act.sa_mask, sig);

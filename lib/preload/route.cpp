@@ -19,19 +19,32 @@ using flexsc::detail::SyscallClass;
 
 const char* reason_name(Reason r) {
   switch (r) {
-    case Reason::Routed: return "routed";
-    case Reason::Probe: return "auto: probe";
-    case Reason::NotReady: return "runtime not running";
-    case Reason::SignalHandler: return "in a signal handler";
-    case Reason::ModeNone: return "FLEXSC_ROUTE=none";
-    case Reason::NotListed: return "not in FLEXSC_ROUTE_ONLY";
-    case Reason::CallerClass: return "acts on the calling thread";
-    case Reason::Measuring: return "auto: measuring";
-    case Reason::Cheap: return "auto: waiting costs more than the call";
-    case Reason::Busy: return "auto: syscall threads slow to answer";
-    case Reason::MayBlock: return "auto: may block";
-    case Reason::DirectProbe: return "auto: probe of the direct cost";
-    case Reason::kCount: break;
+    case Reason::Routed:
+      return "routed";
+    case Reason::Probe:
+      return "auto: probe";
+    case Reason::NotReady:
+      return "runtime not running";
+    case Reason::SignalHandler:
+      return "in a signal handler";
+    case Reason::ModeNone:
+      return "FLEXSC_ROUTE=none";
+    case Reason::NotListed:
+      return "not in FLEXSC_ROUTE_ONLY";
+    case Reason::CallerClass:
+      return "acts on the calling thread";
+    case Reason::Measuring:
+      return "auto: measuring";
+    case Reason::Cheap:
+      return "auto: waiting costs more than the call";
+    case Reason::Busy:
+      return "auto: syscall threads slow to answer";
+    case Reason::MayBlock:
+      return "auto: may block";
+    case Reason::DirectProbe:
+      return "auto: probe of the direct cost";
+    case Reason::kCount:
+      break;
   }
   return "?";
 }
@@ -45,8 +58,8 @@ constexpr unsigned kWeightShift = 3;  // EWMA weight 1/8
 // samples.
 void blend(std::atomic<uint32_t>& avg, uint64_t sample) {
   const uint32_t old = avg.load(std::memory_order_relaxed);
-  const uint64_t s =
-      std::max<uint64_t>(1, std::min<uint64_t>(old ? std::min<uint64_t>(sample, uint64_t{old} * 4) : sample, UINT32_MAX));
+  const uint64_t s = std::max<uint64_t>(
+      1, std::min<uint64_t>(old ? std::min<uint64_t>(sample, uint64_t{old} * 4) : sample, UINT32_MAX));
   // The step rounds to nearest, alike both ways (a plain shift would
   // round down, and the average would sit low).
   const int64_t diff = static_cast<int64_t>(s) - old;
@@ -55,7 +68,9 @@ void blend(std::atomic<uint32_t>& avg, uint64_t sample) {
   avg.store(old ? static_cast<uint32_t>(old + step) : static_cast<uint32_t>(s), std::memory_order_relaxed);
 }
 
-bool valid(long nr) { return nr >= 0 && nr < kMaxSyscall; }
+bool valid(long nr) {
+  return nr >= 0 && nr < kMaxSyscall;
+}
 
 }  // namespace
 
@@ -119,9 +134,12 @@ Reason auto_rule(const CallCosts& call, const Load& load) {
 
 bool Policy::load(std::string* error) {
   const char* m = std::getenv("FLEXSC_ROUTE");
-  if (!m || !*m || !std::strcmp(m, "auto")) mode = Mode::Auto;
-  else if (!std::strcmp(m, "all")) mode = Mode::All;
-  else if (!std::strcmp(m, "none")) mode = Mode::None;
+  if (!m || !*m || !std::strcmp(m, "auto"))
+    mode = Mode::Auto;
+  else if (!std::strcmp(m, "all"))
+    mode = Mode::All;
+  else if (!std::strcmp(m, "none"))
+    mode = Mode::None;
   else {
     *error = std::string("FLEXSC_ROUTE=") + m + ": expected all, auto or none";
     return false;
@@ -184,7 +202,8 @@ Reason Policy::decide(long nr, SyscallClass cls, Estimates& est, bool* sample) {
   const uint64_t gap = probe_gap_ns_[nr].load(std::memory_order_relaxed);
   const bool same = gap && probed_rule_[nr].load(std::memory_order_relaxed) == rule;
   const uint64_t next_gap = same ? std::min(2 * gap, kMaxProbeGapNs) : kMinProbeGapNs;
-  if (!next_probe_ns_[nr].compare_exchange_strong(due, now + next_gap, std::memory_order_relaxed)) return rule;
+  if (!next_probe_ns_[nr].compare_exchange_strong(due, now + next_gap, std::memory_order_relaxed))
+    return rule;
   probe_gap_ns_[nr].store(next_gap, std::memory_order_relaxed);
   probed_rule_[nr].store(rule, std::memory_order_relaxed);
   if (rule == Reason::Routed) {
@@ -196,7 +215,9 @@ Reason Policy::decide(long nr, SyscallClass cls, Estimates& est, bool* sample) {
   return Reason::Probe;
 }
 
-uint64_t Policy::default_clock() { return flexsc::detail::now_ns(); }
+uint64_t Policy::default_clock() {
+  return flexsc::detail::now_ns();
+}
 
 namespace {
 
@@ -250,12 +271,21 @@ void DescriptorKinds::forget_range(unsigned first, unsigned last) {
 
 int descriptors_it_waits_on(long nr, const long a[6], int fds[2]) {
   switch (nr) {
-    case SYS_read: case SYS_write: case SYS_pread64: case SYS_pwrite64: case SYS_readv: case SYS_writev:
-    case SYS_preadv: case SYS_pwritev: case SYS_fsync: case SYS_fdatasync:
+    case SYS_read:
+    case SYS_write:
+    case SYS_pread64:
+    case SYS_pwrite64:
+    case SYS_readv:
+    case SYS_writev:
+    case SYS_preadv:
+    case SYS_pwritev:
+    case SYS_fsync:
+    case SYS_fdatasync:
       fds[0] = static_cast<int>(a[0]);
       return 1;
     case SYS_sendfile:  // out, in
-    case SYS_copy_file_range: case SYS_splice:  // in, _, out
+    case SYS_copy_file_range:
+    case SYS_splice:  // in, _, out
       fds[0] = static_cast<int>(a[0]);
       fds[1] = static_cast<int>(nr == SYS_sendfile ? a[1] : a[2]);
       return 2;
@@ -294,15 +324,16 @@ std::string Counts::report(const Estimates* est) const {
     if (est) {
       const CallCosts c = est->costs(nr);
       if (c.direct_ns || c.routed_ns)
-        per_call << "; measured: direct " << us(c.direct_ns) << ", routed " << us(c.routed_ns) << " (caller CPU "
-                 << us(c.routed_cpu_ns) << ")";
+        per_call << "; measured: direct " << us(c.direct_ns) << ", routed " << us(c.routed_ns)
+                 << " (caller CPU " << us(c.routed_cpu_ns) << ")";
     }
     per_call << "\n";
   }
   uint64_t routed = 0, passed = 0;
   for (int r = 0; r < kReasons; ++r) (is_routed(static_cast<Reason>(r)) ? routed : passed) += total[r];
   std::ostringstream out;
-  out << "flexsc: preload: " << routed << " calls routed" << probes(total) << ", " << passed << " passed through";
+  out << "flexsc: preload: " << routed << " calls routed" << probes(total) << ", " << passed
+      << " passed through";
   if (const std::string why = passed_reasons(total); !why.empty()) out << " (" << why << ")";
   out << "\n";
   if (est) {

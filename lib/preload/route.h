@@ -23,27 +23,29 @@ constexpr int kMaxSyscall = 512;
 // Why a call went where it went.
 enum class Reason : uint8_t {
   Routed,
-  Probe,         // auto: routed although the rule would not, to measure what routing costs
-  NotReady,      // before the runtime started, after it stopped, or it could not start
-  SignalHandler, // from one of the program's signal handlers
-  ModeNone,      // FLEXSC_ROUTE=none
-  NotListed,     // not in FLEXSC_ROUTE_ONLY
-  CallerClass,   // depends on the calling thread, or unknown to the class table
-  Measuring,     // auto: not measured enough yet, either way
-  Cheap,         // auto: waiting for it routed costs more than making it
-  Busy,          // auto: the syscall threads answer slowly (short of capacity)
-  MayBlock,      // auto: may wait without bound (a syscall thread would be held)
-  DirectProbe,   // auto: passed although the rule would route, to keep its direct cost measured
+  Probe,          // auto: routed although the rule would not, to measure what routing costs
+  NotReady,       // before the runtime started, after it stopped, or it could not start
+  SignalHandler,  // from one of the program's signal handlers
+  ModeNone,       // FLEXSC_ROUTE=none
+  NotListed,      // not in FLEXSC_ROUTE_ONLY
+  CallerClass,    // depends on the calling thread, or unknown to the class table
+  Measuring,      // auto: not measured enough yet, either way
+  Cheap,          // auto: waiting for it routed costs more than making it
+  Busy,           // auto: the syscall threads answer slowly (short of capacity)
+  MayBlock,       // auto: may wait without bound (a syscall thread would be held)
+  DirectProbe,    // auto: passed although the rule would route, to keep its direct cost measured
   kCount
 };
 
 const char* reason_name(Reason r);
-inline bool is_routed(Reason r) { return r == Reason::Routed || r == Reason::Probe; }
+inline bool is_routed(Reason r) {
+  return r == Reason::Routed || r == Reason::Probe;
+}
 
 // What one kind of call costs, as measured, in nanoseconds (0: unknown).
 struct CallCosts {
-  uint32_t direct_ns = 0;      // made by the caller itself (wall time: for the calls auto weighs, which
-                               // never wait, that is CPU time)
+  uint32_t direct_ns = 0;  // made by the caller itself (wall time: for the calls auto weighs, which
+                           // never wait, that is CPU time)
   uint32_t direct_samples = 0;
   uint32_t routed_ns = 0;      // routed: the round trip its caller waits
   uint32_t routed_cpu_ns = 0;  // routed: the caller's own CPU time meanwhile (posting, spinning, parking)
@@ -174,10 +176,12 @@ class Counts {
     // The wrapper is loaded at start: its thread storage can be the
     // initial-exec kind, one instruction away, no call.
     [[gnu::tls_model("initial-exec")]] static thread_local int t_shard = -1;
-    if (t_shard < 0) t_shard = static_cast<int>(next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards);
+    if (t_shard < 0)
+      t_shard = static_cast<int>(next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards);
     by_[t_shard][nr][static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
     const uint64_t bit = uint64_t{1} << (nr & 63);
-    if (!(used_[nr >> 6].load(std::memory_order_relaxed) & bit)) used_[nr >> 6].fetch_or(bit, std::memory_order_relaxed);
+    if (!(used_[nr >> 6].load(std::memory_order_relaxed) & bit))
+      used_[nr >> 6].fetch_or(bit, std::memory_order_relaxed);
   }
   uint64_t count(long nr, Reason r) const;
   // Sets every count to zero (a forked child's start): only the calls

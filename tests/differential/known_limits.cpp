@@ -38,8 +38,8 @@ TEST(KnownLimits, SignalfdReadAnswersForTheSyscallThread) {
     // io_uring_enter: the kernel answers for the caller, as the syscall would.
     EXPECT_EQ(got, static_cast<long>(sizeof ssi)) << "uring reads a signalfd in the caller (docs/limits.md)";
   } else {
-    EXPECT_EQ(got, -EAGAIN)
-        << "a thread-directed signal read through flexsc: the documented limit is gone, update docs/limits.md";
+    EXPECT_EQ(got, -EAGAIN) << "a thread-directed signal read through flexsc: the documented limit is gone, "
+                               "update docs/limits.md";
     EXPECT_EQ(sc(SYS_read, sfd, &ssi, sizeof ssi), static_cast<long>(sizeof ssi))
         << "still pending on the caller";
   }

@@ -1,11 +1,11 @@
 // An outside C++ program on the installed fiber API: a fiber whose
 // syscall posts and switches, joined from main.
-#include <flexsc/fiber.hpp>
-#include <flexsc/flexsc.hpp>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <flexsc/fiber.hpp>
+#include <flexsc/flexsc.hpp>
 
 int main() {
   long ppid = 0;

@@ -72,12 +72,14 @@ class Shim {
   }
 
   // Posts entry i: fills it, publishes SUBMITTED, rings the doorbell.
-  void post(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+  void post(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
+            long a5 = 0) {
     prepare(i, nr, a0, a1, a2, a3, a4, a5);
     ring();
   }
   // Fills entry i and publishes it SUBMITTED, without counting it yet.
-  void prepare(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+  void prepare(unsigned i, long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
+               long a5 = 0) {
     flexsc_entry* e = entry(i);
     e->nr = static_cast<uint32_t>(nr);
     // Calls that may sleep are marked, as the library marks its blocking
@@ -166,7 +168,8 @@ TEST(Shim, RunsCallsAsTheProcess) {
   EXPECT_EQ(shim.call(SYS_getpgrp), getpgrp());
   char cwd[256] = {}, mine[256] = {};
   ASSERT_NE(getcwd(mine, sizeof mine), nullptr);
-  EXPECT_EQ(shim.call(SYS_getcwd, reinterpret_cast<long>(cwd), sizeof cwd), static_cast<long>(strlen(mine) + 1));
+  EXPECT_EQ(shim.call(SYS_getcwd, reinterpret_cast<long>(cwd), sizeof cwd),
+            static_cast<long>(strlen(mine) + 1));
   EXPECT_STREQ(cwd, mine);
   int p[2];
   ASSERT_EQ(pipe(p), 0);
@@ -324,7 +327,8 @@ TEST(Shim, AServerAsleepInAnUnmarkedCallHandsOverToASpareOnItsCore) {
   shim.post(1, SYS_read, p[0], reinterpret_cast<long>(&c), 1);
   std::this_thread::sleep_for(50ms);  // the spare has long gone to sleep
   int wrong = 0;
-  for (int i = 0; i < 100 && !wrong; ++i) wrong += shim.call(SYS_getppid) != getppid();  // 20 s each when stuck
+  for (int i = 0; i < 100 && !wrong; ++i)
+    wrong += shim.call(SYS_getppid) != getppid();  // 20 s each when stuck
   const uint64_t overlapped = shim.stats().overlapped;
   ASSERT_EQ(write(p[1], "x", 1), 1);  // the read returns whatever happened: the servers can leave
   EXPECT_EQ(shim.wait(1), 1);
@@ -499,8 +503,9 @@ TEST(Shim, BadArgumentsAreRefusedCleanly) {
   std::mt19937_64 rng(42);
   for (int i = 0; i < 2000; ++i) {
     unsigned long cmd = static_cast<unsigned>(rng());
-    if (i % 2) cmd = _IOC(static_cast<unsigned>(rng() % 4), FLEXSC_SHIM_IOC_MAGIC, static_cast<unsigned>(rng() % 16),
-                          static_cast<unsigned>(rng() % 256));
+    if (i % 2)
+      cmd = _IOC(static_cast<unsigned>(rng() % 4), FLEXSC_SHIM_IOC_MAGIC, static_cast<unsigned>(rng() % 16),
+                 static_cast<unsigned>(rng() % 256));
     if (cmd == FLEXSC_IOC_SERVE || cmd == FLEXSC_IOC_LEAVE || cmd == FLEXSC_IOC_WAIT) continue;
     sys_ioctl(fd, cmd, reinterpret_cast<void*>(rng() % 2 ? rng() : 0));
   }
@@ -525,7 +530,8 @@ TEST(Shim, AnotherProcessCannotUseTheDescriptor) {
     flexsc_shim_region r{0, 1, 0};
     flexsc_shim_serve s{};
     s.cpu = -1;
-    return sys_ioctl(fd, FLEXSC_IOC_UNREGISTER, &r) == -EPERM && sys_ioctl(fd, FLEXSC_IOC_SERVE, &s) == -EPERM &&
+    return sys_ioctl(fd, FLEXSC_IOC_UNREGISTER, &r) == -EPERM &&
+                   sys_ioctl(fd, FLEXSC_IOC_SERVE, &s) == -EPERM &&
                    sys_ioctl(fd, FLEXSC_IOC_WAKE, nullptr) == -EPERM
                ? 0
                : 1;
@@ -579,7 +585,8 @@ TEST(Shim, FileBackedPagesAreRefused) {
     void* mapped = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, flags, file, 0);
     ASSERT_NE(mapped, MAP_FAILED);
     flexsc_shim_region r{reinterpret_cast<uint64_t>(mapped), 1, 0};
-    EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &r), -EOPNOTSUPP) << (flags == MAP_SHARED ? "shared" : "private");
+    EXPECT_EQ(sys_ioctl(shim.fd(), FLEXSC_IOC_REGISTER, &r), -EOPNOTSUPP)
+        << (flags == MAP_SHARED ? "shared" : "private");
     munmap(mapped, 4096);
   }
   close(file);

@@ -16,7 +16,9 @@
 namespace flexsc::detail {
 namespace {
 
-long perturb(long ret) { return ret >= 0 ? ret + 1 : (ret == -EINVAL ? -EBADF : -EINVAL); }
+long perturb(long ret) {
+  return ret >= 0 ? ret + 1 : (ret == -EINVAL ? -EBADF : -EINVAL);
+}
 
 class PerturbBackend final : public Backend {
  public:

@@ -40,16 +40,20 @@ struct ShimRegion final : BackendState {
   }
 };
 
-ShimRegion* region_of(Context* ctx) { return static_cast<ShimRegion*>(ctx->backend_state.get()); }
+ShimRegion* region_of(Context* ctx) {
+  return static_cast<ShimRegion*>(ctx->backend_state.get());
+}
 
-long shim_ioctl(int fd, unsigned long cmd, void* arg) { return ioctl(fd, cmd, arg) < 0 ? -errno : 0; }
+long shim_ioctl(int fd, unsigned long cmd, void* arg) {
+  return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
+}
 
 // The control area, mapped once for the life of the process: contexts'
 // waiters may still poll its completion word while a runtime stops.
 void* control_area() {
   static void* const area = [] {
-    void* p = mmap(nullptr, FLEXSC_SHIM_CONTROL_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    void* p = mmap(nullptr, FLEXSC_SHIM_CONTROL_PAGES * 4096, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? nullptr : p;
   }();
   return area;
@@ -57,7 +61,8 @@ void* control_area() {
 
 // The control area's completion word, as the atomic waiters poll.
 const std::atomic<uint64_t>* completion_word(flexsc_shim_control* control) {
-  static_assert(sizeof(std::atomic<uint64_t>) == sizeof(control->completed) && std::atomic<uint64_t>::is_always_lock_free);
+  static_assert(sizeof(std::atomic<uint64_t>) == sizeof(control->completed) &&
+                std::atomic<uint64_t>::is_always_lock_free);
   return reinterpret_cast<const std::atomic<uint64_t>*>(&control->completed);
 }
 
@@ -68,8 +73,8 @@ int ShimBackend::create(const Config& cfg, std::unique_ptr<Backend>* out, std::s
   b->cfg_ = cfg;
   const int fd = open(FLEXSC_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
   if (fd < 0) {
-    *error = std::string("the kernel shim is not available: " FLEXSC_SHIM_DEVICE ": ") + std::strerror(errno) +
-             (errno == ENOENT ? " (load kernel-shim/flexsc_shim.ko)" : "");
+    *error = std::string("the kernel shim is not available: " FLEXSC_SHIM_DEVICE ": ") +
+             std::strerror(errno) + (errno == ENOENT ? " (load kernel-shim/flexsc_shim.ko)" : "");
     return -ENODEV;
   }
   b->fd_ = move_fd_high(fd);
@@ -139,7 +144,8 @@ void* ShimBackend::server_main(void* arg) {
   auto* self = static_cast<Server*>(arg);
   char name[16];
   // Syscall threads, as the thread backend's: in the kernel, serving.
-  std::snprintf(name, sizeof name, "flexsc-sys/%d", self->backend->placement_.syscall_cores[self->core].cpus.front());
+  std::snprintf(name, sizeof name, "flexsc-sys/%d",
+                self->backend->placement_.syscall_cores[self->core].cpus.front());
   pthread_setname_np(pthread_self(), name);
   self->backend->serve(self);
   self->exited.store(true, std::memory_order_release);
@@ -188,7 +194,8 @@ int ShimBackend::submitter_of(uint64_t addr) {
 
 void ShimBackend::bind(Context* ctx) {
   ctx->core = nullptr;  // the thread backend's; servers here serve every context
-  ctx->wait_spin_ns = placement_.syscall_cores[placement_.core_serving(sched_getcpu())].shared ? 0 : cfg_.wait_spin_ns;
+  ctx->wait_spin_ns =
+      placement_.syscall_cores[placement_.core_serving(sched_getcpu())].shared ? 0 : cfg_.wait_spin_ns;
   unbind(ctx);
   auto region = std::make_unique<ShimRegion>();
   region->fd = fd_;
@@ -218,9 +225,9 @@ void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
     for (unsigned i = 0; i < count; ++i) {
       flexsc_entry* e = &ctx->entries[slots[i] & ~Context::kSqBlocking];
       ctx->stats.inline_calls.add();
-      set_done(e, e->flags & FLEXSC_ENTRY_NOP
-                      ? 0
-                      : raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2], e->args[3], e->args[4], e->args[5]));
+      set_done(e, e->flags & FLEXSC_ENTRY_NOP ? 0
+                                              : raw_syscall6(e->nr, e->args[0], e->args[1], e->args[2],
+                                                             e->args[3], e->args[4], e->args[5]));
     }
     return;
   }
@@ -234,10 +241,13 @@ void ShimBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
 // Wakes an owner parked in FLEXSC_IOC_WAIT: payload = descriptor << 32 | region.
 void ShimBackend::notify(uint64_t payload) {
   uint32_t id = static_cast<uint32_t>(payload);
-  raw_syscall6(SYS_ioctl, static_cast<int>(payload >> 32), FLEXSC_IOC_NOTIFY, reinterpret_cast<long>(&id), 0, 0, 0);
+  raw_syscall6(SYS_ioctl, static_cast<int>(payload >> 32), FLEXSC_IOC_NOTIFY, reinterpret_cast<long>(&id), 0,
+               0, 0);
 }
 
-uint32_t ShimBackend::prepare_park(Context* ctx) { return region_of(ctx) ? park_kind_ : kParkedFutex; }
+uint32_t ShimBackend::prepare_park(Context* ctx) {
+  return region_of(ctx) ? park_kind_ : kParkedFutex;
+}
 
 void ShimBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const flexsc_entry* target) {
   ShimRegion* region = region_of(ctx);
@@ -249,7 +259,9 @@ void ShimBackend::park(Context* ctx, uint32_t how, uint64_t timeout_ns, const fl
   shim_ioctl(fd_, FLEXSC_IOC_WAIT, &w);
 }
 
-uint64_t ShimBackend::progress_mark(Context*) const { return 0; }
+uint64_t ShimBackend::progress_mark(Context*) const {
+  return 0;
+}
 
 // An entry nobody has claimed after a long wait, and no server ready: every
 // server sleeps in a call (the module woke the spares already, from the

@@ -7,11 +7,11 @@
 // shim's wait.
 #pragma once
 
+#include <flexsc/shim.h>
 #include <pthread.h>
 #include <signal.h>
 
 #include <atomic>
-#include <flexsc/shim.h>
 #include <memory>
 #include <mutex>
 #include <string>

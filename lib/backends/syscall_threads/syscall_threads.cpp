@@ -13,8 +13,8 @@
 #include "base/context.h"
 #include "base/futex.h"
 #include "base/process.h"
-#include "base/thread_state.h"
 #include "base/raw_syscall.h"
+#include "base/thread_state.h"
 
 namespace flexsc::detail {
 namespace {
@@ -368,8 +368,10 @@ bool SyscallThreads::only_blocked_awake(const SyscallCore* core) {
   bool sleeper = false;
   for (unsigned i = 0; i < n; ++i) {
     const uint64_t s = core->threads[i]->state.load(std::memory_order_relaxed);
-    if (s & SyscallThread::kSleeping) sleeper = true;
-    else if (!(s & SyscallThread::kInBlockingCall)) return false;
+    if (s & SyscallThread::kSleeping)
+      sleeper = true;
+    else if (!(s & SyscallThread::kInBlockingCall))
+      return false;
   }
   return sleeper;
 }
@@ -446,9 +448,12 @@ void SyscallThreads::before_park(Context* ctx, uint64_t since, uint64_t waited_n
   unsigned sleeping = 0, stuck = 0;
   for (unsigned i = 0; i < n; ++i) {
     const uint64_t s = core->threads[i]->state.load(std::memory_order_acquire);
-    if (s & SyscallThread::kSleeping) ++sleeping;
-    else if ((s & SyscallThread::kInBlockingCall) || ((s & SyscallThread::kInCall) && long_wait)) ++stuck;
-    else return;
+    if (s & SyscallThread::kSleeping)
+      ++sleeping;
+    else if ((s & SyscallThread::kInBlockingCall) || ((s & SyscallThread::kInCall) && long_wait))
+      ++stuck;
+    else
+      return;
   }
   if (!stuck) {
     // All asleep: a poster's wake-up is on its way; make sure of it.
@@ -460,8 +465,10 @@ void SyscallThreads::before_park(Context* ctx, uint64_t since, uint64_t waited_n
   ctx->add_ref();
   ctx->queued.store(1, std::memory_order_relaxed);
   core->ready.push(ctx);
-  if (sleeping) wake_one(core);
-  else if (spawn(core) < 0) wake_one(core);
+  if (sleeping)
+    wake_one(core);
+  else if (spawn(core) < 0)
+    wake_one(core);
 }
 
 bool SyscallThreads::interrupt(Context* ctx, flexsc_entry* e) {

@@ -59,7 +59,7 @@ struct SyscallCore {
 
   alignas(64) std::atomic<uint32_t> awake{0};  // threads not asleep on sleep_word
   std::atomic<uint32_t> sleep_word{0};
-  std::atomic<uint32_t> spinner{0};            // one idle thread spins, the others sleep
+  std::atomic<uint32_t> spinner{0};  // one idle thread spins, the others sleep
   std::atomic<bool> stop{false};
 
   alignas(64) std::mutex spawn_mutex;

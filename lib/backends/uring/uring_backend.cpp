@@ -1,21 +1,21 @@
 #include "backends/uring/uring_backend.h"
 
-#include <sched.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <thread>
-#include <cstring>
 
+#include "backends/syscall_threads/syscall_threads.h"
 #include "base/context.h"
 #include "base/process.h"
 #include "base/thread_state.h"
-#include "backends/syscall_threads/syscall_threads.h"
 
 namespace flexsc::detail {
 namespace {
@@ -44,8 +44,8 @@ constexpr uint64_t kCancelGiveUpNs = 2'000'000'000;
 // counts shutdown reads while the owner may be inside are atomics.
 struct ContextRing final : BackendState {
   io_uring ring{};
-  std::vector<RingOp> ops;         // by slot
-  std::vector<uint32_t> backlog;   // FIFO of slots waiting for room in the ring
+  std::vector<RingOp> ops;        // by slot
+  std::vector<uint32_t> backlog;  // FIFO of slots waiting for room in the ring
   unsigned backlog_head = 0;
   std::atomic<unsigned> backlog_count{0};
   std::atomic<unsigned> in_ring{0};  // operations submitted and not yet reaped
@@ -55,7 +55,7 @@ struct ContextRing final : BackendState {
   uint64_t owner = 0;        // without SQPOLL: thread_token() of the only thread that may submit and reap
   bool cancel_sent = false;  // without SQPOLL: the owner has cancelled at shutdown
   std::atomic<bool> unsubmitted{false};  // SQEs written since the last io_uring_submit
-  unsigned sq_room = 0;      // free SQEs seen at the last look at the kernel's head
+  unsigned sq_room = 0;                  // free SQEs seen at the last look at the kernel's head
   bool wake_armed = false;
   uint64_t wake_value = 0;
   int wake_fd = -1;
@@ -74,7 +74,9 @@ struct ContextRing final : BackendState {
   }
 };
 
-ContextRing* ring_of(Context* ctx) { return static_cast<ContextRing*>(ctx->backend_state.get()); }
+ContextRing* ring_of(Context* ctx) {
+  return static_cast<ContextRing*>(ctx->backend_state.get());
+}
 
 // Tells get_entry which SQE the next prepared entry will most likely fill
 // (a hint: the backlog or syscall threads may take it instead).
@@ -85,13 +87,16 @@ void point_submit_lines(Context* ctx, const ContextRing* r) {
   ctx->submit_lines.base.store(reinterpret_cast<char*>(sq.sqes), std::memory_order_relaxed);
 }
 
-void forget_submit_lines(Context* ctx) { ctx->submit_lines.base.store(nullptr, std::memory_order_relaxed); }
+void forget_submit_lines(Context* ctx) {
+  ctx->submit_lines.base.store(nullptr, std::memory_order_relaxed);
+}
 
 // Asks for the lines of count completions from head on: the kernel wrote
 // them on the syscall core, and fetched together their misses overlap
 // instead of coming one after another.
 void prefetch_cqes(const io_uring_cq& cq, unsigned head, unsigned count) {
-  for (unsigned i = 0; i < count; i += 64 / sizeof(io_uring_cqe)) __builtin_prefetch(&cq.cqes[(head + i) & cq.ring_mask]);
+  for (unsigned i = 0; i < count; i += 64 / sizeof(io_uring_cqe))
+    __builtin_prefetch(&cq.cqes[(head + i) & cq.ring_mask]);
 }
 
 unsigned ring_size_for(unsigned capacity) {
@@ -158,14 +163,18 @@ uint64_t thread_token() {
 
 // Without SQPOLL only the thread that made the ring may submit to it or
 // run its completions.
-bool owns(const ContextRing* r) { return r->sqpoll || r->owner == thread_token(); }
+bool owns(const ContextRing* r) {
+  return r->sqpoll || r->owner == thread_token();
+}
 
 // Operations in the kernel, or waiting for room to go there.
 bool busy(const ContextRing* r) {
   return r->in_ring.load(std::memory_order_relaxed) || r->backlog_count.load(std::memory_order_relaxed);
 }
 
-bool cancelling(const ContextRing* r) { return r->cancel_started.load(std::memory_order_relaxed) != 0; }
+bool cancelling(const ContextRing* r) {
+  return r->cancel_started.load(std::memory_order_relaxed) != 0;
+}
 
 // Moves backlogged entries into the ring while it has room; during
 // shutdown, cancels them instead (they never started).
@@ -214,8 +223,10 @@ bool complete(Context* ctx, ContextRing* r, uint32_t slot, int res, bool sqpoll)
     case Next::Done:
       break;
     case Next::Retry:
-      if (op.done != done_before) ctx->stats.ring_splits.add();
-      else ctx->stats.ring_retries.add();
+      if (op.done != done_before)
+        ctx->stats.ring_splits.add();
+      else
+        ctx->stats.ring_retries.add();
       if (!cancelling(r)) {
         // Only the ring's thread flushes it: another one (a context handed
         // over) gives an untouched call to the syscall threads.
@@ -235,8 +246,10 @@ bool complete(Context* ctx, ContextRing* r, uint32_t slot, int res, bool sqpoll)
     op.rest_iov.reset();
     op.rest_msg.reset();
   }
-  if (e->flags & FLEXSC_ENTRY_NOP) ctx->stats.ring_nops.add();
-  else ctx->stats.ring_calls[e->nr].add();
+  if (e->flags & FLEXSC_ENTRY_NOP)
+    ctx->stats.ring_nops.add();
+  else
+    ctx->stats.ring_calls[e->nr].add();
   if (ret == -ECANCELED && cancelling(r)) ctx->stats.ring_cancelled.add();
   set_done(e, ret);
   return false;
@@ -278,8 +291,10 @@ int UringBackend::create(const Config& cfg, bool sqpoll, std::unique_ptr<Backend
     io_uring_params p{};
     p.flags = kOwnerRunsCompletions;
     if ((rc = io_uring_queue_init_params(2, &probe, &p)) < 0) {
-      *error = "io_uring without SQPOLL needs IORING_SETUP_DEFER_TASKRUN (Linux 6.1), so completions do not "
-               "interrupt the caller's own system calls: " + std::string(std::strerror(-rc));
+      *error =
+          "io_uring without SQPOLL needs IORING_SETUP_DEFER_TASKRUN (Linux 6.1), so completions do not "
+          "interrupt the caller's own system calls: " +
+          std::string(std::strerror(-rc));
       return;
     }
     io_uring_queue_exit(&probe);
@@ -334,7 +349,9 @@ void UringBackend::bind(Context* ctx) {
   make_ring(ctx);
 }
 
-void UringBackend::context_gone(Context* ctx) { pool(ctx); }
+void UringBackend::context_gone(Context* ctx) {
+  pool(ctx);
+}
 
 // Keeps ctx's ring, idle, for a later context (of its thread, without
 // SQPOLL); tears it down when it is busy or the pool is full.
@@ -374,7 +391,8 @@ bool UringBackend::reuse_ring(Context* ctx, unsigned size) {
   r->ops.resize(ctx->capacity);
   r->backlog.assign(ctx->capacity, 0);
   r->backlog_head = 0;
-  ctx->wake_target.store(wake_target_of(park_kind_, static_cast<uint32_t>(r->wake_fd)), std::memory_order_relaxed);
+  ctx->wake_target.store(wake_target_of(park_kind_, static_cast<uint32_t>(r->wake_fd)),
+                         std::memory_order_relaxed);
   point_submit_lines(ctx, r);
   ctx->backend_state = std::move(found);
   ctx->reaps.store(true, std::memory_order_release);
@@ -416,7 +434,8 @@ void UringBackend::make_ring(Context* ctx) {
   r->owner = thread_token();
   r->ops.resize(ctx->capacity);
   r->backlog.resize(ctx->capacity);
-  ctx->wake_target.store(wake_target_of(park_kind_, static_cast<uint32_t>(r->wake_fd)), std::memory_order_relaxed);
+  ctx->wake_target.store(wake_target_of(park_kind_, static_cast<uint32_t>(r->wake_fd)),
+                         std::memory_order_relaxed);
   point_submit_lines(ctx, r.get());
   ctx->backend_state = std::move(r);
   ctx->reaps.store(true, std::memory_order_release);
@@ -435,7 +454,7 @@ void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
     // The context changed hands.  Its ring is bound to the thread that
     // made it: a new one once the old one is idle; until then, threads.
     if (!busy(r) && ctx->in_flight_count() == count) {  // nothing but this batch
-      pool(ctx);  // for its thread, should it come back
+      pool(ctx);                                        // for its thread, should it come back
       make_ring(ctx);
     }
     r = ring_of(ctx);
@@ -455,8 +474,10 @@ void UringBackend::submit(Context* ctx, uint32_t* slots, unsigned count) {
   FdKinds kinds;
   for (unsigned i = 0; i < count; ++i) {
     const uint32_t slot = slots[i] & ~Context::kSqBlocking;
-    if (map_entry(support_, ctx->entries[slot], &r->ops[slot], &kinds)) queue(ctx, r, slot);
-    else slots[rest++] = slots[i];
+    if (map_entry(support_, ctx->entries[slot], &r->ops[slot], &kinds))
+      queue(ctx, r, slot);
+    else
+      slots[rest++] = slots[i];
   }
   if (rest) threads_->submit(ctx, slots, rest);
   flush(r);
@@ -503,7 +524,8 @@ bool UringBackend::reap(Context* ctx) {
   while (n < ready && handed < std::size(to_threads)) {
     const io_uring_cqe* cqe = &cq.cqes[(head + n++) & cq.ring_mask];
     const uint32_t slot = static_cast<uint32_t>(cqe->user_data);
-    if (cqe->user_data == kWakeTag) r->wake_armed = false;
+    if (cqe->user_data == kWakeTag)
+      r->wake_armed = false;
     else if (complete(ctx, r, slot, cqe->res, sqpoll_))
       to_threads[handed++] = slot | (ctx->entries[slot].flags & kEntryBlocking ? Context::kSqBlocking : 0);
   }
@@ -597,20 +619,32 @@ bool UringBackend::cancel_ops(Context* ctx, bool owner_outside) {
   return busy(r);
 }
 
-uint64_t UringBackend::progress_mark(Context* ctx) const { return threads_->progress_mark(ctx); }
+uint64_t UringBackend::progress_mark(Context* ctx) const {
+  return threads_->progress_mark(ctx);
+}
 
 void UringBackend::before_park(Context* ctx, uint64_t since, uint64_t waited_ns) {
   threads_->before_park(ctx, since, waited_ns);
 }
 
-void UringBackend::stop() { threads_->stop(); }
+void UringBackend::stop() {
+  threads_->stop();
+}
 
-void UringBackend::collect(StatsTotals* totals) const { threads_->collect(totals); }
+void UringBackend::collect(StatsTotals* totals) const {
+  threads_->collect(totals);
+}
 
-const Placement& UringBackend::placement() const { return threads_->placement(); }
+const Placement& UringBackend::placement() const {
+  return threads_->placement();
+}
 
-void UringBackend::wait_begin(Context* ctx) { threads_->wait_begin(ctx); }
+void UringBackend::wait_begin(Context* ctx) {
+  threads_->wait_begin(ctx);
+}
 
-void UringBackend::forget_threads() { threads_->forget_threads(); }
+void UringBackend::forget_threads() {
+  threads_->forget_threads();
+}
 
 }  // namespace flexsc::detail

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "base/config.h"
 #include "backends/uring/uring_map.h"
+#include "base/config.h"
 
 namespace flexsc::detail {
 
