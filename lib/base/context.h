@@ -88,6 +88,8 @@ struct Context {
   int owner_tid = 0;             // of a thread-owned context
   std::atomic<uint64_t> gen{0};  // generation of the runtime it is bound to
   Runtime* rt = nullptr;
+  // The syscall core whose syscall threads drain it (their queue, on the
+  // submit path), when syscall threads do (backends/syscall_threads).
   SyscallCore* core = nullptr;
   uint64_t wait_spin_ns = 0;
   // Completions wait in a backend's queue until the owner reaps them
