@@ -14,6 +14,7 @@ FLEXSC_PACKAGES=(
   liburing-dev                       # the io_uring backends
   libbenchmark-dev                   # bench/flexsc_bench
   libgtest-dev                       # tests
+  gdb                                # tests/watchdog.sh: every thread's stack of a hung test
   util-linux                         # taskset, for the single-CPU test
   coreutils tar gzip sqlite3         # programs the drop-in wrapper's tests run
 )
