@@ -18,6 +18,7 @@ FLEXSC_PACKAGES=(
   libgtest-dev                       # tests
   groff-base                         # groff: the tests check the man pages in man/
   clang-format                       # the tests check the C++ tree against .clang-format
+  gdb                                # tests/watchdog.sh: every thread's stack of a hung test
   util-linux                         # taskset, for the single-CPU test
   coreutils tar gzip sqlite3         # programs the drop-in wrapper's tests run
 )

@@ -32,7 +32,7 @@ std::string read_all(int fd) {
 
 TEST(FiberEchoExample, ServesConcurrentClientsExactly) {
   using namespace std::chrono_literals;
-  flexsc::test::Watchdog dog("echo example", 120s);
+  flexsc::test::Watchdog dog("echo example", 110s);
   const int clients = static_cast<int>(flexsc::test::scaled(200));
   const int rounds = 20;
   const std::string path = "/tmp/flexsc-echo-" + std::to_string(getpid()) + ".sock";

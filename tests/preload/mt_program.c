@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,11 +88,18 @@ static void collect(int p[2], pid_t child, char *out, size_t size)
 	waitpid(child, NULL, 0);
 }
 
+/* The busy threads: each says when its I/O has begun, and goes on (300
+ * rounds at least) until the main thread has forked. */
+static atomic_int busy_started, forked;
+
 static void *busy(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < 300; i++)
+	for (int i = 0; i < 300 || !atomic_load(&forked); i++) {
 		small_io("busy");
+		if (i == 0)
+			atomic_fetch_add(&busy_started, 1);
+	}
 	return NULL;
 }
 
@@ -103,13 +112,20 @@ int main(void)
 
 	printf("threads: checksum %lu\n", run_workers(8));
 
-	/* fork from a parent whose other threads are busy with I/O */
+	/* fork from a parent whose other threads are busy with I/O: once they
+	 * all are, and before any ends.  A thread starting or ending holds
+	 * locks of GCC 12's ASan runtime, which takes none around fork: a
+	 * child forked then would block on one for ever in its first
+	 * allocation. */
 	pthread_t b[4];
 	for (int i = 0; i < 4; i++)
 		pthread_create(&b[i], NULL, busy, NULL);
+	while (atomic_load(&busy_started) < 4)
+		sched_yield();
 	pid_t child = fork();
 	if (child == 0)
 		_exit(small_io("child") && run_workers(2) != 0 ? 42 : 1);
+	atomic_store(&forked, 1);
 	int status = 0;
 	waitpid(child, &status, 0);
 	for (int i = 0; i < 4; i++)
