@@ -17,6 +17,7 @@
 
 #include "base/classify.h"
 #include "base/futex.h"
+#include "base/process.h"
 #include "base/raw_syscall.h"
 #include "base/thread_state.h"
 #include "runtime.h"
@@ -57,10 +58,12 @@ void before_fork() {
   ++t_runtime_depth;
   g_life.lock();
   registry_mutex().lock();
+  lock_process_for_fork();
   g_forking_tid = gettid();
 }
 
 void after_fork_parent() {
+  unlock_process_after_fork();
   registry_mutex().unlock();
   g_life.unlock();
   --t_runtime_depth;
@@ -101,6 +104,7 @@ void after_fork_child() {
     c = next;
   }
   reset_thread_state_after_fork();
+  unlock_process_after_fork();
   registry_mutex().unlock();
   if (Runtime* rt = g_rt.exchange(nullptr)) {
     g_fork_config = rt->config();

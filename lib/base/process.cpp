@@ -1,6 +1,7 @@
 #include "base/process.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -44,6 +45,32 @@ void CancelSignal::give_back() {
   sig_ = 0;
 }
 
+namespace {
+
+std::mutex g_thread_start_mutex;
+
+// What a new thread runs first: it takes fn and arg from its maker's
+// stack, then says it runs.
+struct Launch {
+  void* (*fn)(void*);
+  void* arg;
+  std::atomic<bool> running{false};
+};
+
+void* launch(void* p) {
+  auto* l = static_cast<Launch*>(p);
+  void* (*fn)(void*) = l->fn;
+  void* arg = l->arg;
+  l->running.store(true, std::memory_order_release);
+  return fn(arg);
+}
+
+}  // namespace
+
+std::mutex& thread_start_mutex() {
+  return g_thread_start_mutex;
+}
+
 int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>* cpus, void* (*fn)(void*),
                          void* arg) {
   pthread_attr_t attr;
@@ -58,9 +85,13 @@ int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  const int rc = pthread_create(handle, &attr, fn, arg);
+  Launch launched{fn, arg};
+  const int rc = pthread_create(handle, &attr, launch, &launched);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
+  // Until then the thread is starting up (thread_start_mutex()); it soon
+  // runs, pinned to its own CPUs or, sharing ours, once we yield.
+  while (rc == 0 && !launched.running.load(std::memory_order_acquire)) sched_yield();
   return -rc;
 }
 
@@ -164,6 +195,16 @@ int move_fd_high(int fd) {
   }
   remember_owned(fd);
   return fd;
+}
+
+void lock_process_for_fork() {
+  g_thread_start_mutex.lock();
+  g_owned_mutex.lock();
+}
+
+void unlock_process_after_fork() {
+  g_owned_mutex.unlock();
+  g_thread_start_mutex.unlock();
 }
 
 }  // namespace flexsc::detail

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <mutex>
 #include <vector>
 
 namespace flexsc::detail {
@@ -28,9 +29,23 @@ class CancelSignal {
 // Starts a thread of the runtime, born with every signal blocked (it opens
 // what it needs) and, when cpus is given, pinned to them from its first
 // instruction.  fn raises t_runtime_depth for the thread's life (it runs
-// flexsc's own code only).  Returns 0 or -errno.
+// flexsc's own code only).  Returns 0 once the thread runs fn, or -errno.
 int start_runtime_thread(pthread_t* handle, size_t stack, const std::vector<int>* cpus, void* (*fn)(void*),
                          void* arg);
+
+// A fork and the making of a thread of the runtime exclude each other: a
+// thread being made or starting up holds locks inside a sanitizer's
+// runtime (GCC 12's ASan takes none around fork), and a child forked then
+// blocks on one for ever at its first allocation.  A backend holds this
+// from the allocation of the thread's record until start_runtime_thread
+// has returned.
+std::mutex& thread_start_mutex();
+
+// Around fork(), from the runtime's fork handlers: no thread of the
+// runtime is being made, and the child finds the locks of what this file
+// keeps free.  The unlock runs in both processes.
+void lock_process_for_fork();
+void unlock_process_after_fork();
 
 // The runtime's descriptors live at the top of the descriptor range, out
 // of the way of a program that expects the lowest free numbers (and of

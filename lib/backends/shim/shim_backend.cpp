@@ -123,6 +123,7 @@ ShimBackend::~ShimBackend() {
 int ShimBackend::spawn(unsigned core) {
   std::lock_guard lock(servers_mutex_);
   if (per_core_[core] >= cfg_.max_syscall_threads || stopping_.load()) return -EAGAIN;
+  std::lock_guard starting(thread_start_mutex());
   auto server = std::make_unique<Server>();
   server->backend = this;
   server->core = core;

@@ -325,6 +325,7 @@ int SyscallThreads::spawn(SyscallCore* core) {
   std::lock_guard lock(core->spawn_mutex);
   const unsigned n = core->nthreads.load(std::memory_order_relaxed);
   if (n >= cfg_.max_syscall_threads || core->stop.load()) return -EAGAIN;
+  std::lock_guard starting(thread_start_mutex());
   auto* t = new SyscallThread();
   t->core = core;
   core->awake.fetch_add(1, std::memory_order_seq_cst);
