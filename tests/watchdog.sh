@@ -10,6 +10,8 @@
 #
 # The processes are the command's descendants, and any that carry this
 # run's tag in their environment (reparented ones: daemons, orphans).
+# gdb needs the right to trace them (root, or Yama's ptrace_scope 0);
+# without it, where each thread is in the kernel still shows.
 set -uo pipefail
 
 # Leaves time for gdb, which takes seconds to attach to a process under
@@ -26,17 +28,17 @@ kernel_view() {
   local task comm stat state call wchan
   local -a sc
   for task in /proc/"$1"/task/*; do
-    read -r comm <"$task/comm" 2>/dev/null || continue
-    read -r stat <"$task/stat" 2>/dev/null || continue
+    read -r comm 2>/dev/null <"$task/comm" || continue
+    read -r stat 2>/dev/null <"$task/stat" || continue
     state=${stat##*) }
     state=${state%% *}
-    read -r -a sc <"$task/syscall" 2>/dev/null
+    read -r -a sc 2>/dev/null <"$task/syscall"
     case "${sc[0]:-}" in
       running | "") call=${sc[0]:-?} ;;
       -1) call="(not in a call)" ;;
       *) call="$(syscall_name "${sc[0]}")#${sc[0]}(${sc[1]:-}, ${sc[2]:-}, ${sc[3]:-})" ;;
     esac
-    read -r wchan <"$task/wchan" 2>/dev/null
+    read -r wchan 2>/dev/null <"$task/wchan"
     echo "  thread ${task##*/} $comm: $state $call ${wchan:+waits in $wchan}"
   done
 }
@@ -49,12 +51,12 @@ stacks() {
   local end=$((SECONDS + $1)) pid left
   shift
   for pid in "$@"; do
-    echo "watchdog: process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+    echo "watchdog: process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
     kernel_view "$pid"
   done
   for pid in $(printf '%s\n' "$@" | sort -rn); do
     left=$((end - SECONDS))
-    echo "watchdog: ---- gdb on process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || echo '(gone)')"
+    echo "watchdog: ---- gdb on process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || echo '(gone)')"
     [ "$left" -gt 0 ] || { echo "watchdog: no time left for gdb"; continue; }
     # gdb's chatter about loading symbols says nothing of the hang.
     timeout -k 2 "$left" nice -n -5 gdb -nx -q -batch -p "$pid" -iex 'set auto-load python-scripts off' \
