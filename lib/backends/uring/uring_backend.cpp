@@ -4,6 +4,9 @@
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +42,24 @@ constexpr unsigned kPrefetchCqes = 32;
 // Shutdown gives operations that ignore cancellation this long.
 constexpr uint64_t kCancelGiveUpNs = 2'000'000'000;
 
+// liburing maps and unmaps rings with system calls of its own, which
+// ThreadSanitizer does not see: a ring mapped where another thread's old
+// one was looks to it like memory written by two threads without
+// synchronization.  The kernel orders the old unmap before the new map;
+// these tell ThreadSanitizer so (nothing in other builds).
+#if defined(__SANITIZE_THREAD__)
+char g_ring_memory;  // only a synchronization object for ThreadSanitizer
+void ring_memory_unmapping() {
+  __tsan_release(&g_ring_memory);
+}
+void ring_memory_mapped() {
+  __tsan_acquire(&g_ring_memory);
+}
+#else
+void ring_memory_unmapping() {}
+void ring_memory_mapped() {}
+#endif
+
 // A context's ring and the state of its entries in it.  Touched by the
 // owner inside the API, or by shutdown once the owner has left; the
 // counts shutdown reads while the owner may be inside are atomics.
@@ -69,7 +90,10 @@ struct ContextRing final : BackendState {
 
   ~ContextRing() override {
     // Only a ring that was set up: liburing would close ring_fd (0) otherwise.
-    if (ring_ok) io_uring_queue_exit(&ring);
+    if (ring_ok) {
+      ring_memory_unmapping();
+      io_uring_queue_exit(&ring);
+    }
     if (wake_fd >= 0) close(wake_fd);
   }
 };
@@ -419,6 +443,7 @@ void UringBackend::make_ring(Context* ctx) {
     rc = io_uring_queue_init_params(size, &r->ring, &p);
   }
   if (rc < 0) return;  // no ring (descriptors or memory exhausted): syscall threads run everything
+  ring_memory_mapped();
   r->ring_ok = true;
   r->ring.ring_fd = r->ring.enter_ring_fd = move_fd_high(r->ring.ring_fd);
   r->wake_fd = eventfd(0, EFD_CLOEXEC);
