@@ -4,6 +4,8 @@
 
 #include <new>
 
+#include "base/mapping.h"
+
 namespace flexsc::detail {
 
 namespace {
@@ -65,8 +67,8 @@ Context* Context::create(unsigned pages, bool thread_owned) {
   auto* ctx = new (std::nothrow) Context();
   if (!ctx) return nullptr;
   const size_t bytes = size_t{pages} * FLEXSC_PAGE_SIZE;
-  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) {
+  void* mem = map_anonymous(bytes);
+  if (!mem) {
     delete ctx;
     return nullptr;
   }

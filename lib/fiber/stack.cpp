@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "base/mapping.h"
 #include "switch.h"
 
 namespace flexsc::fiber::detail {
@@ -51,9 +52,8 @@ Stack StackPool::get() {
   }
   const std::size_t page = Stack::page_size();
   // Reserved, not committed: a fiber costs the pages it touches.
-  void* mem = mmap(nullptr, size_ + page, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (mem == MAP_FAILED) return {};
+  void* mem = flexsc::detail::map_anonymous(size_ + page, MAP_NORESERVE | MAP_STACK);
+  if (!mem) return {};
   if (mprotect(mem, page, PROT_NONE) != 0) {
     munmap(mem, size_ + page);
     return {};
@@ -142,8 +142,8 @@ void* prepare_overflow_reporting() {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, &g_previous);
   });
-  void* mem = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return nullptr;
+  void* mem = flexsc::detail::map_anonymous(kAltStackSize);
+  if (!mem) return nullptr;
   stack_t ss{};
   ss.ss_sp = mem;
   ss.ss_size = kAltStackSize;

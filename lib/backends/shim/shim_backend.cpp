@@ -15,6 +15,7 @@
 
 #include "base/classify.h"
 #include "base/context.h"
+#include "base/mapping.h"
 #include "base/process.h"
 #include "base/raw_syscall.h"
 #include "base/thread_state.h"
@@ -51,11 +52,7 @@ long shim_ioctl(int fd, unsigned long cmd, void* arg) {
 // The control area, mapped once for the life of the process: contexts'
 // waiters may still poll its completion word while a runtime stops.
 void* control_area() {
-  static void* const area = [] {
-    void* p = mmap(nullptr, FLEXSC_SHIM_CONTROL_PAGES * 4096, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
-  }();
+  static void* const area = [] { return map_anonymous(FLEXSC_SHIM_CONTROL_PAGES * 4096); }();
   return area;
 }
 

@@ -17,6 +17,7 @@
 
 #include "backends/syscall_threads/syscall_threads.h"
 #include "base/context.h"
+#include "base/mapping.h"
 #include "base/process.h"
 #include "base/thread_state.h"
 
@@ -42,22 +43,27 @@ constexpr unsigned kPrefetchCqes = 32;
 // Shutdown gives operations that ignore cancellation this long.
 constexpr uint64_t kCancelGiveUpNs = 2'000'000'000;
 
-// liburing maps and unmaps rings with system calls of its own, which
-// ThreadSanitizer does not see: a ring mapped where another thread's old
-// one was looks to it like memory written by two threads without
-// synchronization.  The kernel orders the old unmap before the new map;
-// these tell ThreadSanitizer so (nothing in other builds).
+// liburing maps and unmaps rings with system calls of its own, which the
+// sanitizers do not see.  To ThreadSanitizer a ring mapped where another
+// thread's old one was looks like memory written by two threads without
+// synchronization (the kernel orders the old unmap before the new map:
+// these say so); to AddressSanitizer it may still carry stale poison
+// (base/mapping.h).  Nothing in other builds.
 #if defined(__SANITIZE_THREAD__)
 char g_ring_memory;  // only a synchronization object for ThreadSanitizer
 void ring_memory_unmapping() {
   __tsan_release(&g_ring_memory);
 }
-void ring_memory_mapped() {
+void ring_memory_mapped(const io_uring&) {
   __tsan_acquire(&g_ring_memory);
 }
 #else
 void ring_memory_unmapping() {}
-void ring_memory_mapped() {}
+void ring_memory_mapped(const io_uring& ring) {
+  declare_clean(ring.sq.ring_ptr, ring.sq.ring_sz);
+  declare_clean(ring.cq.ring_ptr, ring.cq.ring_sz);
+  declare_clean(ring.sq.sqes, ring.sq.ring_entries * sizeof(io_uring_sqe));
+}
 #endif
 
 // A context's ring and the state of its entries in it.  Touched by the
@@ -443,7 +449,7 @@ void UringBackend::make_ring(Context* ctx) {
     rc = io_uring_queue_init_params(size, &r->ring, &p);
   }
   if (rc < 0) return;  // no ring (descriptors or memory exhausted): syscall threads run everything
-  ring_memory_mapped();
+  ring_memory_mapped(r->ring);
   r->ring_ok = true;
   r->ring.ring_fd = r->ring.enter_ring_fd = move_fd_high(r->ring.ring_fd);
   r->wake_fd = eventfd(0, EFD_CLOEXEC);
