@@ -18,9 +18,27 @@ namespace flexsc::fiber::detail {
 
 class Scheduler;
 
+// A program's thread run as a fiber (lib/mn): it runs on the thread
+// control block of a parked anchor pthread, whose fs base the scheduler
+// loads around every switch into it, so that TLS, errno and pthread_self()
+// are the thread's own on whichever carrier runs it.
+struct BorrowedThread {
+  uint64_t tcb = 0;  // the anchor's fs base (0: the fiber runs on its carrier's)
+  // The anchor's own stack: ASan is told the anchor is back on it when the
+  // fiber ends (ASan keeps its per-thread state in TLS, i.e. in that TCB).
+  const void* anchor_stack_bottom = nullptr;
+  std::size_t anchor_stack_size = 0;
+  // Called on the carrier after the fiber's last switch, when nothing runs
+  // on the TCB any more: the anchor may wake.
+  void (*on_end)(void* arg) = nullptr;
+  void* on_end_arg = nullptr;
+};
+
 struct FiberControl {
   ExecutionContext exec;
   Stack stack;
+  bool own_stack = false;  // the spawner's stack, not the scheduler's pool's
+  BorrowedThread borrowed;
   std::function<void()> fn;
   uint64_t id = 0;
   PoolImpl* pool = nullptr;
@@ -97,5 +115,14 @@ void finish(FiberControl* f);
 // As suspend_parked(), but a timer also wakes park `seq` at deadline_ns
 // (CLOCK_MONOTONIC).
 void suspend_parked_until(uint64_t seq, uint64_t deadline_ns);
+// The function every fiber starts in, the outermost frame of its stack
+// (a forced unwind that reaches it has unwound all of the fiber's code).
+const void* fiber_entry_function();
+// Ends the running fiber from anywhere on its stack (its fiber-local
+// values destroyed, joiners woken), as returning from its function does.
+[[noreturn]] void end_running_fiber();
+// On an anchor whose fiber ended: the runtime's thread-locals in its TCB
+// name no fiber or scheduler any more.
+void forget_borrowed_locals();
 
 }  // namespace flexsc::fiber::detail

@@ -76,17 +76,36 @@ PoolImpl::~PoolImpl() {
   if (topology_) hwloc_topology_destroy(topology_);
 }
 
-Fiber PoolImpl::spawn(std::function<void()> fn) {
+FiberControl* PoolImpl::new_fiber(std::function<void()> fn) {
   if (!fn) throw std::invalid_argument("flexsc::fiber::spawn: empty function");
   auto* f = new FiberControl();
   f->fn = std::move(fn);
   f->id = next_id_.fetch_add(1, std::memory_order_relaxed);
   f->pool = this;
+  return f;
+}
+
+void PoolImpl::start(FiberControl* f) {
   Scheduler* to = schedulers_[next_.fetch_add(1, std::memory_order_relaxed) % schedulers_.size()].get();
   f->home.store(to, std::memory_order_relaxed);
   live_.fetch_add(1, std::memory_order_acq_rel);
   to->enqueue(f);
+}
+
+Fiber PoolImpl::spawn(std::function<void()> fn) {
+  FiberControl* f = new_fiber(std::move(fn));
+  start(f);
   return Fiber(f);
+}
+
+void PoolImpl::spawn_thread(std::function<void()> fn, Stack stack, const BorrowedThread& borrowed) {
+  FiberControl* f = new_fiber(std::move(fn));
+  f->stack = stack;
+  f->own_stack = true;
+  f->detached = true;  // an uncaught exception ends the process, as in a thread
+  f->borrowed = borrowed;
+  f->refs.fetch_sub(1, std::memory_order_relaxed);  // no handle holds it
+  start(f);
 }
 
 void PoolImpl::fiber_ended() {

@@ -45,6 +45,16 @@ constexpr uint32_t kSleepEpoll = 2;  // in epoll_wait, woken through wake_fd_
 
 void fiber_main(fc::transfer_t t);
 
+// The thread-locals a running fiber reads, written into the TCB loaded
+// now.  Not inlined: the caller may have computed thread-local addresses
+// under another fs base.
+[[gnu::noinline]] void publish_locals(Scheduler* s, FiberControl* f) {
+  t_scheduler = s;
+  t_fiber = f;
+  flexsc::detail::t_fiber_syscalls = s;
+  set_running_stack(&f->stack, f->id);
+}
+
 }  // namespace
 
 FiberControl* current_fiber() {
@@ -143,7 +153,16 @@ void Scheduler::prepare_thread() {
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) sigdelset(&block, sig);
   pthread_sigmask(SIG_BLOCK, &block, nullptr);
   altstack_ = prepare_overflow_reporting();
-  self_.adopt_thread();
+  void* bottom = nullptr;
+  std::size_t size = 0;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &bottom, &size);
+    pthread_attr_destroy(&attr);
+  }
+  self_.adopt_thread(bottom, size);
+  // x86-64 glibc: a thread's pthread_t is its TCB, the fs base.
+  carrier_tcb_ = reinterpret_cast<uint64_t>(pthread_self());
 }
 
 bool Scheduler::open_context() {
@@ -236,8 +255,8 @@ bool Scheduler::posts_syscalls() const {
 }
 
 void Scheduler::run(FiberControl* f) {
-  if (!f->stack.base) {
-    f->stack = stacks_.get();
+  if (!f->exec.stack_bottom) {  // its first run
+    if (!f->stack.base) f->stack = stacks_.get();
     if (!f->stack.base) {
       fail_to_start(f);
       return;
@@ -245,11 +264,15 @@ void Scheduler::run(FiberControl* f) {
     f->exec.make(f->stack.bottom(), f->stack.size, fiber_main);
   }
   running_ = f;
-  t_fiber = f;
-  flexsc::detail::t_fiber_syscalls = this;
-  set_running_stack(&f->stack, f->id);
+  publish_locals(this, f);
   counters_.switches.fetch_add(1, std::memory_order_relaxed);
   after_ = After::None;
+  if (f->borrowed.tcb) {
+    // The thread's own TCB from here on; the runtime's thread-locals the
+    // fiber reads (its scheduler, itself) are published into it.
+    write_fs_base(f->borrowed.tcb);
+    publish_locals(this, f);
+  }
   switch_context(self_, f->exec);
   set_running_stack(nullptr, 0);
   flexsc::detail::t_fiber_syscalls = nullptr;
@@ -263,9 +286,10 @@ void Scheduler::run(FiberControl* f) {
     case After::None:
       break;
     case After::Exit:
-      stacks_.put(f->stack);
+      if (!f->own_stack) stacks_.put(f->stack);
       f->stack = {};
       f->exec.release();
+      if (f->borrowed.on_end) f->borrowed.on_end(f->borrowed.on_end_arg);
       pool_->fiber_ended();
       f->release();  // the running fiber's reference
       break;
@@ -285,6 +309,19 @@ void Scheduler::fail_to_start(FiberControl* f) {
 void Scheduler::switch_out(After after) {
   after_ = after;
   FiberControl* f = running_;
+  if (f->borrowed.tcb) {
+#if FLEXSC_FIBER_ASAN
+    if (after == After::Exit) {
+      // The anchor's ASan state (in its TCB) is back on the anchor's stack.
+      void* fake = nullptr;
+      __sanitizer_start_switch_fiber(&fake, f->borrowed.anchor_stack_bottom, f->borrowed.anchor_stack_size);
+      __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+    }
+#endif
+    // The switch starts and ends under the carrier's identity (ASan's
+    // per-thread state follows the fs base).
+    write_fs_base(carrier_tcb_);
+  }
   switch_context(f->exec, self_, after == After::Exit);
 }
 
@@ -635,12 +672,28 @@ void fiber_main(fc::transfer_t t) {
   } catch (...) {
     f->error = std::current_exception();
   }
+  end_running_fiber();
+}
+
+}  // namespace
+
+const void* fiber_entry_function() {
+  return reinterpret_cast<const void*>(&fiber_main);
+}
+
+void end_running_fiber() {
+  FiberControl* f = t_fiber;
   f->fn = nullptr;  // its captures die here, on the fiber
   finish(f);
   current_scheduler()->exit_running();
 }
 
-}  // namespace
+void forget_borrowed_locals() {
+  t_scheduler = nullptr;
+  t_fiber = nullptr;
+  flexsc::detail::t_fiber_syscalls = nullptr;
+  set_running_stack(nullptr, 0);
+}
 
 void make_ready(FiberControl* f) {
   f->home.load(std::memory_order_acquire)->enqueue(f);

@@ -126,7 +126,8 @@ class Scheduler final : public flexsc::detail::FiberSyscalls {
   std::unique_ptr<Policy> policy_;
   std::thread thread_;
   std::atomic<uint32_t> started_{0};
-  ExecutionContext self_;  // the scheduler loop's own context (its thread stack)
+  ExecutionContext self_;     // the scheduler loop's own context (its thread stack)
+  uint64_t carrier_tcb_ = 0;  // this thread's own fs base, loaded back after a borrowed one
   FiberControl* running_ = nullptr;
   After after_ = After::None;
   StackPool stacks_;
@@ -171,6 +172,10 @@ class PoolImpl {
   ~PoolImpl();
 
   Fiber spawn(std::function<void()> fn);
+  // A program's thread as a fiber (lib/mn): on `stack`, which stays the
+  // caller's, with the anchor's TCB; no handle: it ends through
+  // borrowed.on_end.
+  void spawn_thread(std::function<void()> fn, Stack stack, const BorrowedThread& borrowed);
   static Fiber handle(FiberControl* f) { return Fiber(f); }
   void wait_idle();
   // A fiber ended (its last reference is not ours to drop here).
@@ -190,6 +195,8 @@ class PoolImpl {
 
  private:
   void print_stats() const;
+  FiberControl* new_fiber(std::function<void()> fn);
+  void start(FiberControl* f);
 
   PoolOptions options_;
   bool exception_less_ = false;

@@ -8,6 +8,7 @@
 
 #include <boost/context/detail/fcontext.hpp>
 #include <cstddef>
+#include <cstdint>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -42,8 +43,11 @@ struct ExecutionContext {
     owns_tsan_fiber = true;
 #endif
   }
-  // The calling thread's own context (its stack is already known to ASan).
-  void adopt_thread() {
+  // The calling thread's own context (its stack is already known to ASan);
+  // bottom and size are that stack, for switches back to it.
+  void adopt_thread(const void* bottom, std::size_t size) {
+    stack_bottom = bottom;
+    stack_size = size;
 #if FLEXSC_FIBER_TSAN
     tsan_fiber = __tsan_get_current_fiber();
 #endif
@@ -62,18 +66,23 @@ struct ExecutionContext {
 
 // On arrival (after a switch, or at a fiber's first instruction): records
 // where the side we came from stopped, and tells ASan which stack is live.
+// Every context knows its stack already: what ASan answers here is the
+// previous stack of the identity (TCB) the switch ran under, which for a
+// borrowed TCB is not the side we came from.
 inline void arrive(ExecutionContext& self, fc::transfer_t t) {
   auto* came_from = static_cast<ExecutionContext*>(t.data);
   came_from->fctx = t.fctx;
 #if FLEXSC_FIBER_ASAN
-  const void* bottom = nullptr;
-  std::size_t size = 0;
-  __sanitizer_finish_switch_fiber(self.asan_fake_stack, &bottom, &size);
-  came_from->stack_bottom = bottom;  // learns a thread's own stack on first use
-  came_from->stack_size = size;
+  __sanitizer_finish_switch_fiber(self.asan_fake_stack, nullptr, nullptr);
 #else
   (void)self;
 #endif
+}
+
+// The fs base: the thread control block glibc and the sanitizers find
+// their per-thread state through (x86-64, CPU flag fsgsbase).
+inline void write_fs_base(uint64_t base) {
+  asm volatile("wrfsbase %0" : : "r"(base) : "memory");
 }
 
 // Switches from `from` (running) to `to`.  from_ends: `from` never runs

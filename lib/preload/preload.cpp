@@ -44,6 +44,7 @@
 #include "base/raw_syscall.h"
 #include "base/stats.h"
 #include "base/thread_state.h"
+#include "mn/threads.h"
 #include "route.h"
 
 using flexsc::detail::libc_result;
@@ -202,16 +203,23 @@ long dispatch(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long 
   return finish_routed(nr, a, ret);
 }
 
+// The program's errno changes only when the call fails: flexsc's own code
+// on the way (a fiber's scheduler allocating, say) must leave it alone.
 template <class... A>
 long call(long nr, A... a) {
-  return libc_result(dispatch(nr, (long)a...));
+  const int saved = errno;
+  const long r = dispatch(nr, (long)a...);
+  errno = saved;
+  return libc_result(r);
 }
 
 // A call that hands out a descriptor: what was known of its number is not
 // known of the new one.
 template <class... A>
 int call_new_fd(long nr, A... a) {
+  const int saved = errno;
   const long r = dispatch(nr, (long)a...);
+  errno = saved;
   g_fds.forget(r);
   return static_cast<int>(libc_result(r));
 }
@@ -249,8 +257,9 @@ void report_at_exit() {
   // shutdown (registered before this) runs after us.
   g_state.store(State::PassThrough, std::memory_order_release);
   if (*g_stats_where)
-    flexsc::detail::write_stats(g_stats_where,
-                                g_counts.report(g_policy.mode == Mode::Auto ? &g_estimates : nullptr));
+    flexsc::detail::write_stats(
+        g_stats_where,
+        g_counts.report(g_policy.mode == Mode::Auto ? &g_estimates : nullptr) + flexsc::mn::report());
 }
 
 // The auto policy's references, measured at start: what routing adds to
@@ -294,7 +303,23 @@ void measure_references() {
     g_estimates.program_cpus.store(std::max(1, CPU_COUNT(&mine)));
 }
 
+// FLEXSC_THREADS: kernel (one kernel thread per thread, as without
+// flexsc) or mn, whose fibers post their calls when the runtime runs.  A
+// mode that cannot run ends the program: it never runs 1:1 while the user
+// asked for M:N.
+void start_threads_mode() {
+  const char* mode = getenv("FLEXSC_THREADS");
+  if (!mode || !*mode || !strcmp(mode, "kernel")) return;
+  std::string why = "FLEXSC_THREADS must be kernel or mn, not '" + std::string(mode) + "'";
+  if (!strcmp(mode, "mn") && flexsc::mn::enable(g_state.load() == State::Running, &why)) return;
+  fprintf(stderr, "flexsc-preload: --threads mn cannot run: %s\n", why.c_str());
+  _exit(1);
+}
+
 __attribute__((constructor)) void start() {
+  struct ThreadsMode {  // last, whichever way start() ends
+    ~ThreadsMode() { start_threads_mode(); }
+  } threads_mode;
   stop_inheritance();
   snprintf(g_stats_where, sizeof g_stats_where, "%s", flexsc::detail::stats_destination(nullptr).c_str());
   std::string error;
