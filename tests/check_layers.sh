@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Includes run one way in lib/: the API and the runtime above the backends,
-# the backends above the pieces they share (lib/base), nothing below
-# including anything above it; a backend includes no other backend, only
-# the syscall threads they share.  Prints each include that breaks this.
+# the backends above the pieces they share (lib/base); the drop-in above
+# lib/mn (pthread synchronization for M:N threads), lib/mn above the fibers
+# and lib/base; nothing below including anything above it; a backend
+# includes no other backend, only the syscall threads they share.  Prints
+# each include that breaks this.
 #   check_layers.sh <source dir>
 set -uo pipefail
 cd "$1/lib" || exit 2
@@ -26,8 +28,8 @@ forbid 'backends/(uring|shim)/' "the thread backend includes another backend" ba
 forbid 'backends/(thread|shim)/' "the io_uring backend includes another backend" backends/uring/*
 forbid 'backends/(thread|uring|syscall_threads)/' "the shim backend includes another backend" backends/shim/*
 forbid 'fiber/|mn/|preload/' "the runtime or the API includes a layer above it" runtime.h runtime.cpp api.h api.cpp
-forbid 'preload/|mn/' "the fibers include a layer above them" fiber/*
-forbid 'preload/' "the M:N threads include the drop-in" mn/*
+forbid 'mn/|preload/' "the fibers include a layer above them" fiber/*
+forbid 'backends/|runtime\.h|api\.h|preload/' "lib/mn includes what is not below it (fiber/, base/)" mn/*
 if [ "$bad" -ne 0 ]; then
   echo "layers: includes run the wrong way (see CONTRIBUTING.md, the layout)"
   exit 1

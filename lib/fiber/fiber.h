@@ -103,6 +103,22 @@ FiberControl* current_fiber();
 // The scheduler of this thread, or nullptr.
 Scheduler* current_scheduler();
 
+// A FIFO of waiters linked through their prev and next, given by its ends
+// (a WaitQueue's, a parking lot bucket's).  remove_waiter: false if w was
+// not queued.
+void push_waiter(Waiter*& head, Waiter*& tail, Waiter* w);
+bool remove_waiter(Waiter*& head, Waiter*& tail, Waiter* w);
+
+// A waiter's two halves around its queue's lock.  prepare_wait(), lock held
+// and before queuing w, makes w stand for the caller: its fiber (a park
+// begun) or, on a plain thread, its futex word.  wait_woken(), lock
+// released, sleeps until w is woken or, given a deadline (CLOCK_MONOTONIC
+// ns, 0: none), until then, claiming its own wake-up so no wake() succeeds
+// later.  Either way, take the lock again before reading w.woken or
+// leaving: a waker touches w while it holds the lock.
+void prepare_wait(Waiter& w);
+void wait_woken(Waiter& w, uint64_t deadline_ns);
+
 // Parks the running fiber (park begun with begin_park) until woken.
 void suspend_parked();
 // Makes a parked fiber runnable again (from any thread): it goes to its

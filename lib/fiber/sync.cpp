@@ -19,64 +19,79 @@ uint64_t to_ns(std::chrono::steady_clock::time_point t) {
 }
 }  // namespace
 
-void WaitQueue::push(Waiter* w) {
-  w->prev = tail_;
+void push_waiter(Waiter*& head, Waiter*& tail, Waiter* w) {
+  w->prev = tail;
   w->next = nullptr;
-  if (tail_)
-    tail_->next = w;
+  if (tail)
+    tail->next = w;
   else
-    head_ = w;
-  tail_ = w;
+    head = w;
+  tail = w;
   w->queued = true;
 }
 
-bool WaitQueue::remove(Waiter* w) {
+bool remove_waiter(Waiter*& head, Waiter*& tail, Waiter* w) {
   if (!w->queued) return false;
   if (w->prev)
     w->prev->next = w->next;
   else
-    head_ = w->next;
+    head = w->next;
   if (w->next)
     w->next->prev = w->prev;
   else
-    tail_ = w->prev;
+    tail = w->prev;
   w->prev = w->next = nullptr;
   w->queued = false;
   return true;
 }
 
-// deadline_ns 0: none.  True if woken, false on timeout.
-bool WaitQueue::park_impl(std::unique_lock<std::mutex>& lock, uint64_t deadline_ns) {
-  Waiter w;
+void WaitQueue::push(Waiter* w) {
+  push_waiter(head_, tail_, w);
+}
+
+bool WaitQueue::remove(Waiter* w) {
+  return remove_waiter(head_, tail_, w);
+}
+
+void prepare_wait(Waiter& w) {
   if (FiberControl* f = current_fiber()) {
     w.fiber = f;
     w.seq = f->begin_park();
-    push(&w);
-    lock.unlock();
+  }
+}
+
+void wait_woken(Waiter& w, uint64_t deadline_ns) {
+  if (w.fiber) {
     if (deadline_ns)
       suspend_parked_until(w.seq, deadline_ns);
     else
       suspend_parked();
-    lock.lock();
-  } else {
-    push(&w);
-    lock.unlock();
-    while (w.signaled.load(std::memory_order_acquire) == 0) {
-      uint64_t timeout = 0;
-      if (deadline_ns) {
-        const uint64_t now = now_ns();
-        if (now >= deadline_ns) {
-          uint32_t expected = 0;
-          // Claimed by the timeout, unless a waker got there first.
-          if (w.signaled.compare_exchange_strong(expected, 2, std::memory_order_acq_rel)) break;
-          continue;
-        }
-        timeout = deadline_ns - now;
-      }
-      futex_wait(&w.signaled, 0, timeout);
-    }
-    lock.lock();
+    return;
   }
+  while (w.signaled.load(std::memory_order_acquire) == 0) {
+    uint64_t timeout = 0;
+    if (deadline_ns) {
+      const uint64_t now = now_ns();
+      if (now >= deadline_ns) {
+        uint32_t expected = 0;
+        // Claimed by the timeout, unless a waker got there first.
+        if (w.signaled.compare_exchange_strong(expected, 2, std::memory_order_acq_rel)) return;
+        continue;
+      }
+      timeout = deadline_ns - now;
+    }
+    futex_wait(&w.signaled, 0, timeout);
+  }
+}
+
+// deadline_ns 0: none.  True if woken, false on timeout.
+bool WaitQueue::park_impl(std::unique_lock<std::mutex>& lock, uint64_t deadline_ns) {
+  Waiter w;
+  prepare_wait(w);
+  push(&w);
+  lock.unlock();
+  wait_woken(w, deadline_ns);
+  lock.lock();
   remove(&w);  // still queued only after a timeout
   return w.woken;
 }
