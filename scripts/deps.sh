@@ -21,6 +21,7 @@ FLEXSC_PACKAGES=(
   gdb                                # tests/watchdog.sh: every thread's stack of a hung test
   util-linux                         # taskset, for the single-CPU test
   coreutils tar gzip sqlite3         # programs the drop-in wrapper's tests run
+  libsqlite3-dev                     # tests/mn: SQLite from several threads under --threads mn
 )
 # A QEMU guest booting Debian's kernel, the module built against its
 # headers; without recommended packages (QEMU's recommend a desktop).
