@@ -50,6 +50,7 @@ class BucketLock {
   void unlock() {
     if (word_.exchange(0, std::memory_order_release) == 2) futex_wake(&word_, 1);
   }
+  void reset() { word_.store(0, std::memory_order_relaxed); }
 
  private:
   std::atomic<uint32_t> word_{0};
@@ -156,6 +157,13 @@ ParkResult park(const void* addr, FnRef<bool()> validate, uint64_t deadline_ns, 
   }
   now.lock.unlock();
   return woken ? ParkResult::Woken : ParkResult::TimedOut;
+}
+
+void forget_waiters_after_fork() {
+  for (Bucket& b : g_buckets) {
+    b.lock.reset();
+    b.head = b.tail = nullptr;
+  }
 }
 
 int unpark(const void* addr, int n, uint32_t bits) {

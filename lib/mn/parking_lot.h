@@ -56,6 +56,10 @@ inline ParkResult park(const void* addr, FnRef<bool()> validate, uint64_t deadli
   return park(addr, validate, deadline_ns, bits, [](bool) {});
 }
 
+// In a forked child, where no waiter survives: every list empty, every
+// bucket unlocked (a lock may have been held by a thread the child lacks).
+void forget_waiters_after_fork();
+
 // Wakes up to n waiters of addr whose bits meet `bits`; returns how many.
 int unpark(const void* addr, int n, uint32_t bits = kAnyBits);
 // As unpark(), then locked(woken, others_left) under the bucket lock.

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/auxv.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 #include <unwind.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -24,6 +26,7 @@
 #include "base/thread_state.h"
 #include "fiber/fiber.h"
 #include "fiber/scheduler.h"
+#include "mn/parking_lot.h"
 
 // glibc's: the smallest stack a thread with these attributes may have
 // (its static TLS included).
@@ -56,12 +59,20 @@ struct ThreadRecord {
   const void* anchor_stack_bottom = nullptr;
   std::size_t anchor_stack_size = 0;
   // Set once the fiber has made its last switch: `finished` for joiners
-  // (under end_mutex), then `ended` for the anchor (a futex word: the
-  // anchor cannot use anything that reads its TLS, which the fiber had).
+  // (under end_mutex), then kEnded in `anchor_word` for the anchor.
   std::mutex end_mutex;  // the runtime's own lock: joiners park under it
   bool finished = false;
   WaitQueue joiners;
-  std::atomic<uint32_t> ended{0};
+  // What the anchor sleeps on (a futex word: it cannot use anything that
+  // reads its TLS, which the fiber has): a count of posted calls, and
+  // kEnded once the fiber ended.
+  std::atomic<uint32_t> anchor_word{0};
+  // A system call that must run on the thread's own kernel task (the
+  // anchor), posted by the fiber: kCallPosted, then kCallDone.
+  long call_nr = 0;
+  long call_args[6] = {};
+  long call_result = 0;
+  std::atomic<uint32_t> call_state{0};
   // The anchor's reference and, while the thread is joinable, its handle's.
   std::atomic<int> refs{2};
   // The innermost cleanup buffer of C code (pthread_cleanup_push).
@@ -74,6 +85,9 @@ struct ThreadRecord {
 
 namespace {
 
+constexpr uint32_t kEnded = 1u << 31;
+constexpr uint32_t kCallIdle = 0, kCallPosted = 1, kCallDone = 2;
+
 // This TCB's record, while the thread runs as a fiber (nullptr elsewhere,
 // and in the destructors glibc runs on the anchor at the end).
 [[gnu::tls_model("initial-exec")]] thread_local ThreadRecord* t_record = nullptr;
@@ -84,8 +98,11 @@ namespace {
 
 std::atomic<bool> g_enabled{false};
 bool g_exception_less = true;
-std::once_flag g_pool_once;
-PoolImpl* g_pool = nullptr;  // never destroyed: fibers may run until exit_group
+// The schedulers, started at the first thread and never destroyed: fibers
+// may run until exit_group.  Not a std::once_flag: a forked child starts
+// them again.
+std::atomic<PoolImpl*> g_pool{nullptr};
+std::atomic<bool> g_pool_starting{false};
 std::atomic<int> g_live{0};  // mn threads not yet ended
 std::atomic<bool> g_main_exited{false};
 std::atomic<uint64_t> g_created{0}, g_ran{0}, g_ended{0};
@@ -120,19 +137,25 @@ int real_pthread_getattr_np(pthread_t t, pthread_attr_t* a) {
   return f(t, a);
 }
 
+// nullptr when they could not start (said on stderr; pthread_create then
+// answers EAGAIN).
 PoolImpl* pool() {
-  std::call_once(g_pool_once, [] {
+  if (PoolImpl* p = g_pool.load(std::memory_order_acquire)) return p;
+  while (g_pool_starting.exchange(true, std::memory_order_acquire)) sched_yield();
+  PoolImpl* p = g_pool.load(std::memory_order_acquire);
+  if (!p) {
     flexsc::detail::RuntimeScope runtime;  // its threads are real ones
     flexsc::fiber::PoolOptions options;
     options.exception_less = g_exception_less;
     try {
-      g_pool = new PoolImpl(options);
+      p = new PoolImpl(options);
+      g_pool.store(p, std::memory_order_release);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "flexsc: --threads mn: the schedulers did not start: %s\n", e.what());
-      g_pool = nullptr;
     }
-  });
-  return g_pool;
+  }
+  g_pool_starting.store(false, std::memory_order_release);
+  return p;
 }
 
 // The fiber's stack, as pthread_create would give the thread: the size
@@ -181,8 +204,25 @@ void fiber_ended(void* arg) {
   }
   // Last: once the anchor sees it, it may free r (a detached thread's);
   // the wake after it reads nothing of r's memory.
-  r->ended.store(1, std::memory_order_release);
-  futex_wake(&r->ended);
+  r->anchor_word.fetch_or(kEnded, std::memory_order_release);
+  futex_wake(&r->anchor_word);
+}
+
+// The anchor's life while its fiber runs: it runs the calls the fiber
+// posts to it, until the fiber ended.  Raw system calls only: errno and
+// everything else in the TCB are the fiber's.
+void serve_fiber(ThreadRecord* r) {
+  for (;;) {
+    const uint32_t word = r->anchor_word.load(std::memory_order_acquire);
+    if (word & kEnded) return;
+    if (r->call_state.load(std::memory_order_acquire) == kCallPosted) {
+      const long* a = r->call_args;
+      r->call_result = raw_syscall6(r->call_nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+      r->call_state.store(kCallDone, std::memory_order_release);
+      continue;
+    }
+    futex_wait(&r->anchor_word, word);
+  }
 }
 
 void* anchor_main(void* arg) {
@@ -190,7 +230,7 @@ void* anchor_main(void* arg) {
   t_record = r;
   t_handle = r;
   r->tid = flexsc::detail::current_tid();  // also primes this TCB's cache
-  if (r->name[0]) prctl(PR_SET_NAME, r->name);
+  if (r->name[0]) raw_syscall6(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>(r->name), 0, 0, 0, 0);
   pthread_attr_t self;
   if (real_pthread_getattr_np(pthread_self(), &self) == 0) {
     void* bottom = nullptr;
@@ -206,13 +246,14 @@ void* anchor_main(void* arg) {
   borrowed.on_end_arg = r;
   // From here until the fiber ends, the TCB (and its TLS) is the fiber's:
   // the anchor touches nothing of it, and sleeps with a raw futex.
-  g_pool->spawn_thread(
-      [r] {
-        g_ran.fetch_add(1, std::memory_order_relaxed);
-        r->result = r->start(r->arg);
-      },
-      r->stack, borrowed);
-  while (r->ended.load(std::memory_order_acquire) == 0) futex_wait(&r->ended, 0);
+  g_pool.load(std::memory_order_acquire)
+      ->spawn_thread(
+          [r] {
+            g_ran.fetch_add(1, std::memory_order_relaxed);
+            r->result = r->start(r->arg);
+          },
+          r->stack, borrowed);
+  serve_fiber(r);
   // Back on our own kernel thread: from here on (and in the destructors
   // glibc runs after we return) this is a kernel thread to flexsc.
   flexsc::fiber::detail::forget_borrowed_locals();
@@ -257,9 +298,16 @@ bool enable(bool exception_less, std::string* why) {
   g_enabled.store(true, std::memory_order_release);
   // A forked child has one thread and no schedulers: it runs 1:1.  If a
   // fiber forked, that thread is the fiber, on its anchor's TCB.
+  // A forked child has one thread (the forking one; if a fiber forked, it
+  // runs on, as a kernel thread, on its anchor's TCB) and no schedulers:
+  // it runs 1:1, the mode off (docs/mn.md).  Nothing of the parent's
+  // threads (their waits, their count) is the child's.
   pthread_atfork(nullptr, nullptr, [] {
     g_enabled.store(false, std::memory_order_relaxed);
-    g_pool = nullptr;
+    g_pool.store(nullptr, std::memory_order_relaxed);
+    g_pool_starting.store(false, std::memory_order_relaxed);
+    g_live.store(0, std::memory_order_relaxed);
+    forget_waiters_after_fork();
     if (t_record) flexsc::fiber::detail::forget_borrowed_locals();
     t_record = nullptr;
     t_handle = nullptr;
@@ -287,7 +335,7 @@ int create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void*), vo
   if (ThreadRecord* creator = t_record)
     std::memcpy(r->name, creator->name, sizeof r->name);
   else
-    prctl(PR_GET_NAME, r->name);
+    raw_syscall6(SYS_prctl, PR_GET_NAME, reinterpret_cast<long>(r->name), 0, 0, 0, 0);
   int detach_state = PTHREAD_CREATE_JOINABLE;
   if (attr) pthread_attr_getdetachstate(attr, &detach_state);
   if (detach_state == PTHREAD_CREATE_DETACHED) r->refs.store(1, std::memory_order_relaxed);
@@ -436,6 +484,20 @@ int tid_of(const ThreadRecord* r) {
   return r->tid;
 }
 
+long on_own_task(ThreadRecord* self, long nr, const long args[6]) {
+  self->call_nr = nr;
+  std::copy(args, args + 6, self->call_args);
+  self->call_state.store(kCallPosted, std::memory_order_release);
+  self->anchor_word.fetch_add(1, std::memory_order_release);
+  futex_wake(&self->anchor_word);
+  // The anchor cannot wake a fiber (that reads the TLS it shares with
+  // us): look again every few microseconds, letting others run.
+  while (self->call_state.load(std::memory_order_acquire) != kCallDone)
+    flexsc::fiber::this_fiber::sleep_for(std::chrono::microseconds(20));
+  self->call_state.store(kCallIdle, std::memory_order_relaxed);
+  return self->call_result;
+}
+
 int getattr(ThreadRecord* r, pthread_t t, pthread_attr_t* attr) {
   const int rc = real_pthread_getattr_np(t, attr);
   if (rc != 0) return rc;
@@ -463,8 +525,18 @@ int setname(ThreadRecord* r, const char* name) {
 }
 
 int getname(ThreadRecord* r, char* buf, size_t len) {
-  if (len < std::strlen(r->name) + 1) return ERANGE;
-  std::memcpy(buf, r->name, std::strlen(r->name) + 1);
+  // The kernel's comm, which prctl(PR_SET_NAME) on the anchor also sets.
+  char path[64], name[32] = {};
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/comm", r->tid);
+  const int fd = static_cast<int>(
+      raw_syscall6(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC, 0, 0, 0));
+  if (fd < 0) return static_cast<int>(-fd);
+  const long n = raw_syscall6(SYS_read, fd, reinterpret_cast<long>(name), sizeof name - 1, 0, 0, 0);
+  raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+  if (n < 0) return static_cast<int>(-n);
+  if (n > 0 && name[n - 1] == '\n') name[n - 1] = '\0';
+  if (len < std::strlen(name) + 1) return ERANGE;
+  std::memcpy(buf, name, std::strlen(name) + 1);
   return 0;
 }
 
@@ -495,15 +567,15 @@ std::string report() {
   std::string text = "flexsc: mn: " + std::to_string(g_created.load()) + " threads created, " +
                      std::to_string(g_ran.load()) + " run as fibers, " + std::to_string(g_ended.load()) +
                      " ended";
-  if (g_pool) {
+  if (PoolImpl* p = g_pool.load(std::memory_order_acquire)) {
     uint64_t switches = 0, posted = 0, on_caller = 0, readiness = 0;
-    for (const auto& s : g_pool->stats()) {
+    for (const auto& s : p->stats()) {
       switches += s.switches;
       posted += s.syscalls_posted;
       on_caller += s.syscalls_on_caller;
       readiness += s.readiness_waits;
     }
-    text += "; " + std::to_string(g_pool->size()) + " carriers, " + std::to_string(switches) +
+    text += "; " + std::to_string(p->size()) + " carriers, " + std::to_string(switches) +
             " switches; calls: " + std::to_string(posted) + " posted, " + std::to_string(on_caller) +
             " on the carrier, " + std::to_string(readiness) + " waited on readiness";
   }

@@ -54,6 +54,9 @@ void main_exits();
 
 // What the program asks a thread of, answered for a fiber's thread.
 int tid_of(const ThreadRecord* r);
+// Runs a system call on the thread's own kernel task, its anchor, for
+// what acts on the calling task (set_tid_address): the raw result.
+long on_own_task(ThreadRecord* self, long nr, const long args[6]);
 int getattr(ThreadRecord* r, pthread_t t, pthread_attr_t* attr);
 int setname(ThreadRecord* r, const char* name);
 int getname(ThreadRecord* r, char* buf, size_t len);

@@ -311,7 +311,11 @@ void start_threads_mode() {
   const char* mode = getenv("FLEXSC_THREADS");
   if (!mode || !*mode || !strcmp(mode, "kernel")) return;
   std::string why = "FLEXSC_THREADS must be kernel or mn, not '" + std::string(mode) + "'";
+#ifdef FLEXSC_UNDER_TSAN
+  if (!strcmp(mode, "mn")) why = "it is not supported under ThreadSanitizer (docs/mn.md)";
+#else
   if (!strcmp(mode, "mn") && flexsc::mn::enable(g_state.load() == State::Running, &why)) return;
+#endif
   fprintf(stderr, "flexsc-preload: --threads mn cannot run: %s\n", why.c_str());
   _exit(1);
 }

@@ -199,7 +199,9 @@ int pthread_once(pthread_once_t* control, void (*init)(void)) {
 
 // ---- syscall(): the futex parks a fiber; gettid answers the thread's ----------------
 
-long syscall(long nr, ...) {
+// Takes six arguments whatever the caller passed, as libc's does (the
+// sixth comes from the caller's stack: ASan must not check that read).
+__attribute__((no_sanitize("address"))) long syscall(long nr, ...) {
   va_list ap;
   va_start(ap, nr);
   long a[6];
@@ -216,8 +218,11 @@ long syscall(long nr, ...) {
       }
       return flexsc::detail::libc_result(r);
     }
-    if (nr == SYS_gettid)
-      if (mn::ThreadRecord* self = mn::self_record()) return mn::tid_of(self);
+    if (mn::ThreadRecord* self = mn::self_record()) {
+      if (nr == SYS_gettid) return mn::tid_of(self);
+      // Acts on the calling kernel task: the thread's is its anchor.
+      if (nr == SYS_set_tid_address) return flexsc::detail::libc_result(mn::on_own_task(self, nr, a));
+    }
   }
   return flexsc::detail::libc_result(flexsc::detail::raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
 }

@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/libc_abi.h"
 #include "base/raw_syscall.h"
 #include "base/thread_state.h"
 
@@ -160,6 +162,26 @@ void __pthread_unwind_next(__pthread_unwind_buf_t* buf) {
   FLEXSC_REAL(__pthread_unwind_next);
   if (mn::ThreadRecord* self = calling_fiber()) mn::unwind_next(self, buf);
   real___pthread_unwind_next(buf);
+}
+
+// prctl acts on the calling kernel task for most options (its name, the
+// tid address, capabilities...): a fiber's runs on its own, the anchor.
+int prctl(int option, ...) {
+  va_list ap;
+  va_start(ap, option);
+  long a[6] = {option};
+  for (int i = 1; i < 5; ++i) a[i] = va_arg(ap, long);
+  va_end(ap);
+  if (mn::ThreadRecord* self = calling_fiber()) {
+    long r;
+    {
+      KeepErrno keep;
+      r = mn::on_own_task(self, SYS_prctl, a);
+    }
+    return static_cast<int>(flexsc::detail::libc_result(r));
+  }
+  return static_cast<int>(
+      flexsc::detail::libc_result(raw_syscall6(SYS_prctl, a[0], a[1], a[2], a[3], a[4], 0)));
 }
 
 // ---- sleeping parks the fiber -----------------------------------------------

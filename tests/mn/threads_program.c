@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -217,6 +218,17 @@ static void* attributes(void* arg) {
   CHECK(fgets(comm, sizeof comm, f) != NULL);
   fclose(f);
   CHECK(strcmp(comm, "worker-7\n") == 0);
+  // What acts on the calling kernel task acts on the thread's: its name
+  // set with prctl, and its tid address, as stress-ng exercises it.
+  CHECK(prctl(PR_SET_NAME, "prctl-7") == 0);
+  CHECK(pthread_getname_np(pthread_self(), name, sizeof name) == 0);
+  CHECK(strcmp(name, "prctl-7") == 0);
+  unsigned long tid_address = 0;
+  if (prctl(PR_GET_TID_ADDRESS, &tid_address) == 0) {  // CONFIG_CHECKPOINT_RESTORE
+    CHECK(tid_address != 0);
+    CHECK(syscall(SYS_set_tid_address, NULL) == gettid());
+    CHECK(syscall(SYS_set_tid_address, tid_address) == gettid());  // joins still see the end
+  }
   const long before = now_ms();
   const struct timespec twenty = {0, 20 * 1000000L};
   CHECK(nanosleep(&twenty, NULL) == 0);
@@ -226,7 +238,7 @@ static void* attributes(void* arg) {
 
 static void check_attributes(void) {
   CHECK(pthread_join(start(attributes, NULL, 256 * 1024), NULL) == 0);
-  puts("ok stack from the attributes, names, nanosleep");
+  puts("ok stack from the attributes, names (also by prctl), the tid address, nanosleep");
 }
 
 // ---- many small threads ----------------------------------------------------------
