@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -85,6 +86,17 @@ struct ThreadRecord {
 
 namespace {
 
+// Nanoseconds from now (on `clock`) until abs, 0 if passed; saturated, so
+// that "for ever" (tv_sec near its maximum) stays for ever.
+constexpr int64_t kMaxSeconds = INT64_MAX / 1'000'000'000 - 1;
+int64_t ns_until(clockid_t clock, const struct timespec& abs) {
+  struct timespec now;
+  clock_gettime(clock, &now);
+  const int64_t seconds =
+      std::clamp<int64_t>(static_cast<int64_t>(abs.tv_sec) - now.tv_sec, -kMaxSeconds, kMaxSeconds);
+  return std::max<int64_t>(seconds * 1'000'000'000 + (abs.tv_nsec - now.tv_nsec), 0);
+}
+
 constexpr uint32_t kEnded = 1u << 31;
 constexpr uint32_t kCallIdle = 0, kCallPosted = 1, kCallDone = 2;
 
@@ -105,6 +117,7 @@ std::atomic<PoolImpl*> g_pool{nullptr};
 std::atomic<bool> g_pool_starting{false};
 std::atomic<int> g_live{0};  // mn threads not yet ended
 std::atomic<bool> g_main_exited{false};
+std::atomic<bool> g_forked_child{false};  // threads are kernel threads here
 std::atomic<uint64_t> g_created{0}, g_ran{0}, g_ended{0};
 
 template <class F>
@@ -126,6 +139,10 @@ int real_pthread_create(pthread_t* t, const pthread_attr_t* a, void* (*fn)(void*
 }
 int real_pthread_join(pthread_t t, void** ret) {
   static const auto f = real<int (*)(pthread_t, void**)>("pthread_join");
+  return f(t, ret);
+}
+int real_pthread_tryjoin_np(pthread_t t, void** ret) {
+  static const auto f = real<int (*)(pthread_t, void**)>("pthread_tryjoin_np");
   return f(t, ret);
 }
 int real_pthread_detach(pthread_t t) {
@@ -251,6 +268,10 @@ void* anchor_main(void* arg) {
           [r] {
             g_ran.fetch_add(1, std::memory_order_relaxed);
             r->result = r->start(r->arg);
+            // In a child this fiber forked, its thread is the only one
+            // and no scheduler is left to end it: it ends the process,
+            // as glibc's last thread does.
+            if (g_forked_child.load(std::memory_order_relaxed)) std::exit(0);
           },
           r->stack, borrowed);
   serve_fiber(r);
@@ -269,7 +290,9 @@ void* anchor_main(void* arg) {
   }
   g_ended.fetch_add(1, std::memory_order_relaxed);
   // The last thread after main's pthread_exit ends the process, as glibc's does.
-  if (g_live.fetch_sub(1, std::memory_order_acq_rel) == 1 && g_main_exited.load(std::memory_order_acquire))
+  // seq_cst with main_exits(): each side's store must be seen before its
+  // load of the other's, or neither would end the process.
+  if (g_live.fetch_sub(1, std::memory_order_seq_cst) == 1 && g_main_exited.load(std::memory_order_seq_cst))
     std::exit(0);
   return result;
 }
@@ -300,10 +323,12 @@ bool enable(bool exception_less, std::string* why) {
   // fiber forked, that thread is the fiber, on its anchor's TCB.
   // A forked child has one thread (the forking one; if a fiber forked, it
   // runs on, as a kernel thread, on its anchor's TCB) and no schedulers:
-  // it runs 1:1, the mode off (docs/mn.md).  Nothing of the parent's
-  // threads (their waits, their count) is the child's.
+  // the threads it creates are kernel threads (docs/mn.md).  The
+  // synchronization stays the mode's, for the objects the parent used
+  // keep its encoding.  Nothing of the parent's threads (their waits,
+  // their count) is the child's.
   pthread_atfork(nullptr, nullptr, [] {
-    g_enabled.store(false, std::memory_order_relaxed);
+    g_forked_child.store(true, std::memory_order_relaxed);
     g_pool.store(nullptr, std::memory_order_relaxed);
     g_pool_starting.store(false, std::memory_order_relaxed);
     g_live.store(0, std::memory_order_relaxed);
@@ -327,6 +352,7 @@ ThreadRecord* record_of(pthread_t t) {
 }
 
 int create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
+  if (g_forked_child.load(std::memory_order_relaxed)) return real_pthread_create(out, attr, start, arg);
   if (!pool()) return EAGAIN;
   auto* r = new (std::nothrow) ThreadRecord();
   if (!r) return EAGAIN;
@@ -375,12 +401,8 @@ int join(ThreadRecord* r, pthread_t t, void** result, clockid_t clock, const str
       if (try_only) return EBUSY;
       if (deadline) {
         if (deadline->tv_nsec < 0 || deadline->tv_nsec >= 1'000'000'000) return EINVAL;
-        struct timespec now;
-        clock_gettime(clock, &now);
-        const int64_t left_ns =
-            (deadline->tv_sec - now.tv_sec) * 1'000'000'000LL + (deadline->tv_nsec - now.tv_nsec);
         const auto until =
-            std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(left_ns, 0));
+            std::chrono::steady_clock::now() + std::chrono::nanoseconds(ns_until(clock, *deadline));
         while (!r->finished)
           if (!r->joiners.park_until(lock, until)) return ETIMEDOUT;
       } else {
@@ -388,8 +410,19 @@ int join(ThreadRecord* r, pthread_t t, void** result, clockid_t clock, const str
       }
     }
   }
-  // The anchor returns at once now (after the thread's destructors).
-  const int rc = real_pthread_join(t, nullptr);
+  // The fiber ended; the anchor still runs the thread's destructors, which
+  // may wait for locks that fibers hold.  A fiber must not block its
+  // carrier meanwhile: it looks again every few microseconds.
+  int rc;
+  if (t_record) {
+    while ((rc = real_pthread_tryjoin_np(t, nullptr)) == EBUSY) {
+      if (try_only) return EBUSY;
+      if (deadline && ns_until(clock, *deadline) == 0) return ETIMEDOUT;
+      flexsc::fiber::this_fiber::sleep_for(std::chrono::microseconds(20));
+    }
+  } else {
+    rc = real_pthread_join(t, nullptr);  // a kernel thread (main) may block
+  }
   if (rc != 0) return rc;
   if (result) *result = r->result;
   r->drop();
@@ -460,8 +493,8 @@ void exit_thread(ThreadRecord* self, void* result) {
 }
 
 void main_exits() {
-  g_main_exited.store(true, std::memory_order_release);
-  if (g_live.load(std::memory_order_acquire) == 0) std::exit(0);
+  g_main_exited.store(true, std::memory_order_seq_cst);
+  if (g_live.load(std::memory_order_seq_cst) == 0) std::exit(0);
 }
 
 void register_cancel(ThreadRecord* self, void* p) {
@@ -544,17 +577,18 @@ int getname(ThreadRecord* r, char* buf, size_t len) {
 
 int sleep_until(clockid_t clock, const struct timespec* abs) {
   if (abs->tv_nsec < 0 || abs->tv_nsec >= 1'000'000'000) return EINVAL;
-  struct timespec now;
-  if (clock_gettime(clock, &now) != 0) return EINVAL;
-  const int64_t left_ns = (abs->tv_sec - now.tv_sec) * 1'000'000'000LL + (abs->tv_nsec - now.tv_nsec);
-  if (left_ns > 0) flexsc::fiber::this_fiber::sleep_for(std::chrono::nanoseconds(left_ns));
+  struct timespec probe;
+  if (clock_gettime(clock, &probe) != 0) return EINVAL;
+  if (const int64_t left_ns = ns_until(clock, *abs))
+    flexsc::fiber::this_fiber::sleep_for(std::chrono::nanoseconds(left_ns));
   return 0;
 }
 
 int sleep_for(const struct timespec* rel) {
   if (rel->tv_nsec < 0 || rel->tv_nsec >= 1'000'000'000 || rel->tv_sec < 0) return EINVAL;
-  flexsc::fiber::this_fiber::sleep_for(std::chrono::seconds(rel->tv_sec) +
-                                       std::chrono::nanoseconds(rel->tv_nsec));
+  // Saturated: a sleep "for ever" (tv_sec near its maximum) stays one.
+  const int64_t seconds = std::min<int64_t>(rel->tv_sec, kMaxSeconds);
+  flexsc::fiber::this_fiber::sleep_for(std::chrono::nanoseconds(seconds * 1'000'000'000 + rel->tv_nsec));
   return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,6 +242,46 @@ static void check_attributes(void) {
   puts("ok stack from the attributes, names (also by prctl), the tid address, nanosleep");
 }
 
+// ---- fork from a thread ------------------------------------------------------------
+
+static pthread_mutex_t g_fork_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int g_fork_counter;
+static void* fork_helper(void* arg) {
+  (void)arg;
+  CHECK(pthread_mutex_lock(&g_fork_mutex) == 0);
+  ++g_fork_counter;
+  CHECK(pthread_mutex_unlock(&g_fork_mutex) == 0);
+  return (void*)3;
+}
+
+// The child's one thread (the forking one) makes a thread of its own,
+// shares a mutex with it, and then returns from its start routine: the
+// child ends with status 0, as glibc's last thread ends a process.
+static void* forker(void* arg) {
+  (void)arg;
+  CHECK(pthread_mutex_lock(&g_fork_mutex) == 0);  // used before the fork
+  CHECK(pthread_mutex_unlock(&g_fork_mutex) == 0);
+  const pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, fork_helper, NULL) == 0);
+    void* r = NULL;
+    CHECK(pthread_join(t, &r) == 0 && r == (void*)3);
+    CHECK(g_fork_counter == 1);
+    return NULL;
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return NULL;
+}
+
+static void check_fork(void) {
+  CHECK(pthread_join(start(forker, NULL, 0), NULL) == 0);
+  puts("ok fork from a thread: the child's threads and locks work, its last thread ends it");
+}
+
 // ---- many small threads ----------------------------------------------------------
 
 static atomic_int ran;
@@ -268,6 +309,7 @@ int main(int argc, char** argv) {
   check_keys();
   check_detach_and_timed_joins();
   check_attributes();
+  check_fork();
   check_many(many);
   printf("threads created: %d\n", atomic_load(&created));
   return 0;
